@@ -1,0 +1,166 @@
+//! Types shared by the function and the client: what goes over the wire.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::Access;
+
+/// Header carrying a presigned STS GetCallerIdentity request (base64 JSON of
+/// [`IdentityEnvelope`]).
+pub const IDENTITY_HEADER: &str = "x-tvm-identity";
+/// Signed header that binds a presigned identity to one tvm deployment.
+pub const SERVER_ID_HEADER: &str = "x-tvm-server-id";
+/// The only body a presigned identity may carry.
+pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+/// Largest request body tvm reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// `POST /v1/credentials`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsRequest {
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The answer to a successful vend.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CredentialsResponse {
+    pub version: u8,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// RFC 3339, UTC.
+    pub expiration: String,
+    pub session_id: String,
+    pub profile: String,
+    pub role_arn: String,
+}
+
+impl fmt::Debug for CredentialsResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialsResponse")
+            .field("access_key_id", &"<redacted>")
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &"<redacted>")
+            .field("expiration", &self.expiration)
+            .field("session_id", &self.session_id)
+            .field("profile", &self.profile)
+            .field("role_arn", &self.role_arn)
+            .finish()
+    }
+}
+
+/// What `credential_process` must print: exactly the fields the SDKs read.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessCredentials {
+    pub version: u8,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: String,
+}
+
+impl From<CredentialsResponse> for ProcessCredentials {
+    fn from(c: CredentialsResponse) -> Self {
+        Self {
+            version: 1,
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            session_token: c.session_token,
+            expiration: c.expiration,
+        }
+    }
+}
+
+impl fmt::Debug for ProcessCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessCredentials")
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stable error codes of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthenticated,
+    AccessDenied,
+    ApprovalRequired,
+    SessionRevoked,
+    RateLimited,
+    PolicyInvalid,
+    NotFound,
+    DependencyFailed,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BadRequest",
+            Self::Unauthenticated => "Unauthenticated",
+            Self::AccessDenied => "AccessDenied",
+            Self::ApprovalRequired => "ApprovalRequired",
+            Self::SessionRevoked => "SessionRevoked",
+            Self::RateLimited => "RateLimited",
+            Self::PolicyInvalid => "PolicyInvalid",
+            Self::NotFound => "NotFound",
+            Self::DependencyFailed => "DependencyFailed",
+        }
+    }
+}
+
+/// Every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    pub request_id: String,
+    /// For `ApprovalRequired`: the pending request to get approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_request_id: Option<String>,
+}
+
+/// `GET /v1/profiles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfilesResponse {
+    pub caller: String,
+    pub profiles: Vec<ProfileEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileEntry {
+    pub profile: String,
+    pub role_arn: String,
+    pub access: Access,
+    pub default_duration: u32,
+    pub max_duration: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub status: String,
+    pub version: String,
+}
+
+/// A presigned STS GetCallerIdentity request, as the client signed it. The
+/// server never takes a URL or host from it: it replays to its own STS
+/// endpoint, and only if the signed host is that endpoint's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityEnvelope {
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}

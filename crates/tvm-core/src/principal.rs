@@ -1,0 +1,319 @@
+//! Callers as parsed principals.
+//!
+//! A caller arrives as an ARN (from API Gateway's IAM context or from STS
+//! GetCallerIdentity). We parse it strictly: anything that is not an ARN
+//! IAM or STS could have produced is refused, so that policy matching never
+//! sees a newline, a NUL, a path traversal or a lookalike character.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The AWS partitions tvm serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Partition {
+    Aws,
+    AwsCn,
+    AwsUsGov,
+}
+
+impl Partition {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "aws" => Some(Self::Aws),
+            "aws-cn" => Some(Self::AwsCn),
+            "aws-us-gov" => Some(Self::AwsUsGov),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aws => "aws",
+            Self::AwsCn => "aws-cn",
+            Self::AwsUsGov => "aws-us-gov",
+        }
+    }
+}
+
+/// What kind of principal signed the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrincipalKind {
+    User,
+    AssumedRole,
+    FederatedUser,
+    Root,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::AssumedRole => "assumed-role",
+            Self::FederatedUser => "federated-user",
+            Self::Root => "root",
+        }
+    }
+}
+
+/// A caller, parsed from its ARN. Every field is validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub arn: String,
+    pub partition: Partition,
+    pub account: String,
+    pub kind: PrincipalKind,
+    /// Role name (assumed-role), user name (user, federated-user); empty for root.
+    pub name: String,
+    /// IAM path of a user or role, `/` when none.
+    pub path: String,
+    /// Session name chosen by whoever assumed the role; `None` unless assumed-role.
+    pub session_name: Option<String>,
+    /// AWS Organizations id, when the front end supplied one.
+    pub org_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrincipalError {
+    #[error("the caller ARN is empty")]
+    Empty,
+    #[error("the caller ARN is longer than 2048 characters")]
+    TooLong,
+    #[error("the caller ARN has a character outside the ARN alphabet")]
+    BadCharacter,
+    #[error("the caller ARN is not of the form arn:PARTITION:SERVICE::ACCOUNT:RESOURCE")]
+    Shape,
+    #[error("unknown partition {0:?}")]
+    Partition(String),
+    #[error("the account id must be 12 digits")]
+    Account,
+    #[error("the resource {0:?} is not a user, assumed role, federated user or root")]
+    Resource(String),
+    #[error("a name in the caller ARN is empty, too long or uses characters IAM does not allow")]
+    Name,
+    #[error("the organization id is not of the form o-xxxxxxxxxx")]
+    OrgId,
+}
+
+/// Characters IAM allows in user, role and session names: `[\w+=,.@-]`.
+pub fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
+}
+
+fn valid_name(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len()) && s.chars().all(is_iam_name_char)
+}
+
+fn valid_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `o-` followed by 10 to 32 lowercase letters or digits.
+pub fn valid_org_id(s: &str) -> bool {
+    s.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+impl Principal {
+    /// Parse a caller ARN. `org_id` is what the front end reported, if anything.
+    pub fn parse(arn: &str, org_id: Option<&str>) -> Result<Self, PrincipalError> {
+        if arn.is_empty() {
+            return Err(PrincipalError::Empty);
+        }
+        if arn.len() > 2048 {
+            return Err(PrincipalError::TooLong);
+        }
+        if !arn
+            .chars()
+            .all(|c| is_iam_name_char(c) || c == ':' || c == '/')
+        {
+            return Err(PrincipalError::BadCharacter);
+        }
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [prefix, partition, service, region, account, resource] = parts[..] else {
+            return Err(PrincipalError::Shape);
+        };
+        if prefix != "arn" || !region.is_empty() {
+            return Err(PrincipalError::Shape);
+        }
+        let partition = Partition::parse(partition)
+            .ok_or_else(|| PrincipalError::Partition(partition.into()))?;
+        if !valid_account(account) {
+            return Err(PrincipalError::Account);
+        }
+        let org_id = match org_id.filter(|o| !o.is_empty()) {
+            Some(o) if valid_org_id(o) => Some(o.to_string()),
+            Some(_) => return Err(PrincipalError::OrgId),
+            None => None,
+        };
+        let segments: Vec<&str> = resource.split('/').collect();
+        let bad_resource = || PrincipalError::Resource(resource.chars().take(64).collect());
+        let (kind, name, path, session_name) = match (service, segments.as_slice()) {
+            ("iam", ["root"]) => (PrincipalKind::Root, String::new(), "/".to_string(), None),
+            ("iam", ["user", rest @ .., name]) => (
+                PrincipalKind::User,
+                name.to_string(),
+                join_path(rest)?,
+                None,
+            ),
+            ("sts", ["assumed-role", rest @ .., role, session]) => {
+                if !valid_name(session, 2, 64) {
+                    return Err(PrincipalError::Name);
+                }
+                (
+                    PrincipalKind::AssumedRole,
+                    role.to_string(),
+                    join_path(rest)?,
+                    Some(session.to_string()),
+                )
+            }
+            ("sts", ["federated-user", name]) => (
+                PrincipalKind::FederatedUser,
+                name.to_string(),
+                "/".to_string(),
+                None,
+            ),
+            _ => return Err(bad_resource()),
+        };
+        if kind != PrincipalKind::Root && !valid_name(&name, 1, 64) {
+            return Err(PrincipalError::Name);
+        }
+        Ok(Self {
+            arn: arn.to_string(),
+            partition,
+            account: account.to_string(),
+            kind,
+            name,
+            path,
+            session_name,
+            org_id,
+        })
+    }
+
+    /// The principal a rate limit or a revocation applies to: the role or the
+    /// user, never the caller-chosen session name.
+    pub fn stable_id(&self) -> String {
+        match self.kind {
+            PrincipalKind::AssumedRole => format!(
+                "arn:{}:iam::{}:role/{}",
+                self.partition.as_str(),
+                self.account,
+                self.name
+            ),
+            _ => self.arn.clone(),
+        }
+    }
+
+    pub fn role_name(&self) -> Option<&str> {
+        (self.kind == PrincipalKind::AssumedRole).then_some(self.name.as_str())
+    }
+
+    pub fn user_name(&self) -> Option<&str> {
+        matches!(
+            self.kind,
+            PrincipalKind::User | PrincipalKind::FederatedUser
+        )
+        .then_some(self.name.as_str())
+    }
+}
+
+fn join_path(segments: &[&str]) -> Result<String, PrincipalError> {
+    if segments.iter().any(|s| !valid_name(s, 1, 64)) {
+        return Err(PrincipalError::Name);
+    }
+    if segments.is_empty() {
+        Ok("/".to_string())
+    } else {
+        Ok(format!("/{}/", segments.join("/")))
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_assumed_role_with_its_session() {
+        let p = Principal::parse(
+            "arn:aws:sts::111122223333:assumed-role/orders-task/acme",
+            Some("o-abcdefghij"),
+        )
+        .unwrap();
+        assert_eq!(p.kind, PrincipalKind::AssumedRole);
+        assert_eq!(p.account, "111122223333");
+        assert_eq!(p.name, "orders-task");
+        assert_eq!(p.session_name.as_deref(), Some("acme"));
+        assert_eq!(p.org_id.as_deref(), Some("o-abcdefghij"));
+        assert_eq!(p.stable_id(), "arn:aws:iam::111122223333:role/orders-task");
+    }
+
+    #[test]
+    fn parses_an_assumed_role_with_a_path() {
+        let p = Principal::parse(
+            "arn:aws:sts::111122223333:assumed-role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Dev_1234/jane@example.com",
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.name, "AWSReservedSSO_Dev_1234");
+        assert_eq!(p.path, "/aws-reserved/sso.amazonaws.com/");
+        assert_eq!(p.session_name.as_deref(), Some("jane@example.com"));
+    }
+
+    #[test]
+    fn parses_users_federated_users_and_root_in_every_partition() {
+        let u = Principal::parse("arn:aws-cn:iam::111122223333:user/ops/alice", None).unwrap();
+        assert_eq!(
+            (u.kind, u.name.as_str(), u.path.as_str()),
+            (PrincipalKind::User, "alice", "/ops/")
+        );
+        assert_eq!(u.partition, Partition::AwsCn);
+        let f =
+            Principal::parse("arn:aws-us-gov:sts::111122223333:federated-user/bob", None).unwrap();
+        assert_eq!(
+            (f.kind, f.partition),
+            (PrincipalKind::FederatedUser, Partition::AwsUsGov)
+        );
+        let r = Principal::parse("arn:aws:iam::111122223333:root", None).unwrap();
+        assert_eq!(r.kind, PrincipalKind::Root);
+        assert_eq!(r.role_name(), None);
+    }
+
+    #[test]
+    fn refuses_anything_iam_could_not_have_produced() {
+        for arn in [
+            "",
+            "arn:aws:sts::111122223333:assumed-role/r/s\n",
+            "arn:aws:sts::111122223333:assumed-role/r/s\0x",
+            "arn:aws:sts::111122223333:assumed-role/../s",
+            "arn:aws:sts::111122223333:assumed-role/r/../x",
+            "arn:aws:sts::111122223333:assumed-role/оrders/s", // Cyrillic o
+            "arn:aws-iso:sts::111122223333:assumed-role/r/s",
+            "arn:aws:sts::11112222333:assumed-role/r/s",
+            "arn:aws:sts:eu-west-1:111122223333:assumed-role/r/s",
+            "arn:aws:sts::111122223333:assumed-role/r",
+            "arn:aws:sts::111122223333:assumed-role/r/s/",
+            "arn:aws:iam::111122223333:role/r",
+            "arn:aws:sts::111122223333:user/u",
+            "arn:aws:s3:::bucket",
+            "not-an-arn",
+        ] {
+            assert!(Principal::parse(arn, None).is_err(), "{arn:?} was accepted");
+        }
+        assert_eq!(
+            Principal::parse("arn:aws:iam::111122223333:root", Some("org")),
+            Err(PrincipalError::OrgId)
+        );
+    }
+}

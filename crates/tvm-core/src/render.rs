@@ -1,0 +1,345 @@
+//! Rendering a profile for one caller: the inline session policy, the session
+//! tags, the SourceIdentity and the RoleSessionName.
+//!
+//! The session policy template is parsed as JSON at load. Variables may only
+//! appear inside string values, and they are substituted in the parsed tree,
+//! so a rendering can never change the policy's structure; the output is
+//! re-parsed anyway before it is used.
+
+use serde_json::Value;
+
+use crate::policy::{Profile, MAX_TAGS, MAX_TAG_VALUE};
+use crate::principal::{is_iam_name_char, Principal};
+use crate::template::{Template, TemplateError, ValueError, Vars};
+
+/// STS limit on the plain-text inline session policy.
+pub const MAX_POLICY_CHARS: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyTemplate {
+    tree: Node,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Literal(Value),
+    Text(Template),
+    Array(Vec<Node>),
+    Object(Vec<(String, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateJsonError {
+    #[error("is not valid JSON: {0}")]
+    Json(String),
+    #[error("must be a JSON object with Version and Statement")]
+    Shape,
+    #[error("has a variable in an object key ({0:?}); variables may only appear in string values")]
+    VariableInKey(String),
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    #[error("is longer than {MAX_POLICY_CHARS} characters even before substitution")]
+    TooLong,
+}
+
+impl PolicyTemplate {
+    pub fn parse(text: &str) -> Result<Self, TemplateJsonError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| TemplateJsonError::Json(e.to_string()))?;
+        match &value {
+            Value::Object(m) if m.contains_key("Version") && m.contains_key("Statement") => {}
+            _ => return Err(TemplateJsonError::Shape),
+        }
+        let tree = Node::from_value(value)?;
+        let bare = tree.render(&|t: &Template| Ok(t.text_only()));
+        if bare.map(|v| v.to_string().len()).unwrap_or(0) > MAX_POLICY_CHARS {
+            return Err(TemplateJsonError::TooLong);
+        }
+        Ok(Self { tree })
+    }
+
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        let mut out = Vec::new();
+        self.tree.collect_vars(&mut out);
+        out.into_iter()
+    }
+
+    /// Substitute and serialise compactly.
+    pub fn render(&self, vars: &Vars) -> Result<String, ValueError> {
+        Ok(self
+            .tree
+            .render(&|t: &Template| t.render(vars))?
+            .to_string())
+    }
+}
+
+type Fill<'a> = dyn Fn(&Template) -> Result<String, ValueError> + 'a;
+
+impl Node {
+    fn from_value(v: Value) -> Result<Self, TemplateJsonError> {
+        Ok(match v {
+            Value::String(s) => {
+                let t = Template::parse(&s)?;
+                if t.has_variables() {
+                    Node::Text(t)
+                } else {
+                    Node::Literal(Value::String(s))
+                }
+            }
+            Value::Array(items) => Node::Array(
+                items
+                    .into_iter()
+                    .map(Node::from_value)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Node::Object(
+                map.into_iter()
+                    .map(|(k, v)| {
+                        if k.contains("${") {
+                            Err(TemplateJsonError::VariableInKey(k))
+                        } else {
+                            Ok((k, Node::from_value(v)?))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => Node::Literal(other),
+        })
+    }
+
+    fn collect_vars<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Node::Literal(_) => {}
+            Node::Text(t) => out.extend(t.variables()),
+            Node::Array(items) => items.iter().for_each(|n| n.collect_vars(out)),
+            Node::Object(fields) => fields.iter().for_each(|(_, n)| n.collect_vars(out)),
+        }
+    }
+
+    fn render(&self, fill: &Fill) -> Result<Value, ValueError> {
+        Ok(match self {
+            Node::Literal(v) => v.clone(),
+            Node::Text(t) => Value::String(fill(t)?),
+            Node::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|n| n.render(fill))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Node::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, n)| Ok((k.clone(), n.render(fill)?)))
+                    .collect::<Result<_, ValueError>>()?,
+            ),
+        })
+    }
+}
+
+/// What AssumeRole receives for one vend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub policy: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0}")]
+    Value(#[from] ValueError),
+    #[error(
+        "the rendered session policy is {0} characters; STS accepts at most {MAX_POLICY_CHARS}"
+    )]
+    PolicyTooLarge(usize),
+    #[error("the rendered session policy is not valid JSON")]
+    NotJson,
+    #[error("tag {0} renders longer than {MAX_TAG_VALUE} characters")]
+    TagTooLong(String),
+    #[error("more than {MAX_TAGS} session tags")]
+    TooManyTags,
+}
+
+/// The variables a caller brings: `caller.*`.
+pub fn caller_vars(caller: &Principal) -> Vars {
+    let mut vars = Vars::new();
+    let mut put = |name: &str, value: Option<&str>| {
+        // Parsed principals only hold whitelisted characters; a value that
+        // still fails (e.g. empty) is simply not available to templates.
+        if let Some(v) = value {
+            let _ = vars.insert(name, v);
+        }
+    };
+    put("caller.account", Some(&caller.account));
+    put("caller.partition", Some(caller.partition.as_str()));
+    put("caller.kind", Some(caller.kind.as_str()));
+    put("caller.name", Some(&caller.name));
+    put("caller.role_name", caller.role_name());
+    put("caller.user_name", caller.user_name());
+    put("caller.session_name", caller.session_name.as_deref());
+    put("caller.org_id", caller.org_id.as_deref());
+    vars
+}
+
+/// Render the session policy and tags of `profile` with `vars` (caller
+/// variables plus the matching rule's binds).
+pub fn render(profile: &Profile, vars: &Vars) -> Result<Rendered, RenderError> {
+    let policy = match &profile.session_policy {
+        None => None,
+        Some(t) => {
+            let text = t.render(vars)?;
+            let chars = text.chars().count();
+            if chars > MAX_POLICY_CHARS {
+                return Err(RenderError::PolicyTooLarge(chars));
+            }
+            // Defence in depth: what we send must be JSON.
+            serde_json::from_str::<Value>(&text).map_err(|_| RenderError::NotJson)?;
+            Some(text)
+        }
+    };
+    if profile.session_tags.len() > MAX_TAGS {
+        return Err(RenderError::TooManyTags);
+    }
+    let tags = profile
+        .session_tags
+        .iter()
+        .map(|(k, t)| {
+            let v = t.render(vars)?;
+            if v.len() > MAX_TAG_VALUE {
+                return Err(RenderError::TagTooLong(k.clone()));
+            }
+            Ok((k.clone(), v))
+        })
+        .collect::<Result<_, RenderError>>()?;
+    Ok(Rendered { policy, tags })
+}
+
+/// Prefix of every SourceIdentity tvm stamps; protected roles require it.
+pub const SOURCE_IDENTITY_PREFIX: &str = "tvm-";
+
+/// `[\w+=,.@-]{2,64}`, as STS requires of SourceIdentity and RoleSessionName.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StsName(String);
+
+impl StsName {
+    pub fn parse(s: &str) -> Option<Self> {
+        ((2..=64).contains(&s.len()) && s.chars().all(is_iam_name_char)).then(|| Self(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// SourceIdentity carries the tvm session id, so CloudTrail leads back to
+/// the decision. Session ids are 32 lowercase hex characters.
+pub fn source_identity(session_id: &str) -> Option<StsName> {
+    StsName::parse(&format!("{SOURCE_IDENTITY_PREFIX}{session_id}"))
+}
+
+/// RoleSessionName: who asked (session or user name), then a short session
+/// id, so that two vends never share a name. Always within STS limits.
+pub fn role_session_name(caller: &Principal, session_id: &str) -> StsName {
+    let who: String = caller
+        .session_name
+        .as_deref()
+        .unwrap_or(if caller.name.is_empty() {
+            "root"
+        } else {
+            &caller.name
+        })
+        .chars()
+        .filter(|&c| is_iam_name_char(c))
+        .take(64 - 9)
+        .collect();
+    let short: String = session_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
+    let name = format!("{who}.{short}");
+    StsName::parse(&name).unwrap_or_else(|| StsName(format!("tvm.{short}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse_profile;
+
+    fn profile(policy: &str) -> Profile {
+        let doc = format!(
+            "profile: p\nrole_arn: arn:aws:iam::111122223333:role/r\nsession_policy: '{policy}'\nsession_tags: {{tenant: '${{tenant}}'}}\nrules: [{{name: a, effect: allow, accounts: ['111122223333'], bind: {{tenant: '${{caller.session_name}}'}}}}]\n"
+        );
+        parse_profile(&doc, None).unwrap()
+    }
+
+    fn vars(tenant: &str) -> Vars {
+        let mut v = Vars::new();
+        v.insert("tenant", tenant).unwrap();
+        v
+    }
+
+    #[test]
+    fn renders_policy_and_tags_for_a_tenant() {
+        let p = profile(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${tenant}/*"}]}"#,
+        );
+        let r = render(&p, &vars("acme")).unwrap();
+        assert_eq!(
+            r.policy.unwrap(),
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/acme/*"}]}"#
+        );
+        assert_eq!(r.tags, vec![("tenant".into(), "acme".into())]);
+    }
+
+    #[test]
+    fn a_template_with_a_variable_outside_a_string_is_refused() {
+        assert!(PolicyTemplate::parse(r#"{"Version":"2012-10-17","Statement":${s}}"#).is_err());
+        assert!(matches!(
+            PolicyTemplate::parse(r#"{"Version":"2012-10-17","Statement":[],"${k}":1}"#),
+            Err(TemplateJsonError::VariableInKey(_))
+        ));
+        assert_eq!(PolicyTemplate::parse("[]"), Err(TemplateJsonError::Shape));
+    }
+
+    #[test]
+    fn an_oversized_rendering_is_refused_with_its_size() {
+        let resources: Vec<String> = (0..30)
+            .map(|i| format!("\"arn:aws:s3:::bucket-{i}/${{tenant}}/*\""))
+            .collect();
+        let p = profile(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":[{}]}}]}}"#,
+            resources.join(",")
+        ));
+        assert!(render(&p, &vars("a")).is_ok());
+        let long = "a".repeat(60);
+        assert!(
+            matches!(render(&p, &vars(&long)), Err(RenderError::PolicyTooLarge(n)) if n > 2048)
+        );
+    }
+
+    #[test]
+    fn sts_names_stay_within_limits() {
+        let c = Principal::parse(
+            &format!(
+                "arn:aws:sts::111122223333:assumed-role/r/{}",
+                "s".repeat(64)
+            ),
+            None,
+        )
+        .unwrap();
+        let n = role_session_name(&c, "0123456789abcdef0123456789abcdef");
+        assert_eq!(n.as_str().len(), 64);
+        assert!(n.as_str().ends_with(".01234567"));
+        let root = Principal::parse("arn:aws:iam::111122223333:root", None).unwrap();
+        assert_eq!(
+            role_session_name(&root, "abcdef12xx").as_str(),
+            "root.abcdef12"
+        );
+        assert_eq!(
+            source_identity("0123456789abcdef0123456789abcdef")
+                .unwrap()
+                .as_str(),
+            "tvm-0123456789abcdef0123456789abcdef"
+        );
+    }
+}
