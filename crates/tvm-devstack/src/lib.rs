@@ -1,1 +1,10 @@
+//! The local stack tvm's tests and `make demo` run on: the moto emulator
+//! from the project's venv, seeded by `scripts/bootstrap.py`; a recording,
+//! fault-injecting proxy in front of it; a Lambda runtime API emulator that
+//! drives the real `bootstrap`; and an HTTP front like a function URL.
+//! Never deployed.
 
+pub mod gateway;
+pub mod proxy;
+pub mod runtime;
+pub mod stack;

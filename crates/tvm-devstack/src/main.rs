@@ -1,1 +1,90 @@
-fn main() {}
+//! `tvm-local`: the whole stack on loopback until SIGINT/SIGTERM.
+//!
+//! Writes `<state-dir>/stack.json` (endpoint, emulator URL, demo identities)
+//! once everything answers; on shutdown writes `<state-dir>/calls.json` (every
+//! AWS call the function made, as the proxy saw it) and `<state-dir>/lambda.log`.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use tvm_devstack::gateway::Gateway;
+use tvm_devstack::runtime::Lambda;
+use tvm_devstack::stack::{Stack, REGION, SERVER_ID};
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let mut state_dir = PathBuf::from(".tvm");
+    let mut bind = "127.0.0.1:0".to_string();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--state-dir" => state_dir = args.next().ok_or("--state-dir needs a value")?.into(),
+            "--bind" => bind = args.next().ok_or("--bind needs a value")?,
+            other => return Err(format!("unknown argument {other:?}; usage: tvm-local [--state-dir DIR] [--bind 127.0.0.1:PORT]")),
+        }
+    }
+    if !bind.starts_with("127.0.0.1:") {
+        return Err("tvm-local binds loopback only".into());
+    }
+    std::fs::create_dir_all(&state_dir).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(state_dir.join("stack.json"));
+
+    let stack = Stack::start().await?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bootstrap = exe.with_file_name("bootstrap");
+    let lambda = Lambda::start(&bootstrap, &stack.function_env())
+        .await
+        .map_err(|e| format!("starting {}: {e}", bootstrap.display()))?;
+    let gateway = Gateway::start_on(lambda.runtime.clone(), &bind)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let state = json!({
+        "endpoint": gateway.url(),
+        "aws_endpoint": stack.proxy.url(),
+        "region": REGION,
+        "server_id": SERVER_ID,
+        "identities": {
+            "account": stack.ids.account,
+            "caller": {"arn": stack.ids.caller.arn, "access_key_id": stack.ids.caller.access_key_id, "secret_access_key": stack.ids.caller.secret_access_key},
+            "analyst": {"arn": stack.ids.analyst.arn, "access_key_id": stack.ids.analyst.access_key_id, "secret_access_key": stack.ids.analyst.secret_access_key},
+            "task_role": stack.ids.task_role,
+        },
+    });
+    std::fs::write(
+        state_dir.join("stack.json"),
+        serde_json::to_vec_pretty(&state).unwrap(),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!(
+        "tvm-local: tvm at {} (emulator {}); Ctrl-C to stop",
+        gateway.url(),
+        stack.moto.url()
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let calls: Vec<_> = stack
+        .proxy
+        .calls()
+        .iter()
+        .map(|c| json!({"service": c.service, "action": c.action, "status": c.status, "params": if c.service == "sts" { json!(c.params()) } else { json!(null) }}))
+        .collect();
+    std::fs::write(
+        state_dir.join("calls.json"),
+        serde_json::to_vec_pretty(&calls).unwrap(),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        state_dir.join("lambda.log"),
+        lambda.logs().join("\n") + "\n",
+    )
+    .map_err(|e| e.to_string())?;
+    lambda.stop().await;
+    eprintln!("tvm-local: stopped");
+    Ok(())
+}

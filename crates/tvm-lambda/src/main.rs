@@ -1,1 +1,94 @@
-fn main() {}
+//! `bootstrap`: the Lambda entry point. Config, SDK config and every client
+//! are built here once; the handler borrows them for each invocation.
+
+use std::sync::Arc;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use tvm_lambda::aws::dynamo::DynamoSessions;
+use tvm_lambda::aws::ssm::SsmPolicies;
+use tvm_lambda::aws::sts::{StsIdentity, StsIssuer};
+use tvm_lambda::aws::IdentityVerifier;
+use tvm_lambda::config::Config;
+use tvm_lambda::policies::PolicyCache;
+use tvm_lambda::routes::App;
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
+    });
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time();
+    if text {
+        builder.with_ansi(false).init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = Config::from_lookup(|k| std::env::var(k).ok()).map_err(|e| {
+        tracing::error!(error = %e, "invalid configuration; refusing to start");
+        e
+    })?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(config.aws_timeout)
+                .operation_attempt_timeout(config.aws_timeout / 2)
+                .connect_timeout(std::time::Duration::from_millis(500))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await;
+    let policies = PolicyCache::new(
+        Arc::new(SsmPolicies::new(
+            aws_sdk_ssm::Client::new(&sdk),
+            config.policy_prefix.clone(),
+        )),
+        config.policy_prefix.clone(),
+        config.policy_ttl,
+        config.policy_max_stale,
+    );
+    policies.prime();
+    let (verifier, sts_authority) = if config.identity_modes.sts {
+        let v = StsIdentity::new(&config.sts_endpoint, config.aws_timeout)?;
+        let authority = v.authority();
+        (Some(Arc::new(v) as Arc<dyn IdentityVerifier>), authority)
+    } else {
+        (None, String::new())
+    };
+    let app = Arc::new(App {
+        sessions: Arc::new(DynamoSessions::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config.sessions_table.clone(),
+        )),
+        issuer: Arc::new(StsIssuer::new(aws_sdk_sts::Client::new(&sdk))),
+        verifier,
+        sts_authority,
+        policies,
+        config,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = Arc::clone(&app);
+        async move {
+            Ok::<Value, lambda_runtime::Error>(
+                app.invoke(event.payload, &event.context.request_id).await,
+            )
+        }
+    }))
+    .await
+}

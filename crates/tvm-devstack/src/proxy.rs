@@ -1,0 +1,247 @@
+//! A recording, fault-injecting HTTP proxy in front of the emulator
+//! (loopback only). It sees exactly what tvm sent to AWS: which service,
+//! which action, with which parameters, and when.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// One AWS call that went through the proxy.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// SigV4 service name: `sts`, `ssm`, `dynamodb`, `iam`.
+    pub service: String,
+    /// `AssumeRole`, `PutItem`, `GetParametersByPath`, ...
+    pub action: String,
+    pub body: String,
+    pub started: Instant,
+    pub finished: Instant,
+    pub status: u16,
+}
+
+impl Call {
+    /// A form-encoded parameter (query protocol: STS).
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.body.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| url_decode(v))
+        })
+    }
+
+    /// All form parameters.
+    pub fn params(&self) -> Vec<(String, String)> {
+        self.body
+            .split('&')
+            .filter_map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (url_decode(k), url_decode(v)))
+            })
+            .collect()
+    }
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the proxy does to calls for one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and an AWS-shaped error body.
+    Status(u16),
+    /// Close the connection without an answer.
+    Reset,
+    /// Wait this long before forwarding.
+    Delay(Duration),
+}
+
+#[derive(Default)]
+struct State {
+    calls: Mutex<Vec<Call>>,
+    faults: Mutex<HashMap<String, Fault>>,
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let served = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                let (state, client) = (Arc::clone(&served), client.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        forward(Arc::clone(&state), client.clone(), upstream, req)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, state })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    /// Calls recorded after `mark` (a length of `calls()` taken earlier).
+    pub fn calls_since(&self, mark: usize) -> Vec<Call> {
+        self.calls().into_iter().skip(mark).collect()
+    }
+
+    pub fn mark(&self) -> usize {
+        self.state.calls.lock().unwrap().len()
+    }
+
+    pub fn set_fault(&self, service: &str, fault: Option<Fault>) {
+        let mut f = self.state.faults.lock().unwrap();
+        match fault {
+            Some(fault) => f.insert(service.to_string(), fault),
+            None => f.remove(service),
+        };
+    }
+}
+
+fn service_of(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn action_of(headers: &hyper::HeaderMap, body: &str) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    body.split('&')
+        .find_map(|p| p.strip_prefix("Action="))
+        .unwrap_or("")
+        .to_string()
+}
+
+type Reply = Result<Response<Full<Bytes>>, std::io::Error>;
+
+async fn forward(
+    state: Arc<State>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    upstream: SocketAddr,
+    req: Request<Incoming>,
+) -> Reply {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let service = service_of(&parts.headers);
+    let action = action_of(&parts.headers, &text);
+    let fault = state.faults.lock().unwrap().get(&service).copied();
+    let record = |status: u16| Call {
+        service: service.clone(),
+        action: action.clone(),
+        body: text.clone(),
+        started,
+        finished: Instant::now(),
+        status,
+    };
+    match fault {
+        Some(Fault::Reset) => {
+            state.calls.lock().unwrap().push(record(0));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "fault: reset",
+            ));
+        }
+        Some(Fault::Status(code)) => {
+            state.calls.lock().unwrap().push(record(code));
+            let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>injected fault</Message></Error></ErrorResponse>";
+            let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *r.status_mut() =
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(r);
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut out = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("http://{upstream}{pq}"));
+    for (k, v) in &parts.headers {
+        out = out.header(k, v);
+    }
+    let out = out.body(Full::new(body)).map_err(std::io::Error::other)?;
+    let resp = client.request(out).await.map_err(std::io::Error::other)?;
+    let (rparts, rbody) = resp.into_parts();
+    let rbody = rbody
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    state
+        .calls
+        .lock()
+        .unwrap()
+        .push(record(rparts.status.as_u16()));
+    Ok(Response::from_parts(rparts, Full::new(rbody)))
+}

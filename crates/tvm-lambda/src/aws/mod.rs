@@ -1,0 +1,107 @@
+//! Thin adapters around the AWS SDK clients, built once at cold start, and
+//! the small traits the handler sees them through (so tests can fake them).
+
+pub mod dynamo;
+pub mod ssm;
+pub mod sts;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use tvm_core::decision::Via;
+use tvm_core::principal::Principal;
+
+use crate::error::ApiError;
+use crate::identity::{CheckedPresign, IdentityError};
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One policy parameter: its full name and its (decrypted) value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyParameter {
+    pub name: String,
+    pub value: String,
+}
+
+/// Where policy documents come from (SSM Parameter Store).
+pub trait PolicySource: Send + Sync {
+    fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, ApiError>>;
+}
+
+/// The record of one vend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub request_id: String,
+    pub caller_arn: String,
+    /// The role or user behind the caller (not the session name).
+    pub caller: String,
+    pub account: String,
+    pub profile: String,
+    pub role_arn: String,
+    pub rule: String,
+    pub via: Via,
+    pub duration_seconds: u32,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub source_identity: String,
+    /// When the item may be deleted by DynamoDB TTL.
+    pub delete_after: DateTime<Utc>,
+}
+
+/// Where vends are recorded (DynamoDB).
+pub trait SessionStore: Send + Sync {
+    /// Write the record; a conditional put, so an id is never reused.
+    fn record<'a>(&'a self, session: &'a SessionRecord) -> BoxFut<'a, Result<(), ApiError>>;
+    /// Mark a recorded session as never issued (STS refused). Best effort.
+    fn mark_failed<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<(), ApiError>>;
+}
+
+/// What AssumeRole is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeSpec {
+    pub role_arn: String,
+    pub role_session_name: String,
+    pub source_identity: String,
+    pub duration_seconds: u32,
+    pub policy: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Credentials from STS. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: DateTime<Utc>,
+}
+
+impl fmt::Debug for Issued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issued")
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// STS AssumeRole.
+pub trait Issuer: Send + Sync {
+    fn assume<'a>(&'a self, spec: &'a AssumeSpec) -> BoxFut<'a, Result<Issued, ApiError>>;
+}
+
+/// Failure of a presigned identity replay.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Refused(#[from] IdentityError),
+    #[error(transparent)]
+    Dependency(#[from] ApiError),
+}
+
+/// Replays a checked presigned GetCallerIdentity to STS.
+pub trait IdentityVerifier: Send + Sync {
+    fn verify(&self, presign: CheckedPresign) -> BoxFut<'_, Result<Principal, VerifyError>>;
+}

@@ -1,0 +1,159 @@
+//! STS: AssumeRole for vends, and the replay of presigned GetCallerIdentity
+//! requests for the `sts` identity mode.
+
+use std::time::Duration;
+
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_sdk_sts::types::Tag;
+use aws_sdk_sts::Client;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use tvm_core::api::GET_CALLER_IDENTITY_BODY;
+use tvm_core::principal::Principal;
+
+use super::{AssumeSpec, BoxFut, IdentityVerifier, Issued, Issuer, VerifyError};
+use crate::error::{ApiError, Dependency};
+use crate::identity::{parse_caller_identity, CheckedPresign, IdentityError};
+
+pub struct StsIssuer {
+    client: Client,
+}
+
+impl StsIssuer {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Issuer for StsIssuer {
+    fn assume<'a>(&'a self, spec: &'a AssumeSpec) -> BoxFut<'a, Result<Issued, ApiError>> {
+        Box::pin(async move {
+            let tags = spec
+                .tags
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::dependency(Dependency::Sts, e))?;
+            let out = self
+                .client
+                .assume_role()
+                .role_arn(&spec.role_arn)
+                .role_session_name(&spec.role_session_name)
+                .source_identity(&spec.source_identity)
+                .duration_seconds(spec.duration_seconds as i32)
+                .set_policy(spec.policy.clone())
+                .set_tags((!tags.is_empty()).then_some(tags))
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.code() == Some("PackedPolicyTooLarge") {
+                        ApiError::PolicyInvalid(
+                            "the rendered session policy and tags are too large for STS (PackedPolicyTooLarge); shorten the profile's session_policy or session_tags".into(),
+                        )
+                    } else {
+                        ApiError::dependency(Dependency::Sts, e)
+                    }
+                })?;
+            let c = out.credentials().ok_or_else(|| {
+                ApiError::dependency(Dependency::Sts, "AssumeRole returned no credentials")
+            })?;
+            let expiration =
+                DateTime::<Utc>::from_timestamp(c.expiration().secs(), 0).ok_or_else(|| {
+                    ApiError::dependency(Dependency::Sts, "AssumeRole returned a bad expiration")
+                })?;
+            Ok(Issued {
+                access_key_id: c.access_key_id().to_string(),
+                secret_access_key: c.secret_access_key().to_string(),
+                session_token: c.session_token().to_string(),
+                expiration,
+            })
+        })
+    }
+}
+
+type Https = HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Replays presigned GetCallerIdentity requests to one fixed STS endpoint.
+pub struct StsIdentity {
+    client: Https,
+    endpoint: http::Uri,
+    timeout: Duration,
+}
+
+/// Largest STS answer read.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+impl StsIdentity {
+    pub fn new(endpoint: &str, timeout: Duration) -> Result<Self, String> {
+        let endpoint: http::Uri = format!("{endpoint}/")
+            .parse()
+            .map_err(|_| format!("STS endpoint {endpoint:?} is not a URL"))?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("no TLS roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            client: HttpClient::builder(TokioExecutor::new()).build(connector),
+            endpoint,
+            timeout,
+        })
+    }
+
+    /// `host[:port]` as a client signs it.
+    pub fn authority(&self) -> String {
+        self.endpoint
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl IdentityVerifier for StsIdentity {
+    fn verify(&self, presign: CheckedPresign) -> BoxFut<'_, Result<Principal, VerifyError>> {
+        Box::pin(async move {
+            let dep = |e: &str| {
+                VerifyError::Dependency(ApiError::dependency(Dependency::Sts, e.to_string()))
+            };
+            let mut req = http::Request::post(self.endpoint.clone());
+            for (name, value) in &presign.headers {
+                req = req.header(name, value);
+            }
+            let req = req
+                .body(Full::new(Bytes::from_static(
+                    GET_CALLER_IDENTITY_BODY.as_bytes(),
+                )))
+                .map_err(|_| {
+                    VerifyError::Refused(IdentityError::Presigned("a header is not valid HTTP"))
+                })?;
+            let resp = tokio::time::timeout(self.timeout, self.client.request(req))
+                .await
+                .map_err(|_| dep("GetCallerIdentity timed out"))?
+                .map_err(|e| VerifyError::Dependency(ApiError::dependency(Dependency::Sts, e)))?;
+            let status = resp.status();
+            let body = tokio::time::timeout(
+                self.timeout,
+                Limited::new(resp.into_body(), MAX_RESPONSE).collect(),
+            )
+            .await
+            .map_err(|_| dep("GetCallerIdentity body timed out"))?
+            .map_err(|_| dep("GetCallerIdentity body unreadable or too large"))?
+            .to_bytes();
+            if status.is_success() {
+                return parse_caller_identity(&body).map_err(dep);
+            }
+            let throttled = body.windows(10).any(|w| w == b"Throttling");
+            if status.is_client_error() && status.as_u16() != 429 && !throttled {
+                Err(VerifyError::Refused(IdentityError::Rejected))
+            } else {
+                Err(dep(&format!("GetCallerIdentity answered {status}")))
+            }
+        })
+    }
+}

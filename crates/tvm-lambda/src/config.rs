@@ -1,0 +1,247 @@
+//! Configuration, read once from the environment at cold start.
+
+use std::time::Duration;
+
+/// Which identity sources the function accepts (`TVM_IDENTITY_MODES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityModes {
+    /// API Gateway / function URL IAM request context.
+    pub apigw: bool,
+    /// Presigned STS GetCallerIdentity in the `X-Tvm-Identity` header.
+    pub sts: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy_prefix: String,
+    pub policy_ttl: Duration,
+    /// A policy set older than this is not served (fail closed) if refreshes keep failing.
+    pub policy_max_stale: Duration,
+    pub sessions_table: String,
+    pub approvals_table: String,
+    pub breakglass_table: String,
+    pub identity_modes: IdentityModes,
+    pub server_id: Option<String>,
+    pub allowed_accounts: Vec<String>,
+    pub allowed_org_ids: Vec<String>,
+    /// The STS endpoint presigned identities are replayed to.
+    pub sts_endpoint: String,
+    /// Upper bound on one AWS operation, retries included.
+    pub aws_timeout: Duration,
+    /// How long session items outlive their credentials before TTL removes them.
+    pub session_retention: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is required")]
+    Missing { name: &'static str },
+    #[error("{name}: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
+
+impl Config {
+    /// Build from a variable lookup (the process environment in `main`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let secs = |name: &'static str,
+                    default: u64,
+                    range: std::ops::RangeInclusive<u64>|
+         -> Result<Duration, ConfigError> {
+            match var(name) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name,
+                        problem: format!(
+                            "must be a whole number of seconds in {}..={}",
+                            range.start(),
+                            range.end()
+                        ),
+                    }),
+            }
+        };
+        let list = |name: &str| -> Vec<String> {
+            var(name)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+
+        let policy_prefix = var("TVM_POLICY_PREFIX").unwrap_or_else(|| "/tvm/policies/".into());
+        if !policy_prefix.starts_with('/') || !policy_prefix.ends_with('/') {
+            return Err(ConfigError::Invalid {
+                name: "TVM_POLICY_PREFIX",
+                problem: "must start and end with '/'".into(),
+            });
+        }
+        let modes = list("TVM_IDENTITY_MODES");
+        let identity_modes = if modes.is_empty() {
+            IdentityModes {
+                apigw: true,
+                sts: false,
+            }
+        } else {
+            let mut m = IdentityModes {
+                apigw: false,
+                sts: false,
+            };
+            for mode in &modes {
+                match mode.as_str() {
+                    "apigw" => m.apigw = true,
+                    "sts" => m.sts = true,
+                    other => {
+                        return Err(ConfigError::Invalid {
+                            name: "TVM_IDENTITY_MODES",
+                            problem: format!("unknown mode {other:?}; use apigw, sts or both"),
+                        })
+                    }
+                }
+            }
+            m
+        };
+        let server_id = var("TVM_SERVER_ID");
+        if identity_modes.sts && server_id.as_deref().is_none_or(|s| s.len() < 8) {
+            return Err(ConfigError::Invalid {
+                name: "TVM_SERVER_ID",
+                problem: "sts identity mode needs a server id of at least 8 characters".into(),
+            });
+        }
+        let allowed_accounts = list("TVM_ALLOWED_ACCOUNTS");
+        if let Some(bad) = allowed_accounts
+            .iter()
+            .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "TVM_ALLOWED_ACCOUNTS",
+                problem: format!("{bad:?} is not a 12-digit account id"),
+            });
+        }
+        let allowed_org_ids = list("TVM_ALLOWED_ORG_IDS");
+        if let Some(bad) = allowed_org_ids
+            .iter()
+            .find(|o| !tvm_core::principal::valid_org_id(o))
+        {
+            return Err(ConfigError::Invalid {
+                name: "TVM_ALLOWED_ORG_IDS",
+                problem: format!("{bad:?} is not an organization id"),
+            });
+        }
+        let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+        // The same precedence the SDK applies to its own STS client.
+        let sts_endpoint = match var("AWS_ENDPOINT_URL_STS").or_else(|| var("AWS_ENDPOINT_URL")) {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => match region {
+                Some(r) if r.starts_with("cn-") => format!("https://sts.{r}.amazonaws.com.cn"),
+                Some(r) => format!("https://sts.{r}.amazonaws.com"),
+                None if identity_modes.sts => {
+                    return Err(ConfigError::Missing { name: "AWS_REGION" })
+                }
+                None => String::new(),
+            },
+        };
+        let policy_ttl = secs("TVM_POLICY_TTL_SECONDS", 30, 1..=3600)?;
+        Ok(Self {
+            policy_prefix,
+            policy_ttl,
+            policy_max_stale: secs(
+                "TVM_POLICY_MAX_STALE_SECONDS",
+                300.max(policy_ttl.as_secs() * 2),
+                2..=86_400,
+            )?,
+            sessions_table: var("TVM_SESSIONS_TABLE").ok_or(ConfigError::Missing {
+                name: "TVM_SESSIONS_TABLE",
+            })?,
+            approvals_table: var("TVM_APPROVALS_TABLE").unwrap_or_else(|| "tvm-approvals".into()),
+            breakglass_table: var("TVM_BREAKGLASS_TABLE")
+                .unwrap_or_else(|| "tvm-breakglass".into()),
+            identity_modes,
+            server_id,
+            allowed_accounts,
+            allowed_org_ids,
+            sts_endpoint,
+            aws_timeout: Duration::from_millis(
+                var("TVM_AWS_TIMEOUT_MS")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| (100..=30_000).contains(n))
+                    .unwrap_or(3_000),
+            ),
+            session_retention: Duration::from_secs(30 * 86_400),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_brief() {
+        let c = cfg(&[("TVM_SESSIONS_TABLE", "s"), ("AWS_REGION", "eu-west-1")]).unwrap();
+        assert_eq!(c.policy_prefix, "/tvm/policies/");
+        assert_eq!(c.policy_ttl, Duration::from_secs(30));
+        assert_eq!(
+            c.identity_modes,
+            IdentityModes {
+                apigw: true,
+                sts: false
+            }
+        );
+        assert_eq!(c.sts_endpoint, "https://sts.eu-west-1.amazonaws.com");
+    }
+
+    #[test]
+    fn sts_mode_needs_a_server_id_and_the_endpoint_follows_the_sdk_variables() {
+        assert!(cfg(&[
+            ("TVM_SESSIONS_TABLE", "s"),
+            ("TVM_IDENTITY_MODES", "apigw,sts"),
+            ("AWS_REGION", "us-east-1")
+        ])
+        .is_err());
+        let c = cfg(&[
+            ("TVM_SESSIONS_TABLE", "s"),
+            ("TVM_IDENTITY_MODES", "sts"),
+            ("TVM_SERVER_ID", "tvm-local-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/"),
+        ])
+        .unwrap();
+        assert_eq!(c.sts_endpoint, "http://127.0.0.1:5000");
+        assert!(c.identity_modes.sts && !c.identity_modes.apigw);
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        let e = cfg(&[
+            ("TVM_SESSIONS_TABLE", "s"),
+            ("TVM_IDENTITY_MODES", "header"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().starts_with("TVM_IDENTITY_MODES"));
+        let e = cfg(&[("TVM_SESSIONS_TABLE", "s"), ("TVM_ALLOWED_ACCOUNTS", "123")]).unwrap_err();
+        assert!(e.to_string().starts_with("TVM_ALLOWED_ACCOUNTS"));
+        assert_eq!(
+            cfg(&[]).unwrap_err(),
+            ConfigError::Missing {
+                name: "TVM_SESSIONS_TABLE"
+            }
+        );
+    }
+}

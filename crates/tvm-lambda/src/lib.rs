@@ -1,0 +1,9 @@
+//! The tvm Lambda function: configuration, identity, AWS adapters, the policy
+//! cache and the handler. `main.rs` wires them together at cold start.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod policies;
+pub mod routes;

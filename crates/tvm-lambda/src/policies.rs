@@ -1,0 +1,284 @@
+//! The in-memory policy set: loaded from SSM, served from memory, refreshed
+//! in the background once older than the TTL so that no request waits on a
+//! refresh. A request waits only when there is nothing servable: before the
+//! first load, or when every refresh has failed for longer than max-stale
+//! (then it fails closed rather than serve an old policy forever).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tvm_core::policy::{parse_profile, PolicySet};
+
+use crate::aws::{PolicyParameter, PolicySource};
+use crate::error::{error_chain, ApiError};
+
+pub struct PolicyCache {
+    source: Arc<dyn PolicySource>,
+    prefix: String,
+    ttl: Duration,
+    max_stale: Duration,
+    current: RwLock<Option<Snapshot>>,
+    refreshing: AtomicBool,
+    last_attempt: RwLock<Option<Instant>>,
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Snapshot {
+    set: Arc<PolicySet>,
+    at: Instant,
+}
+
+impl PolicyCache {
+    pub fn new(
+        source: Arc<dyn PolicySource>,
+        prefix: String,
+        ttl: Duration,
+        max_stale: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            source,
+            prefix,
+            ttl,
+            max_stale,
+            current: RwLock::new(None),
+            refreshing: AtomicBool::new(false),
+            last_attempt: RwLock::new(None),
+            load_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn snapshot(&self) -> Option<Snapshot> {
+        self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Start the first load without waiting for it (at cold start).
+    pub fn prime(self: &Arc<Self>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let _ = me.get().await;
+        });
+    }
+
+    /// The policy set to decide with.
+    pub async fn get(self: &Arc<Self>) -> Result<Arc<PolicySet>, ApiError> {
+        if let Some(s) = self.snapshot() {
+            let age = s.at.elapsed();
+            if age < self.ttl {
+                return Ok(s.set);
+            }
+            if age < self.max_stale {
+                self.refresh_in_background();
+                return Ok(s.set);
+            }
+        }
+        let _one_loader = self.load_lock.lock().await;
+        if let Some(s) = self.snapshot().filter(|s| s.at.elapsed() < self.ttl) {
+            return Ok(s.set);
+        }
+        self.load_now().await
+    }
+
+    fn refresh_in_background(self: &Arc<Self>) {
+        // After a failure, wait a little before trying again.
+        let backoff = self.ttl.min(Duration::from_secs(5));
+        let recent = self
+            .last_attempt
+            .read()
+            .ok()
+            .and_then(|g| *g)
+            .is_some_and(|t| t.elapsed() < backoff);
+        if recent || self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let _one_loader = me.load_lock.lock().await;
+            let _ = me.load_now().await;
+            me.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn load_now(&self) -> Result<Arc<PolicySet>, ApiError> {
+        if let Ok(mut g) = self.last_attempt.write() {
+            *g = Some(Instant::now());
+        }
+        let started = Instant::now();
+        let params = self.source.load().await.inspect_err(|e| {
+            tracing::error!(dependency = "ssm", error = %error_chain(e), "policy load failed; serving the last good set if it is fresh enough");
+        })?;
+        let set = Arc::new(build(&self.prefix, &params));
+        tracing::info!(
+            profiles = set.len(),
+            parameters = params.len(),
+            load_ms = started.elapsed().as_millis() as u64,
+            "policies loaded"
+        );
+        if let Ok(mut g) = self.current.write() {
+            *g = Some(Snapshot {
+                set: Arc::clone(&set),
+                at: Instant::now(),
+            });
+        }
+        Ok(set)
+    }
+}
+
+/// Parse every parameter; an invalid one is logged and left out, never half-used.
+pub fn build(prefix: &str, params: &[PolicyParameter]) -> PolicySet {
+    let profiles = params.iter().filter_map(|p| {
+        let name = p.name.strip_prefix(prefix).unwrap_or(&p.name);
+        match parse_profile(&p.value, Some(name)) {
+            Ok(profile) => Some(profile),
+            Err(e) => {
+                tracing::error!(parameter = %p.name, errors = %e, "invalid policy skipped; this profile will not vend until it is fixed");
+                None
+            }
+        }
+    });
+    PolicySet::new(profiles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::BoxFut;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    /// Counts loads; can be made to fail or to hang until released.
+    struct FakeSource {
+        loads: AtomicUsize,
+        fail: AtomicBool,
+        docs: Mutex<Vec<PolicyParameter>>,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl PolicySource for FakeSource {
+        fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, ApiError>> {
+            Box::pin(async move {
+                let _permit = self.gate.acquire().await;
+                self.loads.fetch_add(1, Ordering::SeqCst);
+                if self.fail.load(Ordering::SeqCst) {
+                    return Err(ApiError::dependency(crate::error::Dependency::Ssm, "down"));
+                }
+                Ok(self.docs.lock().unwrap().clone())
+            })
+        }
+    }
+
+    fn doc(profile: &str) -> PolicyParameter {
+        PolicyParameter {
+            name: format!("/tvm/policies/{profile}"),
+            value: format!("profile: {profile}\nrole_arn: arn:aws:iam::123456789012:role/r\nrules: [{{name: a, effect: allow, accounts: ['123456789012']}}]\n"),
+        }
+    }
+
+    fn source(docs: Vec<PolicyParameter>) -> Arc<FakeSource> {
+        Arc::new(FakeSource {
+            loads: AtomicUsize::new(0),
+            fail: AtomicBool::new(false),
+            docs: Mutex::new(docs),
+            gate: tokio::sync::Semaphore::new(1000),
+        })
+    }
+
+    #[test]
+    fn an_invalid_document_is_skipped_and_the_rest_served() {
+        let mut bad = doc("bad");
+        bad.value.push_str("unknown_key: 1\n");
+        let mismatched = PolicyParameter {
+            name: "/tvm/policies/other".into(),
+            value: doc("good").value,
+        };
+        let set = build("/tvm/policies/", &[doc("good"), bad, mismatched]);
+        assert_eq!(
+            set.profiles().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["good"]
+        );
+    }
+
+    #[tokio::test]
+    async fn within_the_ttl_requests_are_served_from_memory() {
+        let src = source(vec![doc("a")]);
+        let cache = PolicyCache::new(
+            src.clone(),
+            "/tvm/policies/".into(),
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        );
+        for _ in 0..100 {
+            assert_eq!(cache.get().await.unwrap().len(), 1);
+        }
+        assert_eq!(src.loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stale_set_is_served_while_one_refresh_runs_in_the_background() {
+        let src = source(vec![doc("a")]);
+        let cache = PolicyCache::new(
+            src.clone(),
+            "/tvm/policies/".into(),
+            Duration::from_millis(20),
+            Duration::from_secs(600),
+        );
+        cache.get().await.unwrap();
+        *src.docs.lock().unwrap() = vec![doc("a"), doc("b")];
+        // Hold the source so the refresh cannot finish: requests must not wait for it.
+        let hold = src.gate.acquire_many(1000).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        for _ in 0..50 {
+            let set = tokio::time::timeout(Duration::from_secs(1), cache.get())
+                .await
+                .expect("a request waited on the refresh")
+                .unwrap();
+            assert_eq!(set.len(), 1);
+        }
+        drop(hold);
+        // The single background refresh lands; bounded wait for it.
+        for _ in 0..200 {
+            if cache.get().await.unwrap().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(cache.get().await.unwrap().len(), 2);
+        assert_eq!(
+            src.loads.load(Ordering::SeqCst),
+            2,
+            "one initial load and one refresh"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_no_set_loaded_a_failing_source_fails_closed() {
+        let src = source(vec![doc("a")]);
+        src.fail.store(true, Ordering::SeqCst);
+        let cache = PolicyCache::new(
+            src,
+            "/tvm/policies/".into(),
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+        );
+        assert!(matches!(
+            cache.get().await,
+            Err(ApiError::Dependency { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_set_older_than_max_stale_is_not_served_when_refreshes_fail() {
+        let src = source(vec![doc("a")]);
+        let cache = PolicyCache::new(
+            src.clone(),
+            "/tvm/policies/".into(),
+            Duration::from_millis(5),
+            Duration::from_millis(40),
+        );
+        cache.get().await.unwrap();
+        src.fail.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(cache.get().await.is_err());
+    }
+}

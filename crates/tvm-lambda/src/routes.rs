@@ -1,0 +1,476 @@
+//! The handler: event in, routed request, one decision log line, response out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{SecondsFormat, Utc};
+use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::{Body, RequestExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tvm_core::api::{
+    CredentialsRequest, CredentialsResponse, ErrorBody, HealthResponse, ProfileEntry,
+    ProfilesResponse, IDENTITY_HEADER, MAX_BODY_BYTES,
+};
+use tvm_core::decision::{access, decide, Denial, GateState, VendRequest, Via};
+use tvm_core::policy::valid_profile_name;
+use tvm_core::principal::Principal;
+use tvm_core::render::{caller_vars, render, role_session_name, source_identity};
+
+use crate::aws::{AssumeSpec, IdentityVerifier, Issuer, SessionRecord, SessionStore, VerifyError};
+use crate::config::Config;
+use crate::error::{error_chain, ApiError};
+use crate::identity::{self, check_presigned, PresignRules};
+use crate::policies::PolicyCache;
+
+/// Everything the handler needs, built once at cold start.
+pub struct App {
+    pub config: Config,
+    pub policies: Arc<PolicyCache>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub issuer: Arc<dyn Issuer>,
+    /// Present when the `sts` identity mode is on.
+    pub verifier: Option<Arc<dyn IdentityVerifier>>,
+    /// `host[:port]` presigned identities must be signed for.
+    pub sts_authority: String,
+}
+
+/// An HTTP answer in the shape API Gateway (v1 and v2) and function URLs accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    fn json(status: u16, body: &impl Serialize) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cache-control", "no-store".into()),
+            ],
+            body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    pub fn to_event_response(&self) -> Value {
+        let headers: serde_json::Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+            .collect();
+        json!({
+            "statusCode": self.status,
+            "headers": headers,
+            "body": self.body,
+            "isBase64Encoded": false,
+        })
+    }
+}
+
+/// The one machine-readable line every request leaves in the log.
+#[derive(Debug, Default, Serialize)]
+pub struct DecisionLog {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: String,
+    method: String,
+    path: String,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_source: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<Via>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    latency_ms: f64,
+}
+
+impl App {
+    /// One Lambda invocation: any JSON event in, an HTTP response event out.
+    /// A payload that is not an API Gateway or function URL event gets a 400.
+    pub async fn invoke(&self, event: Value, lambda_request_id: &str) -> Value {
+        let started = Instant::now();
+        match serde_json::from_value::<LambdaRequest>(event) {
+            Ok(lr) => {
+                self.handle(http::Request::from(lr), lambda_request_id, started)
+                    .await
+            }
+            Err(e) => {
+                let mut log = DecisionLog {
+                    kind: "decision",
+                    request_id: lambda_request_id.to_string(),
+                    reason: Some(format!(
+                        "malformed event: {}",
+                        truncate(&e.to_string(), 200)
+                    )),
+                    ..Default::default()
+                };
+                let err = ApiError::BadRequest(
+                    "the event is not an API Gateway or function URL HTTP request".into(),
+                );
+                let reply = error_reply(&err, lambda_request_id, None);
+                log.status = reply.status;
+                log.code = Some(err.answer(None).1.as_str());
+                log.latency_ms = ms(started);
+                emit(&log);
+                reply
+            }
+        }
+        .to_event_response()
+    }
+
+    pub async fn handle(
+        &self,
+        req: http::Request<Body>,
+        lambda_request_id: &str,
+        started: Instant,
+    ) -> Reply {
+        let ctx = req.request_context_ref();
+        let request_id = apigw_request_id(ctx).unwrap_or_else(|| lambda_request_id.to_string());
+        let path = route_path(&req);
+        let mut log = DecisionLog {
+            kind: "decision",
+            request_id: request_id.clone(),
+            method: req.method().to_string(),
+            path: truncate(&path, 128),
+            ..Default::default()
+        };
+        let method = req.method().clone();
+        let result = match (method.as_str(), path.as_str()) {
+            ("GET", "/v1/health") => Ok(Reply::json(
+                200,
+                &HealthResponse {
+                    status: "ok".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            )),
+            ("POST", "/v1/credentials") => self.vend(&req, &request_id, &mut log).await,
+            ("GET", "/v1/profiles") => self.profiles(&req, &mut log).await,
+            (_, "/v1/health" | "/v1/credentials" | "/v1/profiles") => {
+                Err(ApiError::MethodNotAllowed)
+            }
+            _ => Err(ApiError::NotFound {
+                method: method.to_string(),
+                path: truncate(&path, 128),
+            }),
+        };
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(e) => {
+                let (_, code, _) = e.answer(None);
+                log.code = Some(code.as_str());
+                if log.decision.is_none() {
+                    log.decision = Some("error");
+                }
+                if let ApiError::Dependency { dependency, .. } = &e {
+                    tracing::error!(request_id = %request_id, dependency = dependency.as_str(), error = %error_chain(&e), "dependency failed; no credentials issued");
+                }
+                if log.reason.is_none() {
+                    log.reason = Some(truncate(&e.to_string(), 300));
+                }
+                error_reply(&e, &request_id, log.profile.as_deref())
+            }
+        };
+        log.status = reply.status;
+        log.latency_ms = ms(started);
+        emit(&log);
+        reply
+    }
+
+    async fn caller(
+        &self,
+        req: &http::Request<Body>,
+        log: &mut DecisionLog,
+    ) -> Result<Principal, ApiError> {
+        let modes = self.config.identity_modes;
+        let unauth = |e: identity::IdentityError| ApiError::Unauthenticated(e.to_string());
+        let mut found = None;
+        if modes.apigw {
+            if let Some(p) = identity::from_context(req.request_context_ref()).map_err(unauth)? {
+                log.identity_source = Some("apigw");
+                found = Some(p);
+            }
+        }
+        if found.is_none() && modes.sts {
+            let mut values = req.headers().get_all(IDENTITY_HEADER).iter();
+            if let Some(value) = values.next() {
+                if values.next().is_some() {
+                    return Err(unauth(identity::IdentityError::Presigned(
+                        "sent more than once",
+                    )));
+                }
+                let value = value
+                    .to_str()
+                    .map_err(|_| unauth(identity::IdentityError::Presigned("not ASCII")))?;
+                let rules = PresignRules {
+                    server_id: self.config.server_id.as_deref().unwrap_or_default(),
+                    sts_authority: &self.sts_authority,
+                };
+                let checked = check_presigned(value, &rules, Utc::now()).map_err(unauth)?;
+                let verifier = self
+                    .verifier
+                    .as_ref()
+                    .ok_or_else(|| unauth(identity::IdentityError::Missing))?;
+                log.identity_source = Some("sts");
+                found = Some(verifier.verify(checked).await.map_err(|e| match e {
+                    VerifyError::Refused(e) => unauth(e),
+                    VerifyError::Dependency(e) => e,
+                })?);
+            }
+        }
+        let caller = found.ok_or_else(|| unauth(identity::IdentityError::Missing))?;
+        log.caller = Some(caller.arn.clone());
+        log.account = Some(caller.account.clone());
+        self.admit(&caller, log)?;
+        Ok(caller)
+    }
+
+    /// `TVM_ALLOWED_ACCOUNTS` / `TVM_ALLOWED_ORG_IDS` bound who is evaluated at all.
+    fn admit(&self, caller: &Principal, log: &mut DecisionLog) -> Result<(), ApiError> {
+        let accounts = &self.config.allowed_accounts;
+        let orgs = &self.config.allowed_org_ids;
+        if !accounts.is_empty() && !accounts.contains(&caller.account) {
+            log.reason = Some("account not in TVM_ALLOWED_ACCOUNTS".into());
+            log.decision = Some("deny");
+            return Err(ApiError::AccessDenied);
+        }
+        if !orgs.is_empty() && !caller.org_id.as_ref().is_some_and(|o| orgs.contains(o)) {
+            log.reason = Some(
+                "organization not in TVM_ALLOWED_ORG_IDS (or unknown to this identity mode)".into(),
+            );
+            log.decision = Some("deny");
+            return Err(ApiError::AccessDenied);
+        }
+        Ok(())
+    }
+
+    async fn profiles(
+        &self,
+        req: &http::Request<Body>,
+        log: &mut DecisionLog,
+    ) -> Result<Reply, ApiError> {
+        let caller = self.caller(req, log).await?;
+        let set = self.policies.get().await?;
+        let now = Utc::now();
+        let profiles = set
+            .profiles()
+            .filter_map(|p| {
+                access(p, &caller, now).map(|a| ProfileEntry {
+                    profile: p.name.clone(),
+                    role_arn: p.role_arn.to_string(),
+                    access: a,
+                    default_duration: p.default_duration,
+                    max_duration: p.max_duration,
+                    description: p.description.clone(),
+                })
+            })
+            .collect();
+        Ok(Reply::json(
+            200,
+            &ProfilesResponse {
+                caller: caller.arn,
+                profiles,
+            },
+        ))
+    }
+
+    async fn vend(
+        &self,
+        req: &http::Request<Body>,
+        request_id: &str,
+        log: &mut DecisionLog,
+    ) -> Result<Reply, ApiError> {
+        let body: &[u8] = req.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+        }
+        // Identity first: an unauthenticated caller learns nothing about the body rules.
+        let caller = self.caller(req, log).await?;
+        let ask: CredentialsRequest = serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body must be JSON {{\"profile\": NAME, \"duration_seconds\"?: 900..3600, \"attributes\"?: {{...}}}}: {}",
+                truncate(&e.to_string(), 160)
+            ))
+        })?;
+        if !valid_profile_name(&ask.profile) {
+            return Err(ApiError::BadRequest(
+                "profile must be 1-64 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        log.profile = Some(ask.profile.clone());
+        let set = self.policies.get().await?;
+        let now = Utc::now();
+        let request = VendRequest {
+            profile: ask.profile,
+            duration_seconds: ask.duration_seconds,
+            attributes: ask.attributes,
+        };
+        let grant = decide(&set, &caller, &request, &GateState::default(), now).map_err(|d| {
+            log.decision = Some("deny");
+            log.rule = d.rule().map(str::to_string);
+            log.reason = Some(d.to_string());
+            match d {
+                Denial::UnknownProfile
+                | Denial::Denied { .. }
+                | Denial::NoMatchingRule
+                | Denial::BreakGlassRequired { .. } => ApiError::AccessDenied,
+                Denial::ApprovalRequired { .. } => ApiError::ApprovalRequired { request_id: None },
+                Denial::BadDuration | Denial::BadAttribute { .. } => {
+                    ApiError::BadRequest(d.to_string())
+                }
+                Denial::Unbindable { .. } => {
+                    ApiError::PolicyInvalid(format!("profile {}: {d}", request.profile))
+                }
+            }
+        })?;
+        log.rule = Some(grant.rule.name.clone());
+        log.via = Some(grant.via.clone());
+        log.duration_seconds = Some(grant.duration_seconds);
+
+        let session_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut vars = caller_vars(&caller);
+        vars.extend(&grant.bindings);
+        // Both are whitelisted by construction; a failure here is a bug, refused.
+        vars.insert("profile", &grant.profile.name)
+            .and_then(|_| vars.insert("session_id", &session_id))
+            .map_err(|e| ApiError::PolicyInvalid(e.to_string()))?;
+        let rendered = render(grant.profile, &vars)
+            .map_err(|e| ApiError::PolicyInvalid(format!("profile {}: {e}", grant.profile.name)))?;
+        let source_identity = source_identity(&session_id)
+            .ok_or_else(|| ApiError::PolicyInvalid("could not build a SourceIdentity".into()))?;
+        let issued_at = now;
+        let expires_at = issued_at + chrono::Duration::seconds(i64::from(grant.duration_seconds));
+        let record = SessionRecord {
+            session_id: session_id.clone(),
+            request_id: request_id.to_string(),
+            caller_arn: caller.arn.clone(),
+            caller: caller.stable_id(),
+            account: caller.account.clone(),
+            profile: grant.profile.name.clone(),
+            role_arn: grant.profile.role_arn.to_string(),
+            rule: grant.rule.name.clone(),
+            via: grant.via.clone(),
+            duration_seconds: grant.duration_seconds,
+            issued_at,
+            expires_at,
+            source_identity: source_identity.as_str().to_string(),
+            delete_after: expires_at
+                + chrono::Duration::from_std(self.config.session_retention).unwrap_or_default(),
+        };
+        log.session_id = Some(session_id.clone());
+        // The record first: no credentials ever leave without a session item.
+        self.sessions.record(&record).await?;
+        let spec = AssumeSpec {
+            role_arn: record.role_arn.clone(),
+            role_session_name: role_session_name(&caller, &session_id).as_str().to_string(),
+            source_identity: record.source_identity.clone(),
+            duration_seconds: grant.duration_seconds,
+            policy: rendered.policy,
+            tags: rendered.tags,
+        };
+        let issued = match self.issuer.assume(&spec).await {
+            Ok(issued) => issued,
+            Err(e) => {
+                if let Err(mark) = self.sessions.mark_failed(&session_id).await {
+                    tracing::warn!(session_id = %session_id, error = %error_chain(&mark), "could not mark the session as failed");
+                }
+                return Err(e);
+            }
+        };
+        log.decision = Some("allow");
+        Ok(Reply::json(
+            200,
+            &CredentialsResponse {
+                version: 1,
+                access_key_id: issued.access_key_id,
+                secret_access_key: issued.secret_access_key,
+                session_token: issued.session_token,
+                expiration: issued.expiration.to_rfc3339_opts(SecondsFormat::Secs, true),
+                session_id,
+                profile: record.profile,
+                role_arn: record.role_arn,
+            },
+        ))
+    }
+}
+
+fn error_reply(e: &ApiError, request_id: &str, profile: Option<&str>) -> Reply {
+    let (status, code, message) = e.answer(profile);
+    let approval_request_id = match e {
+        ApiError::ApprovalRequired { request_id } => request_id.clone(),
+        _ => None,
+    };
+    Reply::json(
+        status,
+        &ErrorBody {
+            code,
+            message,
+            request_id: request_id.to_string(),
+            approval_request_id,
+        },
+    )
+}
+
+fn apigw_request_id(ctx: Option<&RequestContext>) -> Option<String> {
+    match ctx? {
+        RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
+        RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+    .filter(|id| !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()))
+}
+
+/// The path the routes see: without the stage prefix API Gateway adds for
+/// named stages.
+fn route_path(req: &http::Request<Body>) -> String {
+    let path = req.uri().path();
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+    .filter(|s| !s.is_empty() && s != "$default");
+    if let Some(stage) = stage {
+        if let Some(rest) = path.strip_prefix(&format!("/{stage}")) {
+            if rest.starts_with('/') {
+                return rest.to_string();
+            }
+        }
+    }
+    path.to_string()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+fn emit(log: &DecisionLog) {
+    if let Ok(line) = serde_json::to_string(log) {
+        println!("{line}");
+    }
+}

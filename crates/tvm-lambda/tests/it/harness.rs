@@ -1,0 +1,190 @@
+//! Shared emulator, shared function instance, event builders, and the
+//! secret check every vend goes through.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+use tvm_devstack::runtime::{Lambda, Outcome};
+use tvm_devstack::stack::Stack;
+
+pub const V2_IAM: &str = include_str!("fixtures/http-api-v2-iam.json");
+pub const V1_IAM: &str = include_str!("fixtures/rest-v1-iam.json");
+pub const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/";
+
+/// One runtime for the whole binary, so servers started once outlive each test.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+pub struct Shared {
+    pub stack: Stack,
+    pub lambda: Lambda,
+}
+
+pub fn bootstrap() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_bootstrap"))
+}
+
+/// The emulator and one warm function instance, started on first use.
+pub fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        rt().block_on(async {
+            // Spawned, so the children belong to a runtime thread that lives
+            // as long as the binary.
+            rt().spawn(async {
+                let stack = Stack::start().await.expect("local stack");
+                let lambda = Lambda::start(bootstrap(), &stack.function_env())
+                    .await
+                    .expect("bootstrap");
+                Shared { stack, lambda }
+            })
+            .await
+            .expect("start shared stack")
+        })
+    })
+}
+
+/// Run a test body on the shared runtime.
+pub fn run<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+    // Start the shared stack from the test thread, never from inside the runtime.
+    shared();
+    rt().block_on(async { rt().spawn(f).await.expect("test body panicked") });
+}
+
+/// A function instance of its own, with extra environment.
+pub async fn own_lambda(extra: &[(&str, &str)]) -> Lambda {
+    let mut env = shared().stack.function_env();
+    for (k, v) in extra {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    Lambda::start(bootstrap(), &env).await.expect("bootstrap")
+}
+
+/// An HTTP API v2 event with an IAM identity.
+pub fn v2(method: &str, path: &str, caller: Option<&str>, body: Option<&Value>) -> Value {
+    let mut e: Value = serde_json::from_str(V2_IAM).unwrap();
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["requestId"] = json!(uuid_like());
+    match caller {
+        Some(arn) => e["requestContext"]["authorizer"]["iam"]["userArn"] = json!(arn),
+        None => {
+            e["requestContext"]
+                .as_object_mut()
+                .unwrap()
+                .remove("authorizer");
+        }
+    }
+    e["body"] = match body {
+        Some(b) => json!(b.to_string()),
+        None => Value::Null,
+    };
+    e
+}
+
+pub fn vend_event(caller: &str, body: Value) -> Value {
+    v2("POST", "/v1/credentials", Some(caller), Some(&body))
+}
+
+fn uuid_like() -> String {
+    format!(
+        "req-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// The HTTP answer inside the function's response.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+pub async fn call(lambda: &Lambda, event: Value) -> Answer {
+    let request_id = event["requestContext"]["requestId"]
+        .as_str()
+        .map(str::to_string);
+    match lambda.invoke(event).await.expect("invocation") {
+        Outcome::Response(v) => {
+            let status = v["statusCode"].as_u64().expect("statusCode") as u16;
+            let body =
+                serde_json::from_str(v["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+            let answer = Answer { status, body };
+            if let Some(id) = request_id {
+                // The decision line is the request's last log line.
+                decision_for(lambda, &id).await;
+            }
+            check_no_secret_logged(lambda, &answer);
+            answer
+        }
+        Outcome::Error(e) => panic!("the function failed the invocation instead of answering: {e}"),
+    }
+}
+
+/// Values that must never appear in a log line.
+pub const HEADER_SECRETS: &[&str] = &[
+    "FAKE-SESSION-TOKEN-FROM-THE-CALLER",
+    "Signature=0000000000000000000000000000000000000000000000000000000000000000",
+];
+
+/// Whatever was vended, and the request's secrets, never reach the log.
+pub fn check_no_secret_logged(lambda: &Lambda, answer: &Answer) {
+    let logs = lambda.logs().join("\n");
+    let mut secrets: Vec<String> = HEADER_SECRETS.iter().map(|s| s.to_string()).collect();
+    for field in ["AccessKeyId", "SecretAccessKey", "SessionToken"] {
+        if let Some(v) = answer.body[field].as_str() {
+            secrets.push(v.to_string());
+        }
+    }
+    for s in secrets {
+        assert!(
+            !logs.contains(&s),
+            "a secret ({}...) appeared in the function's log",
+            &s[..8.min(s.len())]
+        );
+    }
+}
+
+/// The decision lines the function has written so far.
+pub fn decisions(lambda: &Lambda) -> Vec<Value> {
+    lambda
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "decision")
+        .collect()
+}
+
+/// The decision line of one request; waits (bounded) for the log pipe.
+pub async fn decision_for(lambda: &Lambda, request_id: &str) -> Value {
+    for _ in 0..200 {
+        if let Some(d) = decisions(lambda)
+            .into_iter()
+            .find(|d| d["request_id"] == request_id)
+        {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no decision line for {request_id}")
+}

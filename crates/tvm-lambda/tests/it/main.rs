@@ -1,0 +1,6 @@
+//! The real `bootstrap`, driven through the Lambda runtime API, against the
+//! moto emulator with IAM auth enforced. One emulator for the whole binary.
+
+mod harness;
+mod presigned;
+mod vend;

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Bootstrap a tvm stack: tables, policies and (for local runs) demo identities.
+
+Works against any AWS endpoint boto3 can reach: the local moto server
+(AWS_ENDPOINT_URL=http://127.0.0.1:PORT), LocalStack, or a real account with
+your usual credentials. It is idempotent: run it again and it converges.
+
+  bootstrap.py tables                  create the DynamoDB tables (infra/tables.json)
+  bootstrap.py policies [FILES...]     put policy documents into SSM (default examples/policies/*)
+  bootstrap.py demo-identities         create the local demo's IAM users, roles and the orders table
+  bootstrap.py all                     all three; prints the demo identities as JSON
+
+Table names come from TVM_SESSIONS_TABLE / TVM_APPROVALS_TABLE /
+TVM_BREAKGLASS_TABLE (defaults in infra/tables.json), the policy prefix from
+TVM_POLICY_PREFIX (default /tvm/policies/).
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLES = os.path.join(ROOT, "infra", "tables.json")
+
+
+def table_names():
+    spec = json.load(open(TABLES))["tables"]
+    return {k: os.environ.get(t["env"], t["default_name"]) for k, t in spec.items()}
+
+
+def create_tables(ddb):
+    spec = json.load(open(TABLES))["tables"]
+    for key, t in spec.items():
+        name = os.environ.get(t["env"], t["default_name"])
+        schema = [{"AttributeName": t["key"]["hash"], "KeyType": "HASH"}]
+        if "range" in t["key"]:
+            schema.append({"AttributeName": t["key"]["range"], "KeyType": "RANGE"})
+        args = dict(
+            TableName=name,
+            KeySchema=schema,
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": ty} for a, ty in t["attributes"].items()],
+            BillingMode="PAY_PER_REQUEST",
+            SSESpecification={"Enabled": True},
+        )
+        gsis = []
+        for iname, idx in t["indexes"].items():
+            ks = [{"AttributeName": idx["hash"], "KeyType": "HASH"}]
+            if "range" in idx:
+                ks.append({"AttributeName": idx["range"], "KeyType": "RANGE"})
+            gsis.append({"IndexName": iname, "KeySchema": ks, "Projection": {"ProjectionType": "ALL"}})
+        if gsis:
+            args["GlobalSecondaryIndexes"] = gsis
+        try:
+            ddb.create_table(**args)
+            ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            log(f"table {name}: created")
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            log(f"table {name}: exists")
+        ddb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": t["ttl_attribute"]},
+        ) if not ttl_enabled(ddb, name) else None
+
+
+def ttl_enabled(ddb, name):
+    d = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    return d.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+
+
+def put_policies(ssm, files, secure):
+    prefix = os.environ.get("TVM_POLICY_PREFIX", "/tvm/policies/")
+    for path in files:
+        text = open(path).read()
+        doc = yaml.safe_load(text)
+        name = f"{prefix}{doc['profile']}"
+        ssm.put_parameter(
+            Name=name,
+            Value=text,
+            Type="SecureString" if secure else "String",
+            Overwrite=True,
+            Tier="Advanced" if len(text) > 4096 else "Standard",
+        )
+        log(f"policy {name}: put")
+
+
+def demo_identities(iam, sts, ddb):
+    """The local demo's cast: the function's own identity, two protected roles
+    that trust only it, a task role callers assume, and an analyst user."""
+    account = sts.get_caller_identity()["Account"]
+    out = {"account": account}
+
+    def user(name, policy):
+        try:
+            iam.create_user(UserName=name)
+        except iam.exceptions.EntityAlreadyExistsException:
+            pass
+        iam.put_user_policy(UserName=name, PolicyName="inline", PolicyDocument=json.dumps(policy))
+        for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+            iam.delete_access_key(UserName=name, AccessKeyId=k["AccessKeyId"])
+        k = iam.create_access_key(UserName=name)["AccessKey"]
+        return {"arn": f"arn:aws:iam::{account}:user/{name}", "access_key_id": k["AccessKeyId"], "secret_access_key": k["SecretAccessKey"]}
+
+    def role(name, path, trust_principal, policy):
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": trust_principal},
+                           "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}],
+        }
+        try:
+            iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))
+        except iam.exceptions.EntityAlreadyExistsException:
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+        iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=json.dumps(policy))
+        return f"arn:aws:iam::{account}:role{path}{name}"
+
+    allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    ddb_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
+    assume_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:GetCallerIdentity"], "Resource": "*"}]}
+
+    # Locally the function runs as an IAM user; in AWS it is the execution role.
+    out["function"] = user("tvm-function", allow_all)
+    fn = out["function"]["arn"]
+    out["protected_roles"] = [
+        role("orders-tenant", "/tvm/", fn, ddb_only),
+        role("reports-readonly", "/tvm/", fn, ddb_only),
+    ]
+    out["caller"] = user("demo-caller", assume_only)
+    out["analyst"] = user("analyst-ana", assume_only)
+    # The caller plays an ECS task: it assumes the task role with a session
+    # name per tenant. (IAM trust names the user; moto does not expand :root.)
+    out["task_role"] = role("orders-task", "/", out["caller"]["arn"], assume_only)
+    try:
+        ddb.create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "tenant", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "tenant", "AttributeType": "S"}, {"AttributeName": "order_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    log("demo identities: ready")
+    return out
+
+
+def log(msg):
+    print(msg, file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["tables", "policies", "demo-identities", "all"])
+    ap.add_argument("files", nargs="*", help="policy documents (default: examples/policies/*.yaml)")
+    ap.add_argument("--secure", action="store_true", help="store policies as SecureString")
+    a = ap.parse_args()
+    session = boto3.session.Session(region_name=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
+    ddb, ssm = session.client("dynamodb"), session.client("ssm")
+    files = a.files or sorted(glob.glob(os.path.join(ROOT, "examples", "policies", "*.yaml")))
+    result = {"tables": table_names()}
+    if a.what in ("tables", "all"):
+        create_tables(ddb)
+    if a.what in ("policies", "all"):
+        put_policies(ssm, files, a.secure)
+    if a.what in ("demo-identities", "all"):
+        result["identities"] = demo_identities(session.client("iam"), session.client("sts"), ddb)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
