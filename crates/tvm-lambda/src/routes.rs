@@ -94,7 +94,10 @@ pub struct DecisionLog {
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    via: Option<Via>,
+    via: Option<&'static str>,
+    /// The approval request or break-glass event that allowed the vend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -343,7 +346,11 @@ impl App {
             }
         })?;
         log.rule = Some(grant.rule.name.clone());
-        log.via = Some(grant.via.clone());
+        (log.via, log.via_id) = match &grant.via {
+            Via::Rule => (Some("rule"), None),
+            Via::Approval(id) => (Some("approval"), Some(id.clone())),
+            Via::BreakGlass(id) => (Some("break_glass"), Some(id.clone())),
+        };
         log.duration_seconds = Some(grant.duration_seconds);
 
         let session_id = uuid::Uuid::new_v4().simple().to_string();

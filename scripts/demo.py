@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""`make demo`: the whole vend path on one machine, no AWS account.
+
+Starts the local stack (moto with IAM auth enforced, seeded; the real
+`bootstrap` behind a Lambda runtime API; an HTTP front), plays two ECS tasks
+of two tenants, vends credentials for each with `tvm credential-process`,
+uses them with the AWS CLI, shows the session policies that reached STS and
+the decision log lines, and stops everything.
+"""
+
+import difflib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "debug")
+STATE = os.path.join(ROOT, ".tvm")
+AWS = os.path.join(ROOT, ".venv", "bin", "aws")
+
+
+def title(text):
+    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}")
+
+
+def wait_for_stack(proc, limit=90):
+    path = os.path.join(STATE, "stack.json")
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"tvm-local exited early with {proc.returncode}")
+        if os.path.exists(path):
+            return json.load(open(path))
+        time.sleep(0.1)
+    sys.exit(f"the local stack did not come up within {limit}s")
+
+
+def clean_env(**extra):
+    """No AWS settings from the developer's shell leak into the demo."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, **extra)
+    return env
+
+
+def task_credentials(stack, tenant):
+    """The demo caller plays the ECS task of one tenant."""
+    caller = stack["identities"]["caller"]
+    sts = boto3.client(
+        "sts",
+        endpoint_url=stack["aws_endpoint"],
+        region_name=stack["region"],
+        aws_access_key_id=caller["access_key_id"],
+        aws_secret_access_key=caller["secret_access_key"],
+    )
+    return sts.assume_role(RoleArn=stack["identities"]["task_role"], RoleSessionName=tenant)["Credentials"]
+
+
+def tvm_credential_process(stack, creds, profile="orders-tenant"):
+    cmd = [
+        os.path.join(BIN, "tvm"), "credential-process", "--profile", profile,
+        "--endpoint", stack["endpoint"], "--server-id", stack["server_id"],
+        "--sts-endpoint", stack["aws_endpoint"], "--region", stack["region"],
+    ]
+    env = clean_env(
+        AWS_ACCESS_KEY_ID=creds["AccessKeyId"],
+        AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],
+        AWS_SESSION_TOKEN=creds["SessionToken"],
+        AWS_REGION=stack["region"],
+    )
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def aws_cli(stack, vended, *args):
+    env = clean_env(
+        AWS_ACCESS_KEY_ID=vended["AccessKeyId"],
+        AWS_SECRET_ACCESS_KEY=vended["SecretAccessKey"],
+        AWS_SESSION_TOKEN=vended["SessionToken"],
+        AWS_DEFAULT_REGION=stack["region"],
+        AWS_ENDPOINT_URL=stack["aws_endpoint"],
+    )
+    out = subprocess.run([AWS, *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        sys.exit(f"aws {' '.join(args)} failed: {out.stderr}")
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def main():
+    for b in ("tvm-local", "tvm", "bootstrap"):
+        if not os.path.exists(os.path.join(BIN, b)):
+            sys.exit(f"{BIN}/{b} is missing: run `make demo` (it builds first)")
+    os.makedirs(STATE, exist_ok=True)
+    title("Starting the local stack: moto (IAM auth enforced), the real bootstrap, an HTTP front")
+    proc = subprocess.Popen([os.path.join(BIN, "tvm-local"), "--state-dir", STATE], env=clean_env())
+    try:
+        stack = wait_for_stack(proc)
+        print(f"tvm endpoint {stack['endpoint']}, AWS emulator {stack['aws_endpoint']}")
+
+        for tenant in ("acme", "globex"):
+            title(f"Tenant {tenant}: an ECS task of orders-task, session name {tenant!r}")
+            creds = task_credentials(stack, tenant)
+            out = tvm_credential_process(stack, creds)
+            if out.returncode != 0:
+                sys.exit(f"tvm credential-process failed: {out.stderr}")
+            vended = json.loads(out.stdout)
+            shown = {k: ("<redacted>" if k in ("SecretAccessKey", "SessionToken") else v) for k, v in vended.items()}
+            print("tvm credential-process ->", json.dumps(shown))
+            who = aws_cli(stack, vended, "sts", "get-caller-identity")
+            print("aws sts get-caller-identity ->", who["Arn"])
+            aws_cli(stack, vended, "dynamodb", "put-item", "--table-name", "orders",
+                    "--item", json.dumps({"tenant": {"S": tenant}, "order_id": {"S": "o-1"}}))
+            print(f"aws dynamodb put-item orders (tenant {tenant}) -> ok")
+
+        title("Refusals: a blocked tenant and a profile that does not exist")
+        for tenant, profile in (("blocked-demo", "orders-tenant"), ("acme", "payroll")):
+            out = tvm_credential_process(stack, task_credentials(stack, tenant), profile)
+            print(f"{tenant} -> {profile}: exit {out.returncode}: {out.stderr.strip()}")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    calls = json.load(open(os.path.join(STATE, "calls.json")))
+    policies = []
+    for c in calls:
+        p = dict(c["params"] or [])
+        # tvm's own AssumeRole calls (the demo's task-role calls carry no SourceIdentity).
+        if c["action"] == "AssumeRole" and "SourceIdentity" in p:
+            policies.append((p.get("Tags.member.1.Value"), p))
+    title("What reached STS AssumeRole (recorded by the proxy in front of the emulator)")
+    for tenant, p in policies:
+        print(f"-- tenant {tenant}: RoleArn={p['RoleArn']} DurationSeconds={p['DurationSeconds']} "
+              f"SourceIdentity={p['SourceIdentity']} RoleSessionName={p['RoleSessionName']}")
+        print(json.dumps(json.loads(p["Policy"]), indent=2))
+    if len(policies) == 2:
+        a, b = (json.dumps(json.loads(p["Policy"]), indent=2).splitlines() for _, p in policies)
+        title("The two session policies differ only in their tenant")
+        for line in difflib.unified_diff(a, b, "acme", "globex", lineterm="", n=0):
+            print(line)
+
+    title("Decision log lines (one per request)")
+    for line in open(os.path.join(STATE, "lambda.log")):
+        if '"type":"decision"' in line:
+            print(line.rstrip())
+    title("Done: the stack is stopped")
+
+
+if __name__ == "__main__":
+    main()
