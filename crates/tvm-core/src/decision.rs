@@ -54,6 +54,24 @@ pub enum Via {
     BreakGlass(String),
 }
 
+impl Via {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Rule => "rule",
+            Self::Approval(_) => "approval",
+            Self::BreakGlass(_) => "break_glass",
+        }
+    }
+
+    /// The approval request or break-glass event id, if any.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Self::Rule => None,
+            Self::Approval(id) | Self::BreakGlass(id) => Some(id),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Grant<'p> {
     pub profile: &'p Profile,

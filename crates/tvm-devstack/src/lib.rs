@@ -8,3 +8,4 @@ pub mod gateway;
 pub mod proxy;
 pub mod runtime;
 pub mod stack;
+pub mod testing;

@@ -12,7 +12,7 @@ use tvm_core::api::{
     CredentialsRequest, CredentialsResponse, ErrorBody, HealthResponse, ProfileEntry,
     ProfilesResponse, IDENTITY_HEADER, MAX_BODY_BYTES,
 };
-use tvm_core::decision::{access, decide, Denial, GateState, VendRequest, Via};
+use tvm_core::decision::{access, decide, Denial, GateState, VendRequest};
 use tvm_core::policy::valid_profile_name;
 use tvm_core::principal::Principal;
 use tvm_core::render::{caller_vars, render, role_session_name, source_identity};
@@ -346,11 +346,8 @@ impl App {
             }
         })?;
         log.rule = Some(grant.rule.name.clone());
-        (log.via, log.via_id) = match &grant.via {
-            Via::Rule => (Some("rule"), None),
-            Via::Approval(id) => (Some("approval"), Some(id.clone())),
-            Via::BreakGlass(id) => (Some("break_glass"), Some(id.clone())),
-        };
+        log.via = Some(grant.via.kind());
+        log.via_id = grant.via.id().map(str::to_string);
         log.duration_seconds = Some(grant.duration_seconds);
 
         let session_id = uuid::Uuid::new_v4().simple().to_string();

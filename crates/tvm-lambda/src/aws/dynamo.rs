@@ -2,7 +2,6 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use tvm_core::decision::Via;
 
 use super::{BoxFut, SessionRecord, SessionStore};
 use crate::error::{ApiError, Dependency};
@@ -29,11 +28,6 @@ fn n(v: i64) -> AttributeValue {
 impl SessionStore for DynamoSessions {
     fn record<'a>(&'a self, r: &'a SessionRecord) -> BoxFut<'a, Result<(), ApiError>> {
         Box::pin(async move {
-            let (via, via_id) = match &r.via {
-                Via::Rule => ("rule", None),
-                Via::Approval(id) => ("approval", Some(id)),
-                Via::BreakGlass(id) => ("break_glass", Some(id)),
-            };
             let mut put = self
                 .client
                 .put_item()
@@ -47,14 +41,14 @@ impl SessionStore for DynamoSessions {
                 .item("profile", s(&r.profile))
                 .item("role_arn", s(&r.role_arn))
                 .item("rule", s(&r.rule))
-                .item("via", s(via))
+                .item("via", s(r.via.kind()))
                 .item("duration_seconds", n(i64::from(r.duration_seconds)))
                 .item("issued_at", n(r.issued_at.timestamp()))
                 .item("expires_at", n(r.expires_at.timestamp()))
                 .item("source_identity", s(&r.source_identity))
                 .item("status", s("issued"))
                 .item("ttl", n(r.delete_after.timestamp()));
-            if let Some(id) = via_id {
+            if let Some(id) = r.via.id() {
                 put = put.item("via_id", s(id));
             }
             put.send()

@@ -7,22 +7,11 @@ use std::sync::OnceLock;
 use serde_json::{json, Value};
 use tvm_devstack::runtime::{Lambda, Outcome};
 use tvm_devstack::stack::Stack;
+use tvm_devstack::testing::block_on_spawned;
 
 pub const V2_IAM: &str = include_str!("fixtures/http-api-v2-iam.json");
 pub const V1_IAM: &str = include_str!("fixtures/rest-v1-iam.json");
 pub const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/";
-
-/// One runtime for the whole binary, so servers started once outlive each test.
-pub fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-}
 
 pub struct Shared {
     pub stack: Stack,
@@ -57,7 +46,7 @@ pub fn shared() -> &'static Shared {
 pub fn run<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
     // Start the shared stack from the test thread, never from inside the runtime.
     shared();
-    rt().block_on(async { rt().spawn(f).await.expect("test body panicked") });
+    block_on_spawned(f);
 }
 
 /// A function instance of its own, with extra environment.
