@@ -26,18 +26,12 @@ pub fn bootstrap() -> &'static Path {
 pub fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        rt().block_on(async {
-            // Spawned, so the children belong to a runtime thread that lives
-            // as long as the binary.
-            rt().spawn(async {
-                let stack = Stack::start().await.expect("local stack");
-                let lambda = Lambda::start(bootstrap(), &stack.function_env())
-                    .await
-                    .expect("bootstrap");
-                Shared { stack, lambda }
-            })
-            .await
-            .expect("start shared stack")
+        block_on_spawned(async {
+            let stack = Stack::start().await.expect("local stack");
+            let lambda = Lambda::start(bootstrap(), &stack.function_env())
+                .await
+                .expect("bootstrap");
+            Shared { stack, lambda }
         })
     })
 }
