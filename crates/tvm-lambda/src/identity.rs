@@ -288,6 +288,70 @@ pub fn parse_caller_identity(xml: &[u8]) -> Result<Principal, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn presigned(server_id: &str, at: SystemTime) -> String {
+        let creds = aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("SECRETTOKENVALUE".into()),
+            None,
+            "t",
+        );
+        tvm_client::presign::identity_header(
+            &creds,
+            "us-east-1",
+            "https://sts.us-east-1.amazonaws.com",
+            server_id,
+            at,
+        )
+        .unwrap()
+    }
+
+    const RULES: PresignRules<'static> = PresignRules {
+        server_id: "tvm-prod-1",
+        sts_authority: "sts.us-east-1.amazonaws.com",
+    };
+
+    #[test]
+    fn the_client_signature_passes_every_local_check() {
+        let checked = check_presigned(
+            &presigned("tvm-prod-1", SystemTime::now()),
+            &RULES,
+            Utc::now(),
+        )
+        .unwrap();
+        let names: Vec<&str> = checked.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"x-amz-security-token") && names.contains(&"authorization"));
+        assert!(
+            !format!("{checked:?}").contains("SECRETTOKENVALUE"),
+            "Debug shows header names only"
+        );
+    }
+
+    #[test]
+    fn a_foreign_server_id_a_foreign_host_and_an_old_date_are_refused() {
+        let now = Utc::now();
+        let other = check_presigned(&presigned("tvm-dev-9", SystemTime::now()), &RULES, now);
+        assert_eq!(
+            other,
+            Err(IdentityError::Presigned(
+                "x-tvm-server-id is not this deployment's"
+            ))
+        );
+        let rules = PresignRules {
+            sts_authority: "sts.eu-west-1.amazonaws.com",
+            ..RULES
+        };
+        assert!(check_presigned(&presigned("tvm-prod-1", SystemTime::now()), &rules, now).is_err());
+        let old = SystemTime::now() - Duration::from_secs(16 * 60);
+        assert_eq!(
+            check_presigned(&presigned("tvm-prod-1", old), &RULES, now),
+            Err(IdentityError::Presigned(
+                "x-amz-date is more than 15 minutes from now"
+            ))
+        );
+    }
 
     #[test]
     fn parses_one_result_and_refuses_two() {

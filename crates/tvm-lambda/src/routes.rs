@@ -478,3 +478,6 @@ fn emit(log: &DecisionLog) {
         println!("{line}");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -500,13 +500,24 @@ fn health_needs_no_identity_profiles_do_and_unknown_routes_are_404() {
                 )
             })
             .collect();
-        assert_eq!(
-            profiles,
-            [("orders-tenant".to_string(), "allow".to_string())]
+        // Other tests may add profiles to SSM; these two are fixed.
+        assert!(
+            profiles.contains(&("orders-tenant".to_string(), "allow".to_string())),
+            "{profiles:?}"
+        );
+        assert!(
+            !profiles.iter().any(|(p, _)| p == "reports-readonly"),
+            "analysts only: {profiles:?}"
         );
         let dev = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_DevAccess_abc/jane";
         let a = call(&sh.lambda, v2("GET", "/v1/profiles", Some(dev), None)).await;
-        assert_eq!(a.body["profiles"][0]["access"], "approval");
+        let orders = a.body["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["profile"] == "orders-tenant")
+            .cloned();
+        assert_eq!(orders.unwrap()["access"], "approval");
     });
 }
 
@@ -628,6 +639,40 @@ fn sts_failing_fails_closed_and_marks_the_session_failed() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(status, "failed");
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn a_secure_string_policy_is_decrypted_and_served() {
+    run(async {
+        let ssm = aws_sdk_ssm::Client::new(&sdk(&shared().stack.moto.url()));
+        let doc = std::fs::read_to_string(
+            tvm_devstack::stack::repo_root().join("examples/policies/orders-tenant.yaml"),
+        )
+        .unwrap()
+        .replace("profile: orders-tenant", "profile: orders-secure");
+        ssm.put_parameter()
+            .name("/tvm/policies/orders-secure")
+            .value(doc)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+        let lambda = own_lambda(&[]).await;
+        let a = call(
+            &lambda,
+            vend_event(&format!("{TASK}acme"), json!({"profile": "orders-secure"})),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(a.body["Profile"], "orders-secure");
+        ssm.delete_parameter()
+            .name("/tvm/policies/orders-secure")
+            .send()
+            .await
+            .unwrap();
         lambda.stop().await;
     });
 }

@@ -1,0 +1,218 @@
+//! The handler over in-memory fakes: fast checks of the flow and its order.
+//! The same paths run against the emulator in `tests/it`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::*;
+use crate::aws::{BoxFut, Issued, PolicyParameter, PolicySource};
+use crate::error::Dependency;
+
+const EVENT: &str = include_str!("../../tests/it/fixtures/http-api-v2-iam.json");
+
+struct StaticPolicies(Vec<PolicyParameter>);
+
+impl PolicySource for StaticPolicies {
+    fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, ApiError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+/// Records what happened, in order.
+#[derive(Default)]
+struct Journal {
+    steps: Mutex<Vec<String>>,
+    fail_record: bool,
+    fail_assume: bool,
+}
+
+impl SessionStore for Journal {
+    fn record<'a>(&'a self, s: &'a SessionRecord) -> BoxFut<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.steps
+                .lock()
+                .unwrap()
+                .push(format!("record {}", s.profile));
+            if self.fail_record {
+                return Err(ApiError::dependency(
+                    Dependency::DynamoDb,
+                    "ProvisionedThroughputExceededException: details",
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn mark_failed<'a>(&'a self, _: &'a str) -> BoxFut<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.steps.lock().unwrap().push("mark_failed".into());
+            Ok(())
+        })
+    }
+}
+
+impl Issuer for Journal {
+    fn assume<'a>(&'a self, spec: &'a AssumeSpec) -> BoxFut<'a, Result<Issued, ApiError>> {
+        Box::pin(async move {
+            self.steps.lock().unwrap().push(format!(
+                "assume {} {}",
+                spec.role_arn, spec.duration_seconds
+            ));
+            if self.fail_assume {
+                return Err(ApiError::dependency(
+                    Dependency::Sts,
+                    "AccessDenied: not authorized",
+                ));
+            }
+            Ok(Issued {
+                access_key_id: "ASIAFAKE".into(),
+                secret_access_key: "secret".into(),
+                session_token: "token".into(),
+                expiration: Utc::now()
+                    + chrono::Duration::seconds(i64::from(spec.duration_seconds)),
+            })
+        })
+    }
+}
+
+fn app(journal: Arc<Journal>) -> App {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/policies/orders-tenant.yaml"
+    ))
+    .unwrap();
+    let source = Arc::new(StaticPolicies(vec![PolicyParameter {
+        name: "/tvm/policies/orders-tenant".into(),
+        value: doc,
+    }]));
+    let config =
+        Config::from_lookup(|k| (k == "TVM_SESSIONS_TABLE").then(|| "s".to_string())).unwrap();
+    App {
+        policies: PolicyCache::new(
+            source,
+            config.policy_prefix.clone(),
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+        ),
+        sessions: journal.clone(),
+        issuer: journal,
+        verifier: None,
+        sts_authority: String::new(),
+        config,
+    }
+}
+
+fn event(caller: &str, body: &str) -> Value {
+    let mut e: Value = serde_json::from_str(EVENT).unwrap();
+    e["requestContext"]["authorizer"]["iam"]["userArn"] = json!(caller);
+    e["body"] = json!(body);
+    e
+}
+
+async fn status(app: &App, e: Value) -> (u16, Value) {
+    let out = app.invoke(e, "lambda-req").await;
+    let body = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    (out["statusCode"].as_u64().unwrap() as u16, body)
+}
+
+const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/acme";
+
+#[tokio::test]
+async fn a_grant_records_the_session_before_it_assumes_the_role() {
+    let j = Arc::new(Journal::default());
+    let (code, body) = status(
+        &app(j.clone()),
+        event(
+            TASK,
+            r#"{"profile":"orders-tenant","duration_seconds":3600}"#,
+        ),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["AccessKeyId"], "ASIAFAKE");
+    assert_eq!(
+        *j.steps.lock().unwrap(),
+        [
+            "record orders-tenant",
+            "assume arn:aws:iam::123456789012:role/tvm/orders-tenant 1800"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_store_failure_issues_nothing_and_hides_the_cause() {
+    let j = Arc::new(Journal {
+        fail_record: true,
+        ..Default::default()
+    });
+    let (code, body) = status(
+        &app(j.clone()),
+        event(TASK, r#"{"profile":"orders-tenant"}"#),
+    )
+    .await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (503, Some("DependencyFailed"))
+    );
+    assert!(!body.to_string().contains("Provisioned"));
+    assert_eq!(*j.steps.lock().unwrap(), ["record orders-tenant"]);
+}
+
+#[tokio::test]
+async fn an_sts_failure_marks_the_recorded_session_failed() {
+    let j = Arc::new(Journal {
+        fail_assume: true,
+        ..Default::default()
+    });
+    let (code, _) = status(
+        &app(j.clone()),
+        event(TASK, r#"{"profile":"orders-tenant"}"#),
+    )
+    .await;
+    assert_eq!(code, 503);
+    assert_eq!(j.steps.lock().unwrap().last().unwrap(), "mark_failed");
+}
+
+#[tokio::test]
+async fn denials_touch_no_dependency() {
+    let j = Arc::new(Journal::default());
+    let app = app(j.clone());
+    for (caller, expected) in [
+        (
+            "arn:aws:sts::123456789012:assumed-role/orders-task/blocked-x",
+            "AccessDenied",
+        ),
+        (
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_1/jane",
+            "ApprovalRequired",
+        ),
+        (
+            "arn:aws:sts::123456789012:assumed-role/stranger/x1",
+            "AccessDenied",
+        ),
+    ] {
+        let (code, body) = status(&app, event(caller, r#"{"profile":"orders-tenant"}"#)).await;
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (403, Some(expected)),
+            "{caller}"
+        );
+    }
+    assert!(j.steps.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_account_allowlist_is_checked_before_anything_else() {
+    let j = Arc::new(Journal::default());
+    let mut app = app(j.clone());
+    app.config.allowed_accounts = vec!["999999999999".into()];
+    let (code, body) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
+    assert_eq!((code, body["code"].as_str()), (403, Some("AccessDenied")));
+    app.config.allowed_accounts = vec![];
+    app.config.allowed_org_ids = vec!["o-otherorg01".into()];
+    let (code, _) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
+    assert_eq!(code, 403, "the fixture's org o-exampleorg1 is not allowed");
+    app.config.allowed_org_ids = vec!["o-exampleorg1".into()];
+    let (code, _) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
+    assert_eq!(code, 200);
+}
