@@ -53,6 +53,28 @@ fn s(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> Strin
     }
 }
 
+/// Put a policy document into the emulator's SSM.
+async fn put_policy(profile: &str, text: &str, kind: aws_sdk_ssm::types::ParameterType) {
+    aws_sdk_ssm::Client::new(&sdk(&shared().stack.moto.url()))
+        .put_parameter()
+        .name(format!("/tvm/policies/{profile}"))
+        .value(text)
+        .r#type(kind)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn delete_policy(profile: &str) {
+    aws_sdk_ssm::Client::new(&sdk(&shared().stack.moto.url()))
+        .delete_parameter()
+        .name(format!("/tvm/policies/{profile}"))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// A function instance with a proxy of its own, so its AWS calls can be counted.
 async fn counted_lambda(extra: &[(&str, &str)]) -> (Lambda, Proxy) {
     let proxy = Proxy::start(shared().stack.moto.addr).await.unwrap();
@@ -524,16 +546,8 @@ fn health_needs_no_identity_profiles_do_and_unknown_routes_are_404() {
 #[test]
 fn an_invalid_policy_is_never_served_and_the_others_still_are() {
     run(async {
-        let ssm = aws_sdk_ssm::Client::new(&sdk(&shared().stack.moto.url()));
         let broken = "profile: broken\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nrules:\n  - {name: all, effect: permit, principals: ['*']}\n";
-        ssm.put_parameter()
-            .name("/tvm/policies/broken")
-            .value(broken)
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
-            .unwrap();
+        put_policy("broken", broken, aws_sdk_ssm::types::ParameterType::String).await;
         let lambda = own_lambda(&[]).await;
         let a = call(
             &lambda,
@@ -553,11 +567,7 @@ fn an_invalid_policy_is_never_served_and_the_others_still_are() {
         )
         .await;
         assert_eq!(a.status, 200);
-        ssm.delete_parameter()
-            .name("/tvm/policies/broken")
-            .send()
-            .await
-            .unwrap();
+        delete_policy("broken").await;
         lambda.stop().await;
     });
 }
@@ -646,20 +656,17 @@ fn sts_failing_fails_closed_and_marks_the_session_failed() {
 #[test]
 fn a_secure_string_policy_is_decrypted_and_served() {
     run(async {
-        let ssm = aws_sdk_ssm::Client::new(&sdk(&shared().stack.moto.url()));
         let doc = std::fs::read_to_string(
             tvm_devstack::stack::repo_root().join("examples/policies/orders-tenant.yaml"),
         )
         .unwrap()
         .replace("profile: orders-tenant", "profile: orders-secure");
-        ssm.put_parameter()
-            .name("/tvm/policies/orders-secure")
-            .value(doc)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .overwrite(true)
-            .send()
-            .await
-            .unwrap();
+        put_policy(
+            "orders-secure",
+            &doc,
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        )
+        .await;
         let lambda = own_lambda(&[]).await;
         let a = call(
             &lambda,
@@ -668,11 +675,7 @@ fn a_secure_string_policy_is_decrypted_and_served() {
         .await;
         assert_eq!(a.status, 200, "{:?}", a.body);
         assert_eq!(a.body["Profile"], "orders-secure");
-        ssm.delete_parameter()
-            .name("/tvm/policies/orders-secure")
-            .send()
-            .await
-            .unwrap();
+        delete_policy("orders-secure").await;
         lambda.stop().await;
     });
 }
