@@ -62,10 +62,10 @@ def task_credentials(stack, tenant):
 
 
 def tvm_credential_process(stack, creds, profile="orders-tenant"):
+    # The local front checks SigV4 like API Gateway's AWS_IAM authorization.
     cmd = [
         os.path.join(BIN, "tvm"), "credential-process", "--profile", profile,
-        "--endpoint", stack["endpoint"], "--server-id", stack["server_id"],
-        "--sts-endpoint", stack["aws_endpoint"], "--region", stack["region"],
+        "--endpoint", stack["endpoint"], "--region", stack["region"],
     ]
     env = clean_env(
         AWS_ACCESS_KEY_ID=creds["AccessKeyId"],
@@ -95,7 +95,7 @@ def main():
         if not os.path.exists(os.path.join(BIN, b)):
             sys.exit(f"{BIN}/{b} is missing: run `make demo` (it builds first)")
     os.makedirs(STATE, exist_ok=True)
-    title("Starting the local stack: moto (IAM auth enforced), the real bootstrap, an HTTP front")
+    title("Starting the local stack: moto (IAM auth enforced), the real bootstrap, a SigV4-checking HTTP front")
     proc = subprocess.Popen([os.path.join(BIN, "tvm-local"), "--state-dir", STATE], env=clean_env())
     try:
         stack = wait_for_stack(proc)

@@ -29,6 +29,9 @@ pub enum ClientError {
     Unreachable { endpoint: String, reason: String },
     #[error("{}: {} (request id {})", .body.code.as_str(), .body.message, .body.request_id)]
     Api { status: u16, body: ErrorBody },
+    /// Refused in front of tvm (API Gateway's own `{"message": ...}` answers).
+    #[error("refused before reaching tvm (HTTP {status}): {message}")]
+    Gateway { status: u16, message: String },
     #[error("unexpected answer from tvm (HTTP {status})")]
     Protocol { status: u16 },
 }
@@ -197,8 +200,18 @@ fn parse<T: serde::de::DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T,
     if (200..300).contains(&status) {
         return serde_json::from_slice(bytes).map_err(|_| ClientError::Protocol { status });
     }
-    match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(body) => Err(ClientError::Api { status, body }),
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(bytes) {
+        return Err(ClientError::Api { status, body });
+    }
+    #[derive(serde::Deserialize)]
+    struct GatewayError {
+        message: String,
+    }
+    match serde_json::from_slice::<GatewayError>(bytes) {
+        Ok(g) => Err(ClientError::Gateway {
+            status,
+            message: g.message.chars().take(300).collect(),
+        }),
         Err(_) => Err(ClientError::Protocol { status }),
     }
 }

@@ -1,6 +1,8 @@
-//! A local HTTP front for the function, like a function URL without IAM
-//! auth: each HTTP request becomes a payload 2.0 event with no authorizer,
-//! so identity must come from the presigned `X-Tvm-Identity` header.
+//! A local HTTP front for the function: each HTTP request becomes a payload
+//! 2.0 event. With [`Auth::Iam`] it checks SigV4 like API Gateway's AWS_IAM
+//! authorization and puts the caller in `requestContext.authorizer.iam`;
+//! with [`Auth::None`] (a function URL without auth) there is no authorizer
+//! and identity must come from the presigned `X-Tvm-Identity` header.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,18 +18,28 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::iam_auth::{authorize, IamIdentity};
 use crate::runtime::{Outcome, RuntimeApi};
+
+/// How the front authenticates callers.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth {
+    /// No authorizer in the event.
+    None,
+    /// SigV4 checked against the emulator at this address, as AWS_IAM does.
+    Iam { moto: SocketAddr },
+}
 
 pub struct Gateway {
     addr: SocketAddr,
 }
 
 impl Gateway {
-    pub async fn start(runtime: RuntimeApi) -> std::io::Result<Self> {
-        Self::start_on(runtime, "127.0.0.1:0").await
+    pub async fn start(runtime: RuntimeApi, auth: Auth) -> std::io::Result<Self> {
+        Self::start_on(runtime, auth, "127.0.0.1:0").await
     }
 
-    pub async fn start_on(runtime: RuntimeApi, bind: &str) -> std::io::Result<Self> {
+    pub async fn start_on(runtime: RuntimeApi, auth: Auth, bind: &str) -> std::io::Result<Self> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let runtime = Arc::new(runtime);
@@ -38,7 +50,7 @@ impl Gateway {
                 };
                 let runtime = Arc::clone(&runtime);
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| forward(Arc::clone(&runtime), peer, req));
+                    let svc = service_fn(move |req| forward(Arc::clone(&runtime), auth, peer, req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -61,6 +73,7 @@ pub fn event_for(
     headers: &[(String, String)],
     body: &[u8],
     source_ip: &str,
+    identity: Option<&IamIdentity>,
 ) -> Value {
     let mut hmap = serde_json::Map::new();
     for (k, v) in headers {
@@ -80,7 +93,7 @@ pub fn event_for(
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
     };
     let now = chrono::Utc::now();
-    json!({
+    let mut event = json!({
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
@@ -100,11 +113,16 @@ pub fn event_for(
         },
         "body": body,
         "isBase64Encoded": b64
-    })
+    });
+    if let Some(id) = identity {
+        event["requestContext"]["authorizer"] = json!({"iam": id.to_context()});
+    }
+    event
 }
 
 async fn forward(
     runtime: Arc<RuntimeApi>,
+    auth: Auth,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -121,6 +139,20 @@ async fn forward(
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")),
     };
+    let identity = match auth {
+        Auth::None => None,
+        Auth::Iam { moto } => {
+            match authorize(moto, &method, &path, &query, &headers, &body).await {
+                Ok(id) => Some(id),
+                Err(refused) => {
+                    let message = json!({"message": refused.0}).to_string();
+                    let mut r = Response::new(Full::new(Bytes::from(message)));
+                    *r.status_mut() = StatusCode::FORBIDDEN;
+                    return Ok(r);
+                }
+            }
+        }
+    };
     let event = event_for(
         &method,
         &path,
@@ -128,6 +160,7 @@ async fn forward(
         &headers,
         &body,
         &peer.ip().to_string(),
+        identity.as_ref(),
     );
     match runtime
         .invoke(event, std::time::Duration::from_secs(30))

@@ -5,6 +5,7 @@
 //! Never deployed.
 
 pub mod gateway;
+pub mod iam_auth;
 pub mod proxy;
 pub mod runtime;
 pub mod stack;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use tvm_devstack::gateway::Gateway;
+use tvm_devstack::gateway::{Auth, Gateway};
 use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::{Stack, REGION, SERVER_ID};
 
@@ -35,7 +35,11 @@ async fn main() -> Result<(), String> {
     let lambda = Lambda::start(&bootstrap, &stack.function_env())
         .await
         .map_err(|e| format!("starting {}: {e}", bootstrap.display()))?;
-    let gateway = Gateway::start_on(lambda.runtime.clone(), &bind)
+    // Like an HTTP API with AWS_IAM: SigV4 checked, the caller in the request context.
+    let auth = Auth::Iam {
+        moto: stack.moto.addr,
+    };
+    let gateway = Gateway::start_on(lambda.runtime.clone(), auth, &bind)
         .await
         .map_err(|e| e.to_string())?;
 

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use aws_credential_types::Credentials;
 use serde_json::Value;
-use tvm_devstack::gateway::Gateway;
+use tvm_devstack::gateway::{Auth, Gateway};
 use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::{repo_root, venv, workspace_bin, Stack, REGION, SERVER_ID};
 use tvm_devstack::testing::block_on_spawned;
@@ -16,7 +16,10 @@ use tvm_devstack::testing::block_on_spawned;
 struct Shared {
     stack: Stack,
     lambda: Lambda,
+    /// SigV4 checked in front, identity in the request context (apigw mode).
     gateway: Gateway,
+    /// No auth in front: identity from the presigned header (sts mode).
+    open: Gateway,
 }
 
 fn shared() -> &'static Shared {
@@ -27,13 +30,21 @@ fn shared() -> &'static Shared {
             let lambda = Lambda::start(&workspace_bin("bootstrap"), &stack.function_env())
                 .await
                 .expect("bootstrap");
-            let gateway = Gateway::start(lambda.runtime.clone())
+            // Like API Gateway with AWS_IAM, and like a function URL without auth.
+            let iam = Auth::Iam {
+                moto: stack.moto.addr,
+            };
+            let gateway = Gateway::start(lambda.runtime.clone(), iam)
+                .await
+                .expect("gateway");
+            let open = Gateway::start(lambda.runtime.clone(), Auth::None)
                 .await
                 .expect("gateway");
             Shared {
                 stack,
                 lambda,
                 gateway,
+                open,
             }
         })
     })
@@ -70,11 +81,17 @@ fn with_creds<'a>(cmd: &'a mut Command, c: &Credentials) -> &'a mut Command {
         .env("AWS_REGION", REGION)
 }
 
+/// The front with IAM auth, as an API Gateway deployment.
 fn endpoint_args() -> Vec<String> {
+    vec!["--endpoint".into(), shared().gateway.url()]
+}
+
+/// The front without auth: the client adds a presigned GetCallerIdentity.
+fn presigned_args() -> Vec<String> {
     let sh = shared();
     vec![
         "--endpoint".into(),
-        sh.gateway.url(),
+        sh.open.url(),
         "--server-id".into(),
         SERVER_ID.into(),
         "--sts-endpoint".into(),
@@ -83,11 +100,20 @@ fn endpoint_args() -> Vec<String> {
 }
 
 fn credential_process(creds: &Credentials, profile: &str, extra: &[&str]) -> Output {
+    credential_process_via(&endpoint_args(), creds, profile, extra)
+}
+
+fn credential_process_via(
+    front: &[String],
+    creds: &Credentials,
+    profile: &str,
+    extra: &[&str],
+) -> Output {
     let mut cmd = Command::new(tvm());
     clean(&mut cmd);
     with_creds(&mut cmd, creds)
         .args(["credential-process", "--profile", profile])
-        .args(endpoint_args())
+        .args(front)
         .args(extra)
         .output()
         .expect("run tvm")
@@ -214,7 +240,7 @@ fn refusals_exit_non_zero_with_the_code_on_stderr_and_no_secret() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("BadRequest: duration_seconds must be between 900 and 3600"));
 
-    // A wrong secret: STS refuses the presigned identity.
+    // A wrong secret: the IAM front refuses the signature, as API Gateway does...
     let wrong = Credentials::new(
         creds.access_key_id(),
         "wrong-secret",
@@ -224,8 +250,29 @@ fn refusals_exit_non_zero_with_the_code_on_stderr_and_no_secret() {
     );
     let out = credential_process(&wrong, "orders-tenant", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("HTTP 403") && stderr.contains("signature we calculated does not match"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-secret"));
+    // ...and without a front, STS refuses the presigned identity.
+    let out = credential_process_via(&presigned_args(), &wrong, "orders-tenant", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Unauthenticated"), "{stderr}");
     assert!(!stderr.contains("wrong-secret"));
+}
+
+#[test]
+fn credential_process_proves_identity_with_a_presigned_request_where_nothing_checks_sigv4() {
+    let creds = task("hooli");
+    let out = credential_process_via(&presigned_args(), &creds, "orders-tenant", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
 }
 
 #[test]
