@@ -251,10 +251,12 @@ impl CredentialCache {
         let due = match (&s.held, s.retry_after) {
             (_, Some(retry)) => retry,
             (Some(h), None) => {
-                let window = secs(self.policy.window);
-                // Spread refreshes of many sidecars over the first tenth of the window.
-                h.usable_until + secs(self.policy.margin) - window
-                    + window / 10 * ((jitter() * 1000.0) as i32) / 1000
+                let due = h.usable_until + secs(self.policy.margin) - secs(self.policy.window);
+                // Spread the refreshes of many sidecars, but stay well before the usable end.
+                let spread = secs(self.policy.window / 10).min((h.usable_until - due) / 2);
+                due + chrono::Duration::milliseconds(
+                    (spread.num_milliseconds() as f64 * jitter()) as i64,
+                )
             }
             (None, None) => now,
         };

@@ -369,8 +369,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }));
             let code = match exec {
                 Some(cmd) => {
+                    // The child must reach the container provider, not the
+                    // credentials tvm signs with (they come first in every chain).
                     let mut child = tokio::process::Command::new(&cmd[0])
                         .args(&cmd[1..])
+                        .env_remove("AWS_ACCESS_KEY_ID")
+                        .env_remove("AWS_SECRET_ACCESS_KEY")
+                        .env_remove("AWS_SESSION_TOKEN")
+                        .env_remove("AWS_PROFILE")
+                        .env_remove("AWS_DEFAULT_PROFILE")
                         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                         .spawn()
                         .map_err(|e| format!("could not run {:?}: {e}", cmd[0]))?;

@@ -32,6 +32,7 @@ pub enum Auth {
 
 pub struct Gateway {
     addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -43,7 +44,7 @@ impl Gateway {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let runtime = Arc::new(runtime);
-        tokio::spawn(async move {
+        let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else {
                     break;
@@ -51,17 +52,24 @@ impl Gateway {
                 let runtime = Arc::clone(&runtime);
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| forward(Arc::clone(&runtime), auth, peer, req));
+                    // One request a connection, so that stop() ends service at once.
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(false)
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
             }
         });
-        Ok(Self { addr })
+        Ok(Self { addr, accept })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting: from now on connections are refused, as if tvm were down.
+    pub fn stop(&self) {
+        self.accept.abort();
     }
 }
 

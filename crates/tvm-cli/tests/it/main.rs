@@ -13,6 +13,8 @@ use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::{repo_root, venv, workspace_bin, Stack, REGION, SERVER_ID};
 use tvm_devstack::testing::block_on_spawned;
 
+mod delivery;
+
 struct Shared {
     stack: Stack,
     lambda: Lambda,
@@ -79,6 +81,7 @@ fn with_creds<'a>(cmd: &'a mut Command, c: &Credentials) -> &'a mut Command {
         .env("AWS_SECRET_ACCESS_KEY", c.secret_access_key())
         .env("AWS_SESSION_TOKEN", c.session_token().unwrap_or_default())
         .env("AWS_REGION", REGION)
+        .env("AWS_DEFAULT_REGION", REGION)
 }
 
 /// The front with IAM auth, as an API Gateway deployment.
