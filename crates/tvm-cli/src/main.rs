@@ -378,6 +378,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         .env_remove("AWS_SESSION_TOKEN")
                         .env_remove("AWS_PROFILE")
                         .env_remove("AWS_DEFAULT_PROFILE")
+                        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
                         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                         .spawn()
                         .map_err(|e| format!("could not run {:?}: {e}", cmd[0]))?;

@@ -349,6 +349,8 @@ fn tvm_serve_exec_runs_the_child_and_sigterm_stops_cleanly() {
     clean(&mut cmd);
     let out = with_creds(&mut cmd, &creds)
         .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
+        // What ECS injects for the task role; SDKs would prefer it to tvm serve's.
+        .env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/task-role")
         .args(["serve", "--profile", "orders-tenant"])
         .args(endpoint_args())
         .arg("--exec")
