@@ -1,40 +1,86 @@
 # tvm: the two commands a newcomer runs are `make demo` and `make test`.
-# Everything they need is installed here: pinned Python packages into .venv,
-# Rust crates by cargo.
+# Everything they need is installed here: pinned Python packages into venvs
+# (one per tool family: they conflict), Rust crates by cargo.
 
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
-STAMP := $(VENV)/.installed-$(shell sha1sum scripts/requirements.txt | cut -c1-12)
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test venv bins fmt lint unit clean
+# venv name -> requirements file
+VENV := .venv
+VENV_SAM := .venv-sam
+VENV_CHECKOV := .venv-checkov
+VENV_LAMBDA := .venv-lambda
+stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
+
+.PHONY: demo test venv bins lint-infra build package deploy fmt clean
 
 ## demo: build, start the local stack, vend for two tenants, show what reached STS, stop
 demo: venv bins
 	$(VENV)/bin/python scripts/demo.py
 
-## test: format check, clippy, unit, integration and end-to-end tests (emulator included)
+## test: format, clippy, unit, integration and end-to-end tests (emulator included), infra checks
 test: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	cargo test --workspace
 	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py
+	$(MAKE) lint-infra
 
-## venv: the pinned emulator and AWS CLI (moto server, boto3, awscli) in .venv
-venv: $(STAMP)
-$(STAMP): scripts/requirements.txt
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
-	@rm -f $(VENV)/.installed-*
-	@touch $@
+## lint-infra: SAM, cfn-lint, checkov, terraform fmt, cross-checks, LocalStack hooks
+lint-infra: venv $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VENV_CHECKOV),scripts/requirements-checkov.txt)
+	$(VENV_SAM)/bin/sam validate --lint -t template.yaml
+	$(VENV_SAM)/bin/cfn-lint template.yaml
+	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -f template.yaml
+	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -d infra/terraform
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra/terraform && echo "terraform fmt: clean"; \
+	  else echo "terraform not installed: skipping terraform fmt -check (the hcl2 cross-checks below still run)"; fi
+	$(VENV)/bin/python -m unittest discover -s infra/tests
+	bash -n localstack/init/ready.d/*.sh
+	$(VENV)/bin/shellcheck localstack/init/ready.d/*.sh
+	$(VENV)/bin/python -c "import yaml; yaml.safe_load(open('localstack/docker-compose.yml'))"
+
+## build: the release bootstrap for Lambda (arm64), with cargo-lambda from PyPI (it brings zig)
+build: $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
+	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 --bin bootstrap
+
+## package: the deploy zip, target/lambda/bootstrap/bootstrap.zip
+package: $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
+	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 --bin bootstrap --output-format zip
+	@ls -l target/lambda/bootstrap/bootstrap.zip
+
+## deploy: sam build + sam deploy (--guided the first time, which writes samconfig.toml)
+deploy: $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
+	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" $(VENV_SAM)/bin/sam build --beta-features
+	@if [ -f samconfig.toml ]; then $(VENV_SAM)/bin/sam deploy; else $(VENV_SAM)/bin/sam deploy --guided; fi
+
+venv: $(call stamp,$(VENV),scripts/requirements.txt)
+
+# One rule for every venv: create it, install its pinned requirements, stamp it.
+.venv/.installed-%: scripts/requirements.txt
+	@$(call install,$(VENV),scripts/requirements.txt)
+.venv-sam/.installed-%: scripts/requirements-sam.txt
+	@$(call install,$(VENV_SAM),scripts/requirements-sam.txt)
+.venv-checkov/.installed-%: scripts/requirements-checkov.txt
+	@$(call install,$(VENV_CHECKOV),scripts/requirements-checkov.txt)
+.venv-lambda/.installed-%: scripts/requirements-lambda.txt
+	@$(call install,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
+
+define install
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/pip install --quiet --disable-pip-version-check -r $(2)
+	rm -f $(1)/.installed-*
+	touch $(call stamp,$(1),$(2))
+endef
 
 bins:
 	cargo build --workspace --bins
 
 fmt:
 	cargo fmt --all
+	terraform fmt -recursive infra/terraform
 
 clean:
-	rm -rf $(VENV) .tvm
+	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) .tvm .aws-sam
 	cargo clean

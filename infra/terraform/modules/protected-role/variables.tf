@@ -1,0 +1,44 @@
+variable "name" {
+  description = "Role name (the profile's role_arn ends with it)."
+  type        = string
+}
+
+variable "path" {
+  description = "IAM path; must be under the tvm module's protected_role_path."
+  type        = string
+  default     = "/tvm/"
+}
+
+variable "tvm_function_role_arn" {
+  description = "The tvm execution role (tvm module output function_role_arn): the only principal this role trusts."
+  type        = string
+}
+
+variable "permissions_policy_json" {
+  description = "The most any session of this role may do (the profile's session policy narrows it per caller)."
+  type        = string
+}
+
+variable "permissions_boundary_arn" {
+  description = "A boundary to attach; by default one is created from permissions_policy_json, so that nothing added to the role later (the revocation policy included) can grant more."
+  type        = string
+  default     = null
+}
+
+variable "source_identity_prefix" {
+  description = "Prefix of the SourceIdentity tvm stamps on every session; required by the trust policy."
+  type        = string
+  default     = "tvm-"
+}
+
+variable "max_session_duration" {
+  description = "Upper bound of a session in seconds (tvm's role chaining caps at 3600 anyway)."
+  type        = number
+  default     = 3600
+}
+
+variable "tags" {
+  description = "Tags for the role and its boundary."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,141 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+}
+
+resource "aws_sns_topic" "notify" {
+  count             = var.enable_notifications ? 1 : 0
+  name              = "${var.name}-events"
+  kms_master_key_id = "alias/aws/sns"
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  #checkov:skip=CKV_AWS_158:Log lines carry no secrets by design (tested); CloudWatch Logs encrypts at rest with its own key.
+  #checkov:skip=CKV_AWS_338:Retention is the caller's choice (log_retention_days).
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_iam_role" "function" {
+  name = "${var.name}-function"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+  tags = var.tags
+}
+
+# Least privilege: assume only protected roles, read only the policy prefix,
+# write only tvm's tables, publish only to tvm's topic, and keep the
+# revocation policy on protected roles.
+resource "aws_iam_role_policy" "function" {
+  name = "tvm"
+  role = aws_iam_role.function.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat([
+      {
+        Sid      = "Logs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "${aws_cloudwatch_log_group.function.arn}:*"
+      },
+      {
+        Sid       = "AssumeProtectedRoles"
+        Effect    = "Allow"
+        Action    = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+        Resource  = "arn:${local.partition}:iam::*:role${var.protected_role_path}*"
+        Condition = { StringEquals = { "aws:ResourceTag/tvm-protected" = "true" } }
+      },
+      {
+        Sid    = "ReadPolicies"
+        Effect = "Allow"
+        Action = "ssm:GetParametersByPath"
+        Resource = [
+          "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${var.policy_prefix}",
+          "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${var.policy_prefix}*",
+        ]
+      },
+      {
+        Sid       = "DecryptSecureStringPolicies"
+        Effect    = "Allow"
+        Action    = "kms:Decrypt"
+        Resource  = "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"
+        Condition = { StringEquals = { "kms:ViaService" = "ssm.${local.region}.amazonaws.com" } }
+      },
+      {
+        Sid    = "Tables"
+        Effect = "Allow"
+        Action = [
+          "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+          "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem",
+        ]
+        Resource = flatten([
+          for t in [aws_dynamodb_table.sessions, aws_dynamodb_table.approvals, aws_dynamodb_table.breakglass] :
+          [t.arn, "${t.arn}/index/*"]
+        ])
+      },
+      {
+        Sid       = "RevocationPolicy"
+        Effect    = "Allow"
+        Action    = ["iam:GetRolePolicy", "iam:PutRolePolicy"]
+        Resource  = "arn:${local.partition}:iam::${local.account_id}:role${var.protected_role_path}*"
+        Condition = { StringEquals = { "aws:ResourceTag/tvm-protected" = "true" } }
+      },
+      ], var.enable_notifications ? [{
+        Sid      = "Notify"
+        Effect   = "Allow"
+        Action   = "sns:Publish"
+        Resource = aws_sns_topic.notify[0].arn
+    }] : [])
+  })
+}
+
+resource "aws_lambda_function" "tvm" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway; a dead-letter queue only applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_117:Calls only public AWS endpoints; a VPC would add NAT cost and a failure mode, no isolation.
+  #checkov:skip=CKV_AWS_115:Concurrency is bounded by API Gateway throttling and tvm's per-caller rate limits.
+  #checkov:skip=CKV_AWS_173:The environment holds names and settings only, no secrets.
+  #checkov:skip=CKV_AWS_50:X-Ray tracing is optional; the decision log line carries the request id.
+  #checkov:skip=CKV_AWS_272:Code signing is the deployer's choice; the package is built from this repository by make package.
+  function_name    = var.name
+  role             = aws_iam_role.function.arn
+  filename         = var.lambda_zip
+  source_code_hash = filebase64sha256(var.lambda_zip)
+  handler          = "bootstrap"
+  runtime          = "provided.al2023"
+  architectures    = ["arm64"]
+  memory_size      = var.memory_size
+  timeout          = 10
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.function.name
+  }
+
+  environment {
+    variables = {
+      TVM_POLICY_PREFIX    = var.policy_prefix
+      TVM_SESSIONS_TABLE   = aws_dynamodb_table.sessions.name
+      TVM_APPROVALS_TABLE  = aws_dynamodb_table.approvals.name
+      TVM_BREAKGLASS_TABLE = aws_dynamodb_table.breakglass.name
+      TVM_NOTIFY_TOPIC_ARN = var.enable_notifications ? aws_sns_topic.notify[0].arn : ""
+      TVM_IDENTITY_MODES   = "apigw"
+      TVM_ALLOWED_ACCOUNTS = join(",", var.allowed_accounts)
+      TVM_ALLOWED_ORG_IDS  = join(",", var.allowed_org_ids)
+      RUST_LOG             = var.log_level
+    }
+  }
+  tags = var.tags
+}

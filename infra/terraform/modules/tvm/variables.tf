@@ -1,0 +1,68 @@
+variable "name" {
+  description = "Name prefix for every resource (function, tables, API, role)."
+  type        = string
+  default     = "tvm"
+}
+
+variable "lambda_zip" {
+  description = "Path of the function package: `make package` writes target/lambda/bootstrap/bootstrap.zip (arm64)."
+  type        = string
+}
+
+variable "policy_prefix" {
+  description = "SSM path of the policy documents, one parameter per profile (TVM_POLICY_PREFIX)."
+  type        = string
+  default     = "/tvm/policies/"
+  validation {
+    condition     = can(regex("^/.*/$", var.policy_prefix))
+    error_message = "policy_prefix must start and end with '/'."
+  }
+}
+
+variable "protected_role_path" {
+  description = "IAM path of the roles tvm may assume; they must also carry the tag tvm-protected = true."
+  type        = string
+  default     = "/tvm/"
+}
+
+variable "allowed_accounts" {
+  description = "Accounts whose callers may be evaluated at all (TVM_ALLOWED_ACCOUNTS); empty for any."
+  type        = list(string)
+  default     = []
+}
+
+variable "allowed_org_ids" {
+  description = "AWS Organizations whose callers may be evaluated at all (TVM_ALLOWED_ORG_IDS); empty for any."
+  type        = list(string)
+  default     = []
+}
+
+variable "log_level" {
+  description = "RUST_LOG for the function."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function and API access logs."
+  type        = number
+  default     = 365
+}
+
+variable "enable_notifications" {
+  description = "Create an SNS topic for approval, break-glass and revocation events (TVM_NOTIFY_TOPIC_ARN)."
+  type        = bool
+  default     = true
+}
+
+variable "memory_size" {
+  description = "Function memory in MB."
+  type        = number
+  default     = 128
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
