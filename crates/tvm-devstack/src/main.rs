@@ -31,7 +31,10 @@ async fn main() -> Result<(), String> {
 
     let stack = Stack::start().await?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bootstrap = exe.with_file_name("bootstrap");
+    // TVM_BOOTSTRAP runs another build (e.g. the release one) on the same stack.
+    let bootstrap = std::env::var_os("TVM_BOOTSTRAP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| exe.with_file_name("bootstrap"));
     let lambda = Lambda::start(&bootstrap, &stack.function_env())
         .await
         .map_err(|e| format!("starting {}: {e}", bootstrap.display()))?;
@@ -45,6 +48,7 @@ async fn main() -> Result<(), String> {
 
     let state = json!({
         "endpoint": gateway.url(),
+        "bootstrap_pid": lambda.pid(),
         "aws_endpoint": stack.proxy.url(),
         "region": REGION,
         "server_id": SERVER_ID,
