@@ -5,7 +5,9 @@
 pub mod api;
 pub mod decision;
 pub mod glob;
+pub mod limits;
 pub mod policy;
 pub mod principal;
 pub mod render;
+pub mod revocation;
 pub mod template;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use serde::Deserialize;
 
 use crate::glob::Glob;
+use crate::limits::RateLimit;
 use crate::principal::{is_iam_name_char, valid_org_id, Partition, Principal, PrincipalKind};
 use crate::render::PolicyTemplate;
 use crate::template::{Template, MAX_VALUE_LEN};
@@ -55,6 +56,8 @@ struct PolicyDoc {
     approval: Option<ApprovalDoc>,
     #[serde(default)]
     break_glass: Option<BreakGlassDoc>,
+    #[serde(default)]
+    rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +329,8 @@ pub struct Profile {
     pub rules: Vec<Rule>,
     pub approval: Option<Approval>,
     pub break_glass: Option<BreakGlass>,
+    /// Vends per caller principal and window; the deployment default when absent.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Every valid profile, by name.
@@ -517,6 +522,9 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
         }
     }
 
+    if let Some(Err(e)) = doc.rate_limit.map(|r| r.check()) {
+        p.add("rate_limit", e);
+    }
     if doc.rules.is_empty() {
         p.add("rules", "must contain at least one rule");
     }
@@ -583,6 +591,7 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
         rules,
         approval,
         break_glass,
+        rate_limit: doc.rate_limit,
     })
 }
 

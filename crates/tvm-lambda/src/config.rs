@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use tvm_core::glob::Glob;
+use tvm_core::limits::RateLimit;
+
 /// Which identity sources the function accepts (`TVM_IDENTITY_MODES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdentityModes {
@@ -30,6 +33,10 @@ pub struct Config {
     pub aws_timeout: Duration,
     /// How long session items outlive their credentials before TTL removes them.
     pub session_retention: Duration,
+    /// Vends per caller principal and profile, for profiles without their own limit.
+    pub rate_limit: RateLimit,
+    /// Who may list and revoke any session and revoke callers (the security team).
+    pub admins: Vec<Glob>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,6 +157,24 @@ impl Config {
             },
         };
         let policy_ttl = secs("TVM_POLICY_TTL_SECONDS", 30, 1..=3600)?;
+        let rate_limit = match var("TVM_RATE_LIMIT") {
+            None => RateLimit {
+                requests: 60,
+                per_seconds: 60,
+            },
+            Some(v) => v.parse().map_err(|problem| ConfigError::Invalid {
+                name: "TVM_RATE_LIMIT",
+                problem,
+            })?,
+        };
+        let admins = list("TVM_ADMIN_PRINCIPALS")
+            .iter()
+            .map(|g| Glob::parse(g))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::Invalid {
+                name: "TVM_ADMIN_PRINCIPALS",
+                problem: format!("a pattern {e}"),
+            })?;
         Ok(Self {
             policy_prefix,
             policy_ttl,
@@ -176,6 +201,8 @@ impl Config {
                     .unwrap_or(3_000),
             ),
             session_retention: Duration::from_secs(30 * 86_400),
+            rate_limit,
+            admins,
         })
     }
 }

@@ -37,6 +37,10 @@ pub enum ApiError {
     AccessDenied,
     #[error("approval required")]
     ApprovalRequired { request_id: Option<String> },
+    #[error("revoked")]
+    SessionRevoked,
+    #[error("rate limited")]
+    RateLimited { retry_after: u64 },
     #[error("{0}")]
     PolicyInvalid(String),
     #[error("no route {method} {path}")]
@@ -80,6 +84,16 @@ impl ApiError {
                     Some(id) => format!("this profile needs an approved request; request {id} is pending"),
                     None => "this profile needs an approved request; create one with `tvm request`".into(),
                 },
+            ),
+            Self::SessionRevoked => (
+                403,
+                ErrorCode::SessionRevoked,
+                "your credentials for this profile have been revoked; ask the security team".into(),
+            ),
+            Self::RateLimited { retry_after } => (
+                429,
+                ErrorCode::RateLimited,
+                format!("too many requests for this profile; retry after {retry_after} s"),
             ),
             Self::PolicyInvalid(m) => (500, ErrorCode::PolicyInvalid, m.clone()),
             Self::NotFound { .. } => (404, ErrorCode::NotFound, self.to_string()),

@@ -17,7 +17,9 @@ use tvm_core::policy::valid_profile_name;
 use tvm_core::principal::Principal;
 use tvm_core::render::{caller_vars, render, role_session_name, source_identity};
 
-use crate::aws::{AssumeSpec, IdentityVerifier, Issuer, SessionRecord, SessionStore, VerifyError};
+use crate::aws::{
+    AssumeSpec, Gates, IdentityVerifier, Issuer, SessionRecord, SessionStore, VerifyError,
+};
 use crate::config::Config;
 use crate::error::{error_chain, ApiError};
 use crate::identity::{self, check_presigned, PresignRules};
@@ -381,8 +383,13 @@ impl App {
                 + chrono::Duration::from_std(self.config.session_retention).unwrap_or_default(),
         };
         log.session_id = Some(session_id.clone());
-        // The record first: no credentials ever leave without a session item.
-        self.sessions.record(&record).await?;
+        // The record first, in one transaction with the revocation and rate
+        // gates: no credentials ever leave without a session item.
+        let gates = Gates {
+            rate_limit: grant.profile.rate_limit.unwrap_or(self.config.rate_limit),
+            now: now.timestamp(),
+        };
+        self.sessions.record(&record, gates).await?;
         let spec = AssumeSpec {
             role_arn: record.role_arn.clone(),
             role_session_name: role_session_name(&caller, &session_id).as_str().to_string(),
@@ -423,7 +430,7 @@ fn error_reply(e: &ApiError, request_id: &str, profile: Option<&str>) -> Reply {
         ApiError::ApprovalRequired { request_id } => request_id.clone(),
         _ => None,
     };
-    Reply::json(
+    let mut reply = Reply::json(
         status,
         &ErrorBody {
             code,
@@ -431,7 +438,11 @@ fn error_reply(e: &ApiError, request_id: &str, profile: Option<&str>) -> Reply {
             request_id: request_id.to_string(),
             approval_request_id,
         },
-    )
+    );
+    if let ApiError::RateLimited { retry_after } = e {
+        reply.headers.push(("retry-after", retry_after.to_string()));
+    }
+    reply
 }
 
 fn apigw_request_id(ctx: Option<&RequestContext>) -> Option<String> {

@@ -11,6 +11,7 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use tvm_core::decision::Via;
+use tvm_core::limits::RateLimit;
 use tvm_core::principal::Principal;
 
 use crate::error::ApiError;
@@ -51,10 +52,25 @@ pub struct SessionRecord {
     pub delete_after: DateTime<Utc>,
 }
 
+/// The gates a vend passes in the same DynamoDB step as its record.
+#[derive(Debug, Clone, Copy)]
+pub struct Gates {
+    pub rate_limit: RateLimit,
+    /// Epoch seconds.
+    pub now: i64,
+}
+
 /// Where vends are recorded (DynamoDB).
 pub trait SessionStore: Send + Sync {
-    /// Write the record; a conditional put, so an id is never reused.
-    fn record<'a>(&'a self, session: &'a SessionRecord) -> BoxFut<'a, Result<(), ApiError>>;
+    /// In one transaction: write the record (never reusing an id), check that
+    /// neither the caller nor the caller and profile are revoked, and count
+    /// the vend against the rate limit. `SessionRevoked` / `RateLimited` say
+    /// which gate refused.
+    fn record<'a>(
+        &'a self,
+        session: &'a SessionRecord,
+        gates: Gates,
+    ) -> BoxFut<'a, Result<(), ApiError>>;
     /// Mark a recorded session as never issued (STS refused). Best effort.
     fn mark_failed<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<(), ApiError>>;
 }

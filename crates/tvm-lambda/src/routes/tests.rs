@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
-use crate::aws::{BoxFut, Issued, PolicyParameter, PolicySource};
+use crate::aws::{BoxFut, Gates, Issued, PolicyParameter, PolicySource};
 use crate::error::Dependency;
 
 const EVENT: &str = include_str!("../../tests/it/fixtures/http-api-v2-iam.json");
@@ -27,7 +27,7 @@ struct Journal {
 }
 
 impl SessionStore for Journal {
-    fn record<'a>(&'a self, s: &'a SessionRecord) -> BoxFut<'a, Result<(), ApiError>> {
+    fn record<'a>(&'a self, s: &'a SessionRecord, _: Gates) -> BoxFut<'a, Result<(), ApiError>> {
         Box::pin(async move {
             self.steps
                 .lock()

@@ -242,9 +242,10 @@ fn a_warm_vend_makes_exactly_two_sequential_aws_calls() {
                 .iter()
                 .map(|c| (c.service.as_str(), c.action.as_str()))
                 .collect();
+            // One DynamoDB transaction (record, revocation and rate gates), then STS.
             assert_eq!(
                 seen,
-                [("dynamodb", "PutItem"), ("sts", "AssumeRole")],
+                [("dynamodb", "TransactWriteItems"), ("sts", "AssumeRole")],
                 "warm vend {i}"
             );
             assert!(
