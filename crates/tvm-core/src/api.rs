@@ -164,3 +164,62 @@ pub struct IdentityEnvelope {
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
+
+/// One session, as `GET /v1/sessions` lists it. Never carries credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub session_id: String,
+    /// The role or user behind the caller.
+    pub caller: String,
+    pub caller_arn: String,
+    pub profile: String,
+    pub role_arn: String,
+    pub rule: String,
+    pub via: String,
+    pub duration_seconds: u32,
+    /// Epoch seconds.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub source_identity: String,
+    /// `issued`, `failed` (STS refused) or `revoked`.
+    pub status: String,
+}
+
+/// `GET /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionsResponse {
+    pub sessions: Vec<SessionView>,
+}
+
+/// `POST /v1/sessions/{id}/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSessionRequest {
+    pub reason: String,
+    /// How long new vends for the session's caller and profile stay refused (default 3600).
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+}
+
+/// `POST /v1/callers/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeCallerRequest {
+    /// A caller ARN, or the role or user behind it.
+    pub principal: String,
+    pub reason: String,
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+}
+
+/// The answer to a revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationResponse {
+    pub caller: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Epoch seconds until which new vends are refused.
+    pub until: i64,
+    /// Sessions whose credentials are now denied on their role.
+    pub sessions_revoked: Vec<String>,
+}

@@ -10,6 +10,7 @@ pub enum Dependency {
     Ssm,
     DynamoDb,
     Sts,
+    Iam,
 }
 
 impl Dependency {
@@ -18,6 +19,7 @@ impl Dependency {
             Self::Ssm => "ssm",
             Self::DynamoDb => "dynamodb",
             Self::Sts => "sts",
+            Self::Iam => "iam",
         }
     }
 }
@@ -45,6 +47,9 @@ pub enum ApiError {
     PolicyInvalid(String),
     #[error("no route {method} {path}")]
     NotFound { method: String, path: String },
+    /// A thing that does not exist, or that the caller may not see (alike).
+    #[error("{0}")]
+    Missing(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{dependency:?} failed: {source}")]
@@ -96,7 +101,7 @@ impl ApiError {
                 format!("too many requests for this profile; retry after {retry_after} s"),
             ),
             Self::PolicyInvalid(m) => (500, ErrorCode::PolicyInvalid, m.clone()),
-            Self::NotFound { .. } => (404, ErrorCode::NotFound, self.to_string()),
+            Self::NotFound { .. } | Self::Missing(_) => (404, ErrorCode::NotFound, self.to_string()),
             Self::MethodNotAllowed => (405, ErrorCode::BadRequest, "method not allowed on this route".into()),
             Self::Dependency { dependency, .. } => (
                 503,

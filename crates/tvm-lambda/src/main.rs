@@ -9,6 +9,7 @@ use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tvm_lambda::aws::dynamo::DynamoSessions;
+use tvm_lambda::aws::iam::IamRevocations;
 use tvm_lambda::aws::ssm::SsmPolicies;
 use tvm_lambda::aws::sts::{StsIdentity, StsIssuer};
 use tvm_lambda::aws::IdentityVerifier;
@@ -71,11 +72,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     } else {
         (None, String::new())
     };
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let app = Arc::new(App {
-        sessions: Arc::new(DynamoSessions::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
+        revocations: Arc::new(IamRevocations::new(
+            aws_sdk_iam::Client::new(&sdk),
+            dynamodb.clone(),
             config.sessions_table.clone(),
         )),
+        sessions: Arc::new(DynamoSessions::new(dynamodb, config.sessions_table.clone())),
         issuer: Arc::new(StsIssuer::new(aws_sdk_sts::Client::new(&sdk))),
         verifier,
         sts_authority,

@@ -1,5 +1,6 @@
 //! The handler: event in, routed request, one decision log line, response out.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,15 +11,19 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tvm_core::api::{
     CredentialsRequest, CredentialsResponse, ErrorBody, HealthResponse, ProfileEntry,
-    ProfilesResponse, IDENTITY_HEADER, MAX_BODY_BYTES,
+    ProfilesResponse, RevocationResponse, RevokeCallerRequest, RevokeSessionRequest, SessionView,
+    SessionsResponse, IDENTITY_HEADER, MAX_BODY_BYTES,
 };
 use tvm_core::decision::{access, decide, Denial, GateState, VendRequest};
-use tvm_core::policy::valid_profile_name;
+use tvm_core::limits::keys;
+use tvm_core::policy::{valid_profile_name, PolicySet};
 use tvm_core::principal::Principal;
 use tvm_core::render::{caller_vars, render, role_session_name, source_identity};
+use tvm_core::revocation::Revoked;
 
 use crate::aws::{
-    AssumeSpec, Gates, IdentityVerifier, Issuer, SessionRecord, SessionStore, VerifyError,
+    AssumeSpec, Gates, IdentityVerifier, Issuer, RevocationMarker, RoleRevocations, SessionQuery,
+    SessionRecord, SessionStore, VerifyError,
 };
 use crate::config::Config;
 use crate::error::{error_chain, ApiError};
@@ -35,6 +40,7 @@ pub struct App {
     pub verifier: Option<Arc<dyn IdentityVerifier>>,
     /// `host[:port]` presigned identities must be signed for.
     pub sts_authority: String,
+    pub revocations: Arc<dyn RoleRevocations>,
 }
 
 /// An HTTP answer in the shape API Gateway (v1 and v2) and function URLs accept.
@@ -170,9 +176,17 @@ impl App {
             )),
             ("POST", "/v1/credentials") => self.vend(&req, &request_id, &mut log).await,
             ("GET", "/v1/profiles") => self.profiles(&req, &mut log).await,
-            (_, "/v1/health" | "/v1/credentials" | "/v1/profiles") => {
-                Err(ApiError::MethodNotAllowed)
+            ("GET", "/v1/sessions") => self.list_sessions(&req, &mut log).await,
+            ("POST", "/v1/callers/revoke") => self.revoke_caller(&req, &mut log).await,
+            ("POST", p) if session_to_revoke(p).is_some() => {
+                let id = session_to_revoke(p).unwrap_or_default().to_string();
+                self.revoke_session(&req, &id, &mut log).await
             }
+            (
+                _,
+                "/v1/health" | "/v1/credentials" | "/v1/profiles" | "/v1/sessions"
+                | "/v1/callers/revoke",
+            ) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NotFound {
                 method: method.to_string(),
                 path: truncate(&path, 128),
@@ -401,7 +415,7 @@ impl App {
         let issued = match self.issuer.assume(&spec).await {
             Ok(issued) => issued,
             Err(e) => {
-                if let Err(mark) = self.sessions.mark_failed(&session_id).await {
+                if let Err(mark) = self.sessions.set_status(&session_id, "failed").await {
                     tracing::warn!(session_id = %session_id, error = %error_chain(&mark), "could not mark the session as failed");
                 }
                 return Err(e);
@@ -422,6 +436,242 @@ impl App {
             },
         ))
     }
+}
+
+/// Sessions and revocation: `GET /v1/sessions`, `POST /v1/sessions/{id}/revoke`,
+/// `POST /v1/callers/revoke`.
+impl App {
+    fn is_admin(&self, caller: &Principal) -> bool {
+        self.config.admins.iter().any(|g| g.matches(&caller.arn))
+    }
+
+    /// Admins manage every profile; approvers manage theirs.
+    fn manages(&self, set: &PolicySet, caller: &Principal, profile: &str) -> bool {
+        self.is_admin(caller)
+            || set
+                .get(profile)
+                .and_then(|p| p.approval.as_ref())
+                .is_some_and(|a| a.approvers.iter().any(|g| g.matches(&caller.arn)))
+    }
+
+    async fn list_sessions(
+        &self,
+        req: &http::Request<Body>,
+        log: &mut DecisionLog,
+    ) -> Result<Reply, ApiError> {
+        let caller = self.caller(req, log).await?;
+        let q = req.query_string_parameters_ref();
+        let param = |k: &str| q.and_then(|q| q.first(k)).map(str::to_string);
+        let limit = match param("limit") {
+            None => 50,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=1000).contains(l))
+                .ok_or_else(|| ApiError::BadRequest("limit must be 1..1000".into()))?,
+        };
+        let active = param("active").as_deref() == Some("true");
+        let query = match (param("caller"), param("profile")) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "filter by caller or by profile, not both".into(),
+                ))
+            }
+            (None, Some(profile)) => {
+                let set = self.policies.get().await?;
+                if !self.manages(&set, &caller, &profile) {
+                    log.decision = Some("deny");
+                    return Err(ApiError::AccessDenied);
+                }
+                SessionQuery::Profile { profile, limit }
+            }
+            (Some(who), None) => {
+                let who = stable_principal(&who)?;
+                if who != caller.stable_id() && !self.is_admin(&caller) {
+                    log.decision = Some("deny");
+                    return Err(ApiError::AccessDenied);
+                }
+                SessionQuery::Caller { caller: who, limit }
+            }
+            (None, None) => SessionQuery::Caller {
+                caller: caller.stable_id(),
+                limit,
+            },
+        };
+        let now = Utc::now().timestamp();
+        let sessions = self
+            .sessions
+            .list(&query)
+            .await?
+            .into_iter()
+            .filter(|s| !active || (s.status == "issued" && s.expires_at > now))
+            .collect();
+        Ok(Reply::json(200, &SessionsResponse { sessions }))
+    }
+
+    async fn revoke_session(
+        &self,
+        req: &http::Request<Body>,
+        id: &str,
+        log: &mut DecisionLog,
+    ) -> Result<Reply, ApiError> {
+        let caller = self.caller(req, log).await?;
+        let ask: RevokeSessionRequest = body_json(req)?;
+        let (reason, seconds) = revocation_terms(&ask.reason, ask.duration_seconds)?;
+        let set = self.policies.get().await?;
+        let not_found = || ApiError::Missing(format!("no session {id}"));
+        let session = self.sessions.get(id).await?.ok_or_else(not_found)?;
+        // A session the caller may not manage answers like one that does not exist.
+        if !self.manages(&set, &caller, &session.profile) {
+            log.decision = Some("deny");
+            return Err(not_found());
+        }
+        log.profile = Some(session.profile.clone());
+        let now = Utc::now().timestamp();
+        let until = now + i64::from(seconds);
+        self.sessions
+            .revoke(&RevocationMarker {
+                key: keys::revoked_pair(&session.caller, &session.profile),
+                until,
+                by: caller.arn.clone(),
+                reason,
+                at: now,
+            })
+            .await?;
+        self.sessions
+            .set_status(&session.session_id, "revoked")
+            .await?;
+        let revoked = vec![Revoked {
+            source_identity: session.source_identity.clone(),
+            expires_at: session.expires_at,
+        }];
+        self.revocations
+            .deny(&session.role_arn, &revoked, now)
+            .await?;
+        log.decision = Some("revoke");
+        log.session_id = Some(session.session_id.clone());
+        Ok(Reply::json(
+            200,
+            &RevocationResponse {
+                caller: session.caller,
+                profile: Some(session.profile),
+                until,
+                sessions_revoked: vec![session.session_id],
+            },
+        ))
+    }
+
+    async fn revoke_caller(
+        &self,
+        req: &http::Request<Body>,
+        log: &mut DecisionLog,
+    ) -> Result<Reply, ApiError> {
+        let caller = self.caller(req, log).await?;
+        if !self.is_admin(&caller) {
+            log.decision = Some("deny");
+            return Err(ApiError::AccessDenied);
+        }
+        let ask: RevokeCallerRequest = body_json(req)?;
+        let (reason, seconds) = revocation_terms(&ask.reason, ask.duration_seconds)?;
+        let target = stable_principal(&ask.principal)?;
+        let now = Utc::now().timestamp();
+        let until = now + i64::from(seconds);
+        self.sessions
+            .revoke(&RevocationMarker {
+                key: keys::revoked_caller(&target),
+                until,
+                by: caller.arn.clone(),
+                reason,
+                at: now,
+            })
+            .await?;
+        let live: Vec<SessionView> = self
+            .sessions
+            .list(&SessionQuery::Caller {
+                caller: target.clone(),
+                limit: 1000,
+            })
+            .await?
+            .into_iter()
+            .filter(|s| s.status == "issued" && s.expires_at > now)
+            .collect();
+        let mut by_role: BTreeMap<&str, Vec<Revoked>> = BTreeMap::new();
+        for s in &live {
+            by_role.entry(&s.role_arn).or_default().push(Revoked {
+                source_identity: s.source_identity.clone(),
+                expires_at: s.expires_at,
+            });
+        }
+        for (role, revoked) in &by_role {
+            self.revocations.deny(role, revoked, now).await?;
+        }
+        for s in &live {
+            self.sessions.set_status(&s.session_id, "revoked").await?;
+        }
+        log.decision = Some("revoke");
+        Ok(Reply::json(
+            200,
+            &RevocationResponse {
+                caller: target,
+                profile: None,
+                until,
+                sessions_revoked: live.into_iter().map(|s| s.session_id).collect(),
+            },
+        ))
+    }
+}
+
+/// Parse a JSON body, refusing oversized or malformed ones with what to fix.
+fn body_json<T: serde::de::DeserializeOwned>(req: &http::Request<Body>) -> Result<T, ApiError> {
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!("invalid body: {}", truncate(&e.to_string(), 160)))
+    })
+}
+
+/// A reason of 3-500 characters; a duration of 60 s to 30 days (default 1 h).
+fn revocation_terms(reason: &str, seconds: Option<u32>) -> Result<(String, u32), ApiError> {
+    let reason = reason.trim();
+    if !(3..=500).contains(&reason.chars().count()) || reason.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "reason must be 3-500 characters without control characters".into(),
+        ));
+    }
+    let seconds = seconds.unwrap_or(3600);
+    if !(60..=30 * 86_400).contains(&seconds) {
+        return Err(ApiError::BadRequest(
+            "duration_seconds must be between 60 and 2592000".into(),
+        ));
+    }
+    Ok((reason.to_string(), seconds))
+}
+
+/// The principal a revocation or listing is about: the role or user, from a
+/// caller ARN, a user ARN or a role ARN (paths dropped, as STS drops them).
+fn stable_principal(arn: &str) -> Result<String, ApiError> {
+    if let Ok(p) = Principal::parse(arn, None) {
+        return Ok(p.stable_id());
+    }
+    if let Ok(role) = tvm_core::policy::RoleArn::parse(arn) {
+        let s = role.as_str();
+        let (head, path) = s.split_once(":role/").unwrap_or((s, ""));
+        let name = path.rsplit('/').next().unwrap_or(path);
+        return Ok(format!("{head}:role/{name}"));
+    }
+    Err(ApiError::BadRequest(
+        "principal must be a caller, user or role ARN, e.g. arn:aws:iam::111122223333:role/orders-task".into(),
+    ))
+}
+
+/// `/v1/sessions/{id}/revoke` -> the id, if well formed.
+fn session_to_revoke(path: &str) -> Option<&str> {
+    let id = path
+        .strip_prefix("/v1/sessions/")?
+        .strip_suffix("/revoke")?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
 fn error_reply(e: &ApiError, request_id: &str, profile: Option<&str>) -> Reply {

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
+use tvm_core::api::SessionView;
 use tvm_core::limits::keys;
 
-use super::{BoxFut, Gates, SessionRecord, SessionStore};
+use super::{BoxFut, Gates, RevocationMarker, SessionQuery, SessionRecord, SessionStore};
 use crate::error::{ApiError, Dependency};
 
 pub struct DynamoSessions {
@@ -132,20 +133,126 @@ impl SessionStore for DynamoSessions {
         })
     }
 
-    fn mark_failed<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<(), ApiError>> {
+    fn set_status<'a>(
+        &'a self,
+        session_id: &'a str,
+        status: &'a str,
+    ) -> BoxFut<'a, Result<(), ApiError>> {
         Box::pin(async move {
             self.client
                 .update_item()
                 .table_name(&self.table)
                 .key("session_id", s(session_id))
                 .condition_expression("attribute_exists(session_id)")
-                .update_expression("SET #s = :failed")
+                .update_expression("SET #s = :status")
                 .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":failed", s("failed"))
+                .expression_attribute_values(":status", s(status))
                 .send()
                 .await
                 .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
             Ok(())
         })
     }
+
+    fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, ApiError>> {
+        Box::pin(async move {
+            // Gate items share the table; their keys start with '#'.
+            if session_id.starts_with('#') {
+                return Ok(None);
+            }
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("session_id", s(session_id))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
+            Ok(out.item().and_then(view))
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        query: &'a SessionQuery,
+    ) -> BoxFut<'a, Result<Vec<SessionView>, ApiError>> {
+        Box::pin(async move {
+            let (index, attr, value, limit) = match query {
+                SessionQuery::Caller { caller, limit } => ("by-caller", "caller", caller, *limit),
+                SessionQuery::Profile { profile, limit } => {
+                    ("by-profile", "profile", profile, *limit)
+                }
+            };
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", attr)
+                .expression_attribute_values(":v", s(value))
+                .scan_index_forward(false)
+                .limit(limit.clamp(1, 1000) as i32)
+                .send()
+                .await
+                .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
+            Ok(out.items().iter().filter_map(view).collect())
+        })
+    }
+
+    fn revoke<'a>(&'a self, m: &'a RevocationMarker) -> BoxFut<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("session_id", s(&m.key))
+                .item("until", n(m.until))
+                .item("by", s(&m.by))
+                .item("reason", s(&m.reason))
+                .item("at", n(m.at))
+                .item("ttl", n(m.until + 86_400))
+                .condition_expression("attribute_not_exists(session_id) OR #until < :until")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_values(":until", n(m.until))
+                .send()
+                .await;
+            match put {
+                Ok(_) => Ok(()),
+                // A revocation lasting longer is already in place: keep it.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(ApiError::dependency(Dependency::DynamoDb, e)),
+            }
+        })
+    }
+}
+
+/// A session item as the API shows it; `None` for anything else.
+fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let num = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    Some(SessionView {
+        session_id: text("session_id")?,
+        caller: text("caller")?,
+        caller_arn: text("caller_arn")?,
+        profile: text("profile")?,
+        role_arn: text("role_arn")?,
+        rule: text("rule").unwrap_or_default(),
+        via: text("via").unwrap_or_default(),
+        duration_seconds: num("duration_seconds")? as u32,
+        issued_at: num("issued_at")?,
+        expires_at: num("expires_at")?,
+        source_identity: text("source_identity")?,
+        status: text("status").unwrap_or_default(),
+    })
 }

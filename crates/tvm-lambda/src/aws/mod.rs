@@ -2,6 +2,7 @@
 //! the small traits the handler sees them through (so tests can fake them).
 
 pub mod dynamo;
+pub mod iam;
 pub mod ssm;
 pub mod sts;
 
@@ -10,9 +11,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
+use tvm_core::api::SessionView;
 use tvm_core::decision::Via;
 use tvm_core::limits::RateLimit;
 use tvm_core::principal::Principal;
+use tvm_core::revocation::Revoked;
 
 use crate::error::ApiError;
 use crate::identity::{CheckedPresign, IdentityError};
@@ -71,8 +74,49 @@ pub trait SessionStore: Send + Sync {
         session: &'a SessionRecord,
         gates: Gates,
     ) -> BoxFut<'a, Result<(), ApiError>>;
-    /// Mark a recorded session as never issued (STS refused). Best effort.
-    fn mark_failed<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<(), ApiError>>;
+    /// Set a recorded session's status: `failed` (STS refused), `revoked`.
+    fn set_status<'a>(
+        &'a self,
+        session_id: &'a str,
+        status: &'a str,
+    ) -> BoxFut<'a, Result<(), ApiError>>;
+    fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, ApiError>>;
+    /// Newest first, from the by-caller or by-profile index.
+    fn list<'a>(
+        &'a self,
+        query: &'a SessionQuery,
+    ) -> BoxFut<'a, Result<Vec<SessionView>, ApiError>>;
+    /// Refuse new vends for a caller, or a caller and profile, until a time.
+    /// A longer revocation already in place is kept.
+    fn revoke<'a>(&'a self, marker: &'a RevocationMarker) -> BoxFut<'a, Result<(), ApiError>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionQuery {
+    Caller { caller: String, limit: usize },
+    Profile { profile: String, limit: usize },
+}
+
+/// A revocation of new vends: the gate item the vend transaction checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationMarker {
+    /// `limits::keys::revoked_caller` or `revoked_pair`.
+    pub key: String,
+    pub until: i64,
+    pub by: String,
+    pub reason: String,
+    pub at: i64,
+}
+
+/// The revocation policy on protected roles: credentials already issued stop working.
+pub trait RoleRevocations: Send + Sync {
+    /// Add these sessions to the role's deny list (and drop expired ones).
+    fn deny<'a>(
+        &'a self,
+        role_arn: &'a str,
+        sessions: &'a [Revoked],
+        now: i64,
+    ) -> BoxFut<'a, Result<(), ApiError>>;
 }
 
 /// What AssumeRole is asked for.

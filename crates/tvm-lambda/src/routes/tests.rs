@@ -5,8 +5,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
-use crate::aws::{BoxFut, Gates, Issued, PolicyParameter, PolicySource};
+use crate::aws::{
+    BoxFut, Gates, Issued, PolicyParameter, PolicySource, RevocationMarker, SessionQuery,
+};
 use crate::error::Dependency;
+use tvm_core::api::SessionView;
 
 const EVENT: &str = include_str!("../../tests/it/fixtures/http-api-v2-iam.json");
 
@@ -43,11 +46,23 @@ impl SessionStore for Journal {
         })
     }
 
-    fn mark_failed<'a>(&'a self, _: &'a str) -> BoxFut<'a, Result<(), ApiError>> {
+    fn set_status<'a>(&'a self, _: &'a str, status: &'a str) -> BoxFut<'a, Result<(), ApiError>> {
         Box::pin(async move {
-            self.steps.lock().unwrap().push("mark_failed".into());
+            self.steps.lock().unwrap().push(format!("status {status}"));
             Ok(())
         })
+    }
+
+    fn get<'a>(&'a self, _: &'a str) -> BoxFut<'a, Result<Option<SessionView>, ApiError>> {
+        Box::pin(async move { Ok(None) })
+    }
+
+    fn list<'a>(&'a self, _: &'a SessionQuery) -> BoxFut<'a, Result<Vec<SessionView>, ApiError>> {
+        Box::pin(async move { Ok(vec![]) })
+    }
+
+    fn revoke<'a>(&'a self, _: &'a RevocationMarker) -> BoxFut<'a, Result<(), ApiError>> {
+        Box::pin(async move { Ok(()) })
     }
 }
 
@@ -75,6 +90,19 @@ impl Issuer for Journal {
     }
 }
 
+struct NoRevocations;
+
+impl RoleRevocations for NoRevocations {
+    fn deny<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [Revoked],
+        _: i64,
+    ) -> BoxFut<'a, Result<(), ApiError>> {
+        Box::pin(async move { Ok(()) })
+    }
+}
+
 fn app(journal: Arc<Journal>) -> App {
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -98,6 +126,7 @@ fn app(journal: Arc<Journal>) -> App {
         issuer: journal,
         verifier: None,
         sts_authority: String::new(),
+        revocations: Arc::new(NoRevocations),
         config,
     }
 }
@@ -170,7 +199,7 @@ async fn an_sts_failure_marks_the_recorded_session_failed() {
     )
     .await;
     assert_eq!(code, 503);
-    assert_eq!(j.steps.lock().unwrap().last().unwrap(), "mark_failed");
+    assert_eq!(j.steps.lock().unwrap().last().unwrap(), "status failed");
 }
 
 #[tokio::test]

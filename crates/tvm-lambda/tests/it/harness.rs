@@ -95,6 +95,7 @@ fn uuid_like() -> String {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    pub headers: Value,
 }
 
 impl Answer {
@@ -112,7 +113,11 @@ pub async fn call(lambda: &Lambda, event: Value) -> Answer {
             let status = v["statusCode"].as_u64().expect("statusCode") as u16;
             let body =
                 serde_json::from_str(v["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
-            let answer = Answer { status, body };
+            let answer = Answer {
+                status,
+                body,
+                headers: v["headers"].clone(),
+            };
             if let Some(id) = request_id {
                 // The decision line is the request's last log line.
                 decision_for(lambda, &id).await;

@@ -1,0 +1,348 @@
+//! Revocation that bites, rate limits, and session listings, through the
+//! real bootstrap. The tests use a profile of their own (`gates`) and callers
+//! no other test uses, so revoking them blocks nothing else.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tvm_devstack::runtime::Lambda;
+use tvm_devstack::stack::REGION;
+
+use crate::harness::*;
+
+const GATES: &str = r#"
+profile: gates
+role_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant
+rate_limit: {requests: 3, per_seconds: 5}
+rules:
+  - name: gate-roles
+    effect: allow
+    principals: ["arn:aws:sts::123456789012:assumed-role/gate-*/*"]
+approval:
+  approvers: ["arn:aws:sts::123456789012:assumed-role/gate-approver/*"]
+"#;
+
+const ADMIN: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SecAdmin_1a2b/alice";
+const APPROVER: &str = "arn:aws:sts::123456789012:assumed-role/gate-approver/bob";
+
+fn gate(role: &str, session: &str) -> String {
+    format!("arn:aws:sts::123456789012:assumed-role/{role}/{session}")
+}
+
+fn sdk() -> aws_config::SdkConfig {
+    let f = &shared().stack.ids.function;
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(shared().stack.moto.url())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    &f.access_key_id,
+                    &f.secret_access_key,
+                    None,
+                    None,
+                    "test",
+                ),
+            ),
+        )
+        .build()
+}
+
+/// A function instance that has loaded the `gates` profile.
+async fn gates_lambda() -> Lambda {
+    aws_sdk_ssm::Client::new(&sdk())
+        .put_parameter()
+        .name("/tvm/policies/gates")
+        .value(GATES)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    own_lambda(&[]).await
+}
+
+async fn vend(lambda: &Lambda, caller: &str) -> Answer {
+    call(lambda, vend_event(caller, json!({"profile": "gates"}))).await
+}
+
+async fn post(lambda: &Lambda, caller: &str, path: &str, body: Value) -> Answer {
+    call(lambda, v2("POST", path, Some(caller), Some(&body))).await
+}
+
+async fn get(lambda: &Lambda, caller: &str, path_and_query: &str) -> Answer {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut e = v2("GET", path, Some(caller), None);
+    e["rawQueryString"] = json!(query);
+    call(lambda, e).await
+}
+
+async fn revocation_policy() -> String {
+    let out = aws_sdk_iam::Client::new(&sdk())
+        .get_role_policy()
+        .role_name("orders-tenant")
+        .policy_name("tvm-revocations")
+        .send()
+        .await
+        .expect("the revocation policy exists");
+    let doc = out.policy_document();
+    // IAM returns the document URL-encoded.
+    percent_decode(doc)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn revoking_a_session_stops_new_vends_and_denies_its_source_identity_on_the_role() {
+    run(async {
+        let lambda = gates_lambda().await;
+        let first = vend(&lambda, &gate("gate-rev", "x1")).await;
+        assert_eq!(first.status, 200, "{:?}", first.body);
+        let sid = first.body["SessionId"].as_str().unwrap().to_string();
+        let path = format!("/v1/sessions/{sid}/revoke");
+
+        // Someone who may not manage the profile learns nothing.
+        let a = post(
+            &lambda,
+            &gate("gate-other", "x1"),
+            &path,
+            json!({"reason": "compromised"}),
+        )
+        .await;
+        assert_eq!((a.status, a.code()), (404, "NotFound"));
+
+        let a = post(
+            &lambda,
+            APPROVER,
+            &path,
+            json!({"reason": "compromised task", "duration_seconds": 600}),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(a.body["sessions_revoked"], json!([sid]));
+        assert_eq!(a.body["caller"], "arn:aws:iam::123456789012:role/gate-rev");
+
+        // New vends for that caller and profile stop at once, whatever the session name.
+        let again = vend(&lambda, &gate("gate-rev", "another-name")).await;
+        assert_eq!((again.status, again.code()), (403, "SessionRevoked"));
+        assert!(again.body.get("AccessKeyId").is_none());
+        // Other callers are not affected.
+        assert_eq!(vend(&lambda, &gate("gate-other", "x1")).await.status, 200);
+        // Credentials already issued stop working: the role denies that SourceIdentity.
+        let policy = revocation_policy().await;
+        assert!(policy.contains(&format!("tvm-{sid}")), "{policy}");
+        assert!(
+            policy.contains("\"Effect\":\"Deny\"") || policy.contains("\"Effect\": \"Deny\""),
+            "{policy}"
+        );
+        let listed = get(&lambda, APPROVER, "/v1/sessions?profile=gates").await;
+        let status = listed.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["session_id"] == sid.as_str())
+            .unwrap()["status"]
+            .clone();
+        assert_eq!(status, "revoked");
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn revoking_a_caller_stops_its_vends_and_denies_its_live_sessions() {
+    run(async {
+        let lambda = gates_lambda().await;
+        let live = vend(&lambda, &gate("gate-bad", "x1")).await;
+        assert_eq!(live.status, 200);
+        let sid = live.body["SessionId"].as_str().unwrap().to_string();
+        let body = json!({"principal": "arn:aws:iam::123456789012:role/gate-bad", "reason": "incident 42", "duration_seconds": 900});
+
+        let a = post(&lambda, APPROVER, "/v1/callers/revoke", body.clone()).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (403, "AccessDenied"),
+            "only the security team revokes callers"
+        );
+
+        let a = post(&lambda, ADMIN, "/v1/callers/revoke", body).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert!(a.body["sessions_revoked"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(sid)));
+        let again = vend(&lambda, &gate("gate-bad", "x2")).await;
+        assert_eq!((again.status, again.code()), (403, "SessionRevoked"));
+        assert!(revocation_policy().await.contains(&format!("tvm-{sid}")));
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn the_rate_limit_answers_429_with_retry_after_then_the_next_window_vends() {
+    run(async {
+        let lambda = gates_lambda().await;
+        let caller = gate("gate-rate", "x1");
+        // Start at the beginning of a 5 s window, so that four vends fall in one.
+        for _ in 0..60 {
+            if chrono::Utc::now().timestamp_millis() % 5000 < 300 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for i in 0..3 {
+            assert_eq!(
+                vend(&lambda, &caller).await.status,
+                200,
+                "vend {i} within the limit"
+            );
+        }
+        let limited = vend(&lambda, &caller).await;
+        assert_eq!(
+            (limited.status, limited.code()),
+            (429, "RateLimited"),
+            "{:?}",
+            limited.body
+        );
+        let retry: u64 = limited.headers["retry-after"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=5).contains(&retry), "Retry-After {retry}");
+        // Another caller has its own budget.
+        assert_eq!(vend(&lambda, &gate("gate-rate-2", "x1")).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(retry * 1000 + 200)).await;
+        assert_eq!(
+            vend(&lambda, &caller).await.status,
+            200,
+            "the next window vends again"
+        );
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn sessions_are_listed_for_their_caller_and_for_whoever_manages_the_profile() {
+    run(async {
+        let lambda = gates_lambda().await;
+        for s in ["a1", "a2"] {
+            assert_eq!(vend(&lambda, &gate("gate-list", s)).await.status, 200);
+        }
+        let own = get(&lambda, &gate("gate-list", "a3"), "/v1/sessions").await;
+        assert_eq!(own.status, 200, "{:?}", own.body);
+        let mine = own.body["sessions"].as_array().unwrap();
+        assert!(
+            mine.len() >= 2
+                && mine
+                    .iter()
+                    .all(|s| s["caller"] == "arn:aws:iam::123456789012:role/gate-list")
+        );
+        assert!(mine
+            .iter()
+            .all(|s| s.get("AccessKeyId").is_none() && s.get("SecretAccessKey").is_none()));
+
+        let other = get(
+            &lambda,
+            &gate("gate-list", "a3"),
+            "/v1/sessions?caller=arn:aws:iam::123456789012:role/gate-rev",
+        )
+        .await;
+        assert_eq!((other.status, other.code()), (403, "AccessDenied"));
+        let managed = get(&lambda, APPROVER, "/v1/sessions?profile=gates&active=true").await;
+        assert_eq!(managed.status, 200);
+        assert!(managed.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["caller"] == "arn:aws:iam::123456789012:role/gate-list"));
+        let not_theirs = get(&lambda, APPROVER, "/v1/sessions?profile=orders-tenant").await;
+        assert_eq!(
+            (not_theirs.status, not_theirs.code()),
+            (403, "AccessDenied")
+        );
+        let admin = get(
+            &lambda,
+            ADMIN,
+            "/v1/sessions?caller=arn:aws:sts::123456789012:assumed-role/gate-list/zz",
+        )
+        .await;
+        assert_eq!(
+            admin.status, 200,
+            "a caller ARN is read as the role behind it"
+        );
+        assert!(!admin.body["sessions"].as_array().unwrap().is_empty());
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn revocation_requests_are_checked() {
+    run(async {
+        let lambda = gates_lambda().await;
+        let unknown = "/v1/sessions/0123456789abcdef0123456789abcdef/revoke";
+        let a = post(&lambda, ADMIN, unknown, json!({"reason": "x"})).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "BadRequest"),
+            "reason too short"
+        );
+        let a = post(
+            &lambda,
+            ADMIN,
+            unknown,
+            json!({"reason": "valid reason", "duration_seconds": 10}),
+        )
+        .await;
+        assert_eq!((a.status, a.code()), (400, "BadRequest"));
+        let a = post(
+            &lambda,
+            ADMIN,
+            unknown,
+            json!({"reason": "valid reason", "extra": 1}),
+        )
+        .await;
+        assert_eq!((a.status, a.code()), (400, "BadRequest"));
+        let a = post(&lambda, ADMIN, unknown, json!({"reason": "valid reason"})).await;
+        assert_eq!((a.status, a.code()), (404, "NotFound"));
+        let a = post(
+            &lambda,
+            ADMIN,
+            "/v1/sessions/%23revoked%23x/revoke",
+            json!({"reason": "valid reason"}),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.code()),
+            (404, "NotFound"),
+            "gate items are not sessions"
+        );
+        let a = post(
+            &lambda,
+            ADMIN,
+            "/v1/callers/revoke",
+            json!({"principal": "nobody", "reason": "valid reason"}),
+        )
+        .await;
+        assert_eq!((a.status, a.code()), (400, "BadRequest"));
+        lambda.stop().await;
+    });
+}
