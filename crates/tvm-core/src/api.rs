@@ -223,3 +223,80 @@ pub struct RevocationResponse {
     /// Sessions whose credentials are now denied on their role.
     pub sessions_revoked: Vec<String>,
 }
+
+/// `POST /v1/requests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub profile: String,
+    pub justification: String,
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+}
+
+/// An approval request, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: String,
+    pub profile: String,
+    /// The role or user behind the requester.
+    pub caller: String,
+    pub caller_arn: String,
+    pub justification: String,
+    pub duration_seconds: u32,
+    /// `pending`, `approved`, `denied`, `cancelled`; `expired` when past its time.
+    pub status: String,
+    pub created_at: i64,
+    /// Pending until then; once approved, vends until `valid_until`.
+    pub expires_at: i64,
+    pub required: u32,
+    /// Distinct approving principals so far.
+    pub approvals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+}
+
+/// `GET /v1/requests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestsResponse {
+    pub requests: Vec<RequestView>,
+}
+
+/// The reasons a break-glass event may be opened for.
+pub const BREAK_GLASS_REASONS: &[&str] = &["incident", "outage", "security", "data-recovery"];
+
+/// `POST /v1/breakglass`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenBreakGlass {
+    pub profile: String,
+    pub reason: String,
+    pub justification: String,
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+}
+
+/// A break-glass event, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassView {
+    pub id: String,
+    pub profile: String,
+    pub caller: String,
+    pub caller_arn: String,
+    pub reason: String,
+    pub justification: String,
+    /// `open` or `closed`; `expired` when past its end.
+    pub status: String,
+    pub opened_at: i64,
+    pub ends_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+}
+
+/// `GET /v1/breakglass`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassList {
+    pub events: Vec<BreakGlassView>,
+}

@@ -9,6 +9,7 @@ use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tvm_lambda::aws::dynamo::DynamoSessions;
+use tvm_lambda::aws::gates::DynamoGates;
 use tvm_lambda::aws::iam::IamRevocations;
 use tvm_lambda::aws::ssm::SsmPolicies;
 use tvm_lambda::aws::sts::{StsIdentity, StsIssuer};
@@ -78,6 +79,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             aws_sdk_iam::Client::new(&sdk),
             dynamodb.clone(),
             config.sessions_table.clone(),
+        )),
+        gates: Arc::new(DynamoGates::new(
+            dynamodb.clone(),
+            config.approvals_table.clone(),
+            config.breakglass_table.clone(),
         )),
         sessions: Arc::new(DynamoSessions::new(dynamodb, config.sessions_table.clone())),
         issuer: Arc::new(StsIssuer::new(aws_sdk_sts::Client::new(&sdk))),

@@ -14,13 +14,14 @@ use tvm_core::api::{
     ProfilesResponse, RevocationResponse, RevokeCallerRequest, RevokeSessionRequest, SessionView,
     SessionsResponse, IDENTITY_HEADER, MAX_BODY_BYTES,
 };
-use tvm_core::decision::{access, decide, Denial, GateState, VendRequest};
+use tvm_core::decision::{access, decide, match_rules, Denial, GateState, VendRequest};
 use tvm_core::limits::keys;
 use tvm_core::policy::{valid_profile_name, PolicySet};
 use tvm_core::principal::Principal;
 use tvm_core::render::{caller_vars, render, role_session_name, source_identity};
 use tvm_core::revocation::Revoked;
 
+use crate::aws::gates::GateStore;
 use crate::aws::{
     AssumeSpec, Gates, IdentityVerifier, Issuer, RevocationMarker, RoleRevocations, SessionQuery,
     SessionRecord, SessionStore, VerifyError,
@@ -41,6 +42,7 @@ pub struct App {
     /// `host[:port]` presigned identities must be signed for.
     pub sts_authority: String,
     pub revocations: Arc<dyn RoleRevocations>,
+    pub gates: Arc<dyn GateStore>,
 }
 
 /// An HTTP answer in the shape API Gateway (v1 and v2) and function URLs accept.
@@ -177,6 +179,38 @@ impl App {
             ("POST", "/v1/credentials") => self.vend(&req, &request_id, &mut log).await,
             ("GET", "/v1/profiles") => self.profiles(&req, &mut log).await,
             ("GET", "/v1/sessions") => self.list_sessions(&req, &mut log).await,
+            ("POST", "/v1/requests") => self.create_request(&req, &mut log).await,
+            ("GET", "/v1/requests") => self.list_requests(&req, &mut log).await,
+            ("POST", "/v1/breakglass") => self.open_break_glass(&req, &mut log).await,
+            ("GET", "/v1/breakglass") => self.list_break_glass(&req, &mut log).await,
+            (m, p) if with_id(p, "/v1/requests/").is_some() => {
+                let (id, action) = with_id(p, "/v1/requests/").unwrap_or_default();
+                match (m, action) {
+                    ("GET", None) => self.get_request(&req, id, &mut log).await,
+                    ("POST", Some("approve")) => {
+                        self.act_on_request(&req, id, RequestAction::Approve, &mut log)
+                            .await
+                    }
+                    ("POST", Some("deny")) => {
+                        self.act_on_request(&req, id, RequestAction::Deny, &mut log)
+                            .await
+                    }
+                    ("POST", Some("cancel")) => {
+                        self.act_on_request(&req, id, RequestAction::Cancel, &mut log)
+                            .await
+                    }
+                    _ => Err(ApiError::NotFound {
+                        method: m.to_string(),
+                        path: truncate(p, 128),
+                    }),
+                }
+            }
+            ("POST", p)
+                if with_id(p, "/v1/breakglass/").is_some_and(|(_, a)| a == Some("close")) =>
+            {
+                let (id, _) = with_id(p, "/v1/breakglass/").unwrap_or_default();
+                self.close_break_glass(&req, id, &mut log).await
+            }
             ("POST", "/v1/callers/revoke") => self.revoke_caller(&req, &mut log).await,
             ("POST", p) if session_to_revoke(p).is_some() => {
                 let id = session_to_revoke(p).unwrap_or_default().to_string();
@@ -185,7 +219,7 @@ impl App {
             (
                 _,
                 "/v1/health" | "/v1/credentials" | "/v1/profiles" | "/v1/sessions"
-                | "/v1/callers/revoke",
+                | "/v1/callers/revoke" | "/v1/requests" | "/v1/breakglass",
             ) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NotFound {
                 method: method.to_string(),
@@ -343,24 +377,50 @@ impl App {
             duration_seconds: ask.duration_seconds,
             attributes: ask.attributes,
         };
-        let grant = decide(&set, &caller, &request, &GateState::default(), now).map_err(|d| {
-            log.decision = Some("deny");
-            log.rule = d.rule().map(str::to_string);
-            log.reason = Some(d.to_string());
-            match d {
-                Denial::UnknownProfile
-                | Denial::Denied { .. }
-                | Denial::NoMatchingRule
-                | Denial::BreakGlassRequired { .. } => ApiError::AccessDenied,
-                Denial::ApprovalRequired { .. } => ApiError::ApprovalRequired { request_id: None },
-                Denial::BadDuration | Denial::BadAttribute { .. } => {
-                    ApiError::BadRequest(d.to_string())
-                }
-                Denial::Unbindable { .. } => {
-                    ApiError::PolicyInvalid(format!("profile {}: {d}", request.profile))
+        // Approval and break-glass state is read only when they could matter.
+        let state = match set.get(&request.profile) {
+            Some(profile) => {
+                let m = match_rules(profile, &caller, now);
+                let gated = m.approval.is_some() || m.break_glass.is_some();
+                if m.deny.is_none() && m.allow.is_none() && gated {
+                    self.gates
+                        .state(&caller.stable_id(), &profile.name, now.timestamp())
+                        .await?
+                } else {
+                    GateState::default()
                 }
             }
-        })?;
+            None => GateState::default(),
+        };
+        let grant = match decide(&set, &caller, &request, &state, now) {
+            Ok(grant) => grant,
+            Err(d) => {
+                log.decision = Some("deny");
+                log.rule = d.rule().map(str::to_string);
+                log.reason = Some(d.to_string());
+                return Err(match d {
+                    Denial::UnknownProfile
+                    | Denial::Denied { .. }
+                    | Denial::NoMatchingRule
+                    | Denial::BreakGlassRequired { .. } => ApiError::AccessDenied,
+                    Denial::ApprovalRequired { .. } => {
+                        let profile = set.get(&request.profile).ok_or(ApiError::AccessDenied)?;
+                        let id = self
+                            .pending_request(&caller, profile, request.duration_seconds, "")
+                            .await?;
+                        ApiError::ApprovalRequired {
+                            request_id: Some(id),
+                        }
+                    }
+                    Denial::BadDuration | Denial::BadAttribute { .. } => {
+                        ApiError::BadRequest(d.to_string())
+                    }
+                    Denial::Unbindable { .. } => {
+                        ApiError::PolicyInvalid(format!("profile {}: {d}", request.profile))
+                    }
+                });
+            }
+        };
         log.rule = Some(grant.rule.name.clone());
         log.via = Some(grant.via.kind());
         log.via_id = grant.via.id().map(str::to_string);
@@ -666,6 +726,16 @@ fn stable_principal(arn: &str) -> Result<String, ApiError> {
     ))
 }
 
+/// `PREFIX{id}` or `PREFIX{id}/{action}` -> the id (32 hex) and the action.
+fn with_id<'a>(path: &'a str, prefix: &str) -> Option<(&'a str, Option<&'a str>)> {
+    let rest = path.strip_prefix(prefix)?;
+    let (id, action) = match rest.split_once('/') {
+        Some((id, action)) => (id, Some(action)),
+        None => (rest, None),
+    };
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, action))
+}
+
 /// `/v1/sessions/{id}/revoke` -> the id, if well formed.
 fn session_to_revoke(path: &str) -> Option<&str> {
     let id = path
@@ -740,5 +810,8 @@ fn emit(log: &DecisionLog) {
     }
 }
 
+mod approvals;
 #[cfg(test)]
 mod tests;
+
+use approvals::RequestAction;

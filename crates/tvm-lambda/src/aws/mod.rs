@@ -2,6 +2,7 @@
 //! the small traits the handler sees them through (so tests can fake them).
 
 pub mod dynamo;
+pub mod gates;
 pub mod iam;
 pub mod ssm;
 pub mod sts;

@@ -5,11 +5,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
+use crate::aws::gates::GateStore;
 use crate::aws::{
     BoxFut, Gates, Issued, PolicyParameter, PolicySource, RevocationMarker, SessionQuery,
 };
 use crate::error::Dependency;
-use tvm_core::api::SessionView;
+use tvm_core::api::{BreakGlassView, RequestView, SessionView};
 
 const EVENT: &str = include_str!("../../tests/it/fixtures/http-api-v2-iam.json");
 
@@ -90,6 +91,87 @@ impl Issuer for Journal {
     }
 }
 
+/// No approvals, no break-glass: gated profiles never vend.
+struct NoGates;
+
+impl GateStore for NoGates {
+    fn state<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: i64,
+    ) -> BoxFut<'a, Result<tvm_core::decision::GateState, ApiError>> {
+        Box::pin(async move { Ok(Default::default()) })
+    }
+    fn open_request<'a>(
+        &'a self,
+        r: &'a RequestView,
+        _: i64,
+    ) -> BoxFut<'a, Result<String, ApiError>> {
+        Box::pin(async move { Ok(r.id.clone()) })
+    }
+    fn request<'a>(
+        &'a self,
+        _: &'a str,
+        _: i64,
+    ) -> BoxFut<'a, Result<Option<RequestView>, ApiError>> {
+        Box::pin(async move { Ok(None) })
+    }
+    fn requests<'a>(
+        &'a self,
+        _: &'a str,
+        _: i64,
+    ) -> BoxFut<'a, Result<Vec<RequestView>, ApiError>> {
+        Box::pin(async move { Ok(vec![]) })
+    }
+    fn approve<'a>(
+        &'a self,
+        r: &'a RequestView,
+        _: &'a str,
+        _: u32,
+        _: i64,
+    ) -> BoxFut<'a, Result<RequestView, ApiError>> {
+        Box::pin(async move { Ok(r.clone()) })
+    }
+    fn finish<'a>(
+        &'a self,
+        r: &'a RequestView,
+        _: &'a str,
+        _: &'a str,
+        _: i64,
+    ) -> BoxFut<'a, Result<RequestView, ApiError>> {
+        Box::pin(async move { Ok(r.clone()) })
+    }
+    fn open_break_glass<'a>(
+        &'a self,
+        _: &'a BreakGlassView,
+        _: i64,
+    ) -> BoxFut<'a, Result<(), ApiError>> {
+        Box::pin(async move { Ok(()) })
+    }
+    fn break_glass<'a>(
+        &'a self,
+        _: &'a str,
+        _: i64,
+    ) -> BoxFut<'a, Result<Option<BreakGlassView>, ApiError>> {
+        Box::pin(async move { Ok(None) })
+    }
+    fn open_break_glass_events<'a>(
+        &'a self,
+        _: i64,
+    ) -> BoxFut<'a, Result<Vec<BreakGlassView>, ApiError>> {
+        Box::pin(async move { Ok(vec![]) })
+    }
+    fn close_break_glass<'a>(
+        &'a self,
+        e: &'a BreakGlassView,
+        _: &'a str,
+        _: i64,
+    ) -> BoxFut<'a, Result<BreakGlassView, ApiError>> {
+        Box::pin(async move { Ok(e.clone()) })
+    }
+}
+
 struct NoRevocations;
 
 impl RoleRevocations for NoRevocations {
@@ -127,6 +209,7 @@ fn app(journal: Arc<Journal>) -> App {
         verifier: None,
         sts_authority: String::new(),
         revocations: Arc::new(NoRevocations),
+        gates: Arc::new(NoGates),
         config,
     }
 }

@@ -10,22 +10,35 @@ use tvm_devstack::stack::REGION;
 
 use crate::harness::*;
 
-const GATES: &str = r#"
+pub const GATES: &str = r#"
 profile: gates
 role_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant
+duration: {default: 900, max: 1800}
 rate_limit: {requests: 3, per_seconds: 5}
 rules:
   - name: gate-roles
     effect: allow
     principals: ["arn:aws:sts::123456789012:assumed-role/gate-*/*"]
+  - name: humans
+    effect: require_approval
+    principals: ["arn:aws:sts::123456789012:assumed-role/appr-*/*"]
+  - name: oncall
+    effect: break_glass
+    principals: ["arn:aws:sts::123456789012:assumed-role/oncall-*/*"]
 approval:
-  approvers: ["arn:aws:sts::123456789012:assumed-role/gate-approver/*"]
+  approvers: ["arn:aws:sts::123456789012:assumed-role/gate-approver/*", "arn:aws:sts::123456789012:assumed-role/second-approver/*"]
+  required: 2
+  ttl: 3600
+break_glass:
+  principals: ["arn:aws:sts::123456789012:assumed-role/oncall-*/*"]
+  max_duration: 1800
+  min_justification: 20
 "#;
 
-const ADMIN: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SecAdmin_1a2b/alice";
-const APPROVER: &str = "arn:aws:sts::123456789012:assumed-role/gate-approver/bob";
+pub const ADMIN: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SecAdmin_1a2b/alice";
+pub const APPROVER: &str = "arn:aws:sts::123456789012:assumed-role/gate-approver/bob";
 
-fn gate(role: &str, session: &str) -> String {
+pub fn gate(role: &str, session: &str) -> String {
     format!("arn:aws:sts::123456789012:assumed-role/{role}/{session}")
 }
 
@@ -50,7 +63,7 @@ fn sdk() -> aws_config::SdkConfig {
 }
 
 /// A function instance that has loaded the `gates` profile.
-async fn gates_lambda() -> Lambda {
+pub async fn gates_lambda() -> Lambda {
     aws_sdk_ssm::Client::new(&sdk())
         .put_parameter()
         .name("/tvm/policies/gates")
@@ -63,15 +76,15 @@ async fn gates_lambda() -> Lambda {
     own_lambda(&[]).await
 }
 
-async fn vend(lambda: &Lambda, caller: &str) -> Answer {
+pub async fn vend(lambda: &Lambda, caller: &str) -> Answer {
     call(lambda, vend_event(caller, json!({"profile": "gates"}))).await
 }
 
-async fn post(lambda: &Lambda, caller: &str, path: &str, body: Value) -> Answer {
+pub async fn post(lambda: &Lambda, caller: &str, path: &str, body: Value) -> Answer {
     call(lambda, v2("POST", path, Some(caller), Some(&body))).await
 }
 
-async fn get(lambda: &Lambda, caller: &str, path_and_query: &str) -> Answer {
+pub async fn get(lambda: &Lambda, caller: &str, path_and_query: &str) -> Answer {
     let (path, query) = path_and_query
         .split_once('?')
         .unwrap_or((path_and_query, ""));

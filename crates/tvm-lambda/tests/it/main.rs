@@ -1,6 +1,7 @@
 //! The real `bootstrap`, driven through the Lambda runtime API, against the
 //! moto emulator with IAM auth enforced. One emulator for the whole binary.
 
+mod approvals;
 mod gates;
 mod harness;
 mod presigned;

@@ -58,6 +58,21 @@ resource "aws_dynamodb_table" "approvals" {
     name = "pk"
     type = "S"
   }
+  attribute {
+    name = "status"
+    type = "S"
+  }
+  attribute {
+    name = "created_at"
+    type = "N"
+  }
+
+  global_secondary_index {
+    name            = "by-status"
+    hash_key        = "status"
+    range_key       = "created_at"
+    projection_type = "ALL"
+  }
   ttl {
     attribute_name = "ttl"
     enabled        = true
@@ -80,6 +95,21 @@ resource "aws_dynamodb_table" "breakglass" {
   attribute {
     name = "pk"
     type = "S"
+  }
+  attribute {
+    name = "status"
+    type = "S"
+  }
+  attribute {
+    name = "created_at"
+    type = "N"
+  }
+
+  global_secondary_index {
+    name            = "by-status"
+    hash_key        = "status"
+    range_key       = "created_at"
+    projection_type = "ALL"
   }
   ttl {
     attribute_name = "ttl"
