@@ -300,3 +300,28 @@ pub struct BreakGlassView {
 pub struct BreakGlassList {
     pub events: Vec<BreakGlassView>,
 }
+
+/// What tvm publishes to `TVM_NOTIFY_TOPIC_ARN` (JSON, schema version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub version: u8,
+    /// `request.created`, `request.approved`, `request.denied`,
+    /// `request.cancelled`, `breakglass.opened`, `breakglass.closed`,
+    /// `session.revoked`, `caller.revoked`. Also a message attribute `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Epoch seconds.
+    pub at: i64,
+    /// Who did it (caller ARN).
+    pub actor: String,
+    /// Whom it is about (the role or user behind the caller).
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The request, event or session id (for a caller revocation: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Reason, justification, status, until: what the type carries.
+    #[serde(default)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}

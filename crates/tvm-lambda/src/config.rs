@@ -37,6 +37,8 @@ pub struct Config {
     pub rate_limit: RateLimit,
     /// Who may list and revoke any session and revoke callers (the security team).
     pub admins: Vec<Glob>,
+    /// SNS topic for approval, break-glass and revocation events.
+    pub notify_topic_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,6 +205,7 @@ impl Config {
             session_retention: Duration::from_secs(30 * 86_400),
             rate_limit,
             admins,
+            notify_topic_arn: var("TVM_NOTIFY_TOPIC_ARN"),
         })
     }
 }

@@ -11,6 +11,7 @@ pub enum Dependency {
     DynamoDb,
     Sts,
     Iam,
+    Sns,
 }
 
 impl Dependency {
@@ -20,6 +21,7 @@ impl Dependency {
             Self::DynamoDb => "dynamodb",
             Self::Sts => "sts",
             Self::Iam => "iam",
+            Self::Sns => "sns",
         }
     }
 }

@@ -11,9 +11,10 @@ use serde_json::Value;
 use tvm_lambda::aws::dynamo::DynamoSessions;
 use tvm_lambda::aws::gates::DynamoGates;
 use tvm_lambda::aws::iam::IamRevocations;
+use tvm_lambda::aws::sns::SnsNotifier;
 use tvm_lambda::aws::ssm::SsmPolicies;
 use tvm_lambda::aws::sts::{StsIdentity, StsIssuer};
-use tvm_lambda::aws::IdentityVerifier;
+use tvm_lambda::aws::{IdentityVerifier, Notifier};
 use tvm_lambda::config::Config;
 use tvm_lambda::policies::PolicyCache;
 use tvm_lambda::routes::App;
@@ -74,7 +75,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         (None, String::new())
     };
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let notifier = config.notify_topic_arn.clone().map(|topic| {
+        Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic)) as Arc<dyn Notifier>
+    });
     let app = Arc::new(App {
+        notifier,
         revocations: Arc::new(IamRevocations::new(
             aws_sdk_iam::Client::new(&sdk),
             dynamodb.clone(),

@@ -10,7 +10,7 @@ use lambda_http::{Body, RequestExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tvm_core::api::{
-    CredentialsRequest, CredentialsResponse, ErrorBody, HealthResponse, ProfileEntry,
+    CredentialsRequest, CredentialsResponse, ErrorBody, HealthResponse, Notification, ProfileEntry,
     ProfilesResponse, RevocationResponse, RevokeCallerRequest, RevokeSessionRequest, SessionView,
     SessionsResponse, IDENTITY_HEADER, MAX_BODY_BYTES,
 };
@@ -23,8 +23,8 @@ use tvm_core::revocation::Revoked;
 
 use crate::aws::gates::GateStore;
 use crate::aws::{
-    AssumeSpec, Gates, IdentityVerifier, Issuer, RevocationMarker, RoleRevocations, SessionQuery,
-    SessionRecord, SessionStore, VerifyError,
+    AssumeSpec, Gates, IdentityVerifier, Issuer, Notifier, RevocationMarker, RoleRevocations,
+    SessionQuery, SessionRecord, SessionStore, VerifyError,
 };
 use crate::config::Config;
 use crate::error::{error_chain, ApiError};
@@ -43,6 +43,8 @@ pub struct App {
     pub sts_authority: String,
     pub revocations: Arc<dyn RoleRevocations>,
     pub gates: Arc<dyn GateStore>,
+    /// Present when `TVM_NOTIFY_TOPIC_ARN` is set.
+    pub notifier: Option<Arc<dyn Notifier>>,
 }
 
 /// An HTTP answer in the shape API Gateway (v1 and v2) and function URLs accept.
@@ -405,8 +407,9 @@ impl App {
                     | Denial::BreakGlassRequired { .. } => ApiError::AccessDenied,
                     Denial::ApprovalRequired { .. } => {
                         let profile = set.get(&request.profile).ok_or(ApiError::AccessDenied)?;
+                        // Off the vend's path: the notification is not awaited.
                         let id = self
-                            .pending_request(&caller, profile, request.duration_seconds, "")
+                            .pending_request(&caller, profile, request.duration_seconds, "", false)
                             .await?;
                         ApiError::ApprovalRequired {
                             request_id: Some(id),
@@ -610,6 +613,20 @@ impl App {
             .await?;
         log.decision = Some("revoke");
         log.session_id = Some(session.session_id.clone());
+        let details =
+            json!({"reason": ask.reason.trim(), "until": until, "role_arn": session.role_arn});
+        self.announce(
+            notification(
+                "session.revoked",
+                &caller,
+                &session.caller,
+                Some(&session.profile),
+                Some(&session.session_id),
+                details,
+            ),
+            true,
+        )
+        .await;
         Ok(Reply::json(
             200,
             &RevocationResponse {
@@ -669,6 +686,12 @@ impl App {
             self.sessions.set_status(&s.session_id, "revoked").await?;
         }
         log.decision = Some("revoke");
+        let details = json!({"reason": ask.reason.trim(), "until": until, "sessions": live.len()});
+        self.announce(
+            notification("caller.revoked", &caller, &target, None, None, details),
+            true,
+        )
+        .await;
         Ok(Reply::json(
             200,
             &RevocationResponse {
@@ -678,6 +701,56 @@ impl App {
                 sessions_revoked: live.into_iter().map(|s| s.session_id).collect(),
             },
         ))
+    }
+}
+
+/// The announcement of a state change.
+pub(crate) fn notification(
+    kind: &str,
+    actor: &Principal,
+    subject: &str,
+    profile: Option<&str>,
+    id: Option<&str>,
+    details: Value,
+) -> Notification {
+    Notification {
+        version: 1,
+        kind: kind.to_string(),
+        at: Utc::now().timestamp(),
+        actor: actor.arn.clone(),
+        subject: subject.to_string(),
+        profile: profile.map(str::to_string),
+        id: id.map(str::to_string),
+        details: match details {
+            Value::Object(m) => m,
+            _ => Default::default(),
+        },
+    }
+}
+
+impl App {
+    /// Publish after the state change is stored; a failure is logged, never
+    /// undoes it or fails the request. `wait: false` keeps it off the
+    /// caller's path entirely (the vend path).
+    pub(crate) async fn announce(&self, n: Notification, wait: bool) {
+        let Some(notifier) = self.notifier.clone() else {
+            return;
+        };
+        let publish = async move {
+            let result =
+                tokio::time::timeout(std::time::Duration::from_secs(2), notifier.publish(&n)).await;
+            let failure = match result {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => error_chain(&e),
+                Err(_) => "timed out".to_string(),
+            };
+            tracing::error!(dependency = "sns", kind = %n.kind, error = %failure, "notification not published; the state change stands");
+        };
+        if wait {
+            publish.await;
+        } else {
+            tokio::spawn(publish);
+        }
     }
 }
 

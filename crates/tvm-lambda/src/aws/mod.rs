@@ -4,6 +4,7 @@
 pub mod dynamo;
 pub mod gates;
 pub mod iam;
+pub mod sns;
 pub mod ssm;
 pub mod sts;
 
@@ -12,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
-use tvm_core::api::SessionView;
+use tvm_core::api::{Notification, SessionView};
 use tvm_core::decision::Via;
 use tvm_core::limits::RateLimit;
 use tvm_core::principal::Principal;
@@ -107,6 +108,11 @@ pub struct RevocationMarker {
     pub by: String,
     pub reason: String,
     pub at: i64,
+}
+
+/// Where approval, break-glass and revocation events are announced (SNS).
+pub trait Notifier: Send + Sync {
+    fn publish<'a>(&'a self, notification: &'a Notification) -> BoxFut<'a, Result<(), ApiError>>;
 }
 
 /// The revocation policy on protected roles: credentials already issued stop working.

@@ -9,7 +9,9 @@ use tvm_core::decision::match_rules;
 use tvm_core::policy::{Profile, MAX_DURATION, MIN_DURATION};
 use tvm_core::principal::Principal;
 
-use super::{body_json, App, DecisionLog, Reply};
+use serde_json::json;
+
+use super::{body_json, notification, App, DecisionLog, Reply};
 use crate::aws::gates::PENDING_SECONDS;
 use crate::error::ApiError;
 
@@ -41,6 +43,7 @@ impl App {
         profile: &Profile,
         duration: Option<u32>,
         justification: &str,
+        wait_for_notification: bool,
     ) -> Result<String, ApiError> {
         let approval = profile.approval.as_ref().ok_or_else(|| {
             ApiError::PolicyInvalid(format!("profile {} has no approval block", profile.name))
@@ -63,7 +66,20 @@ impl App {
             valid_until: None,
             decided_by: None,
         };
-        self.gates.open_request(&request, now).await
+        let id = self.gates.open_request(&request, now).await?;
+        if id == request.id {
+            let details = json!({"justification": justification, "duration_seconds": request.duration_seconds, "required": request.required});
+            let n = notification(
+                "request.created",
+                caller,
+                &request.caller,
+                Some(&profile.name),
+                Some(&id),
+                details,
+            );
+            self.announce(n, wait_for_notification).await;
+        }
+        Ok(id)
     }
 
     pub(super) async fn create_request(
@@ -100,7 +116,7 @@ impl App {
             return Err(ApiError::AccessDenied);
         }
         let id = self
-            .pending_request(&caller, profile, ask.duration_seconds, justification)
+            .pending_request(&caller, profile, ask.duration_seconds, justification, true)
             .await?;
         let now = Utc::now().timestamp();
         let view = self
@@ -222,6 +238,27 @@ impl App {
             }
         };
         log.decision = Some("ok");
+        // Announce the transition once: by whoever made it.
+        let kind = match updated.status.as_str() {
+            "approved" if updated.decided_by.as_deref() == Some(caller.stable_id().as_str()) => {
+                Some("request.approved")
+            }
+            "denied" => Some("request.denied"),
+            "cancelled" => Some("request.cancelled"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let details = json!({"status": updated.status, "approvals": updated.approvals, "valid_until": updated.valid_until});
+            let n = notification(
+                kind,
+                &caller,
+                &updated.caller,
+                Some(&updated.profile),
+                Some(&updated.id),
+                details,
+            );
+            self.announce(n, true).await;
+        }
         Ok(Reply::json(200, &updated))
     }
 
@@ -282,6 +319,19 @@ impl App {
         };
         self.gates.open_break_glass(&event, now).await?;
         log.decision = Some("break_glass");
+        let details = json!({"reason": event.reason, "justification": event.justification, "ends_at": event.ends_at});
+        self.announce(
+            notification(
+                "breakglass.opened",
+                &caller,
+                &event.caller,
+                Some(&event.profile),
+                Some(&event.id),
+                details,
+            ),
+            true,
+        )
+        .await;
         Ok(Reply::json(201, &event))
     }
 
@@ -326,6 +376,16 @@ impl App {
             .close_break_glass(&event, &caller.arn, now)
             .await?;
         log.decision = Some("ok");
+        let details = json!({"opened_at": closed.opened_at, "closed_at": closed.ends_at});
+        let n = notification(
+            "breakglass.closed",
+            &caller,
+            &closed.caller,
+            Some(&closed.profile),
+            Some(&closed.id),
+            details,
+        );
+        self.announce(n, true).await;
         Ok(Reply::json(200, &closed))
     }
 }

@@ -210,6 +210,7 @@ fn app(journal: Arc<Journal>) -> App {
         sts_authority: String::new(),
         revocations: Arc::new(NoRevocations),
         gates: Arc::new(NoGates),
+        notifier: None,
         config,
     }
 }

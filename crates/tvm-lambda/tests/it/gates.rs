@@ -62,8 +62,8 @@ fn sdk() -> aws_config::SdkConfig {
         .build()
 }
 
-/// A function instance that has loaded the `gates` profile.
-pub async fn gates_lambda() -> Lambda {
+/// Put the `gates` profile into SSM.
+pub async fn put_gates_policy() {
     aws_sdk_ssm::Client::new(&sdk())
         .put_parameter()
         .name("/tvm/policies/gates")
@@ -73,6 +73,11 @@ pub async fn gates_lambda() -> Lambda {
         .send()
         .await
         .unwrap();
+}
+
+/// A function instance that has loaded the `gates` profile.
+pub async fn gates_lambda() -> Lambda {
+    put_gates_policy().await;
     own_lambda(&[]).await
 }
 

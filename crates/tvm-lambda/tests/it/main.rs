@@ -4,5 +4,6 @@
 mod approvals;
 mod gates;
 mod harness;
+mod notify;
 mod presigned;
 mod vend;
