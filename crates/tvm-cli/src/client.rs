@@ -116,6 +116,21 @@ impl TvmClient {
         parse(status, &bytes)
     }
 
+    /// Any JSON route: sign, send, parse the answer or the error.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Config(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let (status, answer) = self.call(method, path, bytes).await?;
+        parse(status, &answer)
+    }
+
     /// Sign and send one request; returns status and body.
     pub async fn call(
         &self,
@@ -214,6 +229,19 @@ fn parse<T: serde::de::DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T,
         }),
         Err(_) => Err(ClientError::Protocol { status }),
     }
+}
+
+/// Percent-encode a query value the way SigV4 canonicalises it
+/// (everything but `A-Za-z0-9-_.~`).
+pub fn query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// An error and its sources, one line.

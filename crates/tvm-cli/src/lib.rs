@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod people;
 pub mod presign;
 pub mod provider;
 pub mod serve;

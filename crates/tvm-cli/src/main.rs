@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use tvm_client::cache::{CredentialCache, RefreshPolicy, TvmFetch};
 use tvm_client::client::{ClientError, Endpoint, PresignTarget, TvmClient};
+use tvm_client::people::{
+    break_glass_table, output, requests_table, sessions_table, show_break_glass, show_request,
+    show_revocation, table, time_left, Api,
+};
 use tvm_client::serve;
 use tvm_client::settings::FileSettings;
 use tvm_core::api::{CredentialsRequest, ErrorCode, ProcessCredentials};
@@ -92,6 +96,85 @@ enum Command {
         #[command(flatten)]
         endpoint: EndpointArgs,
     },
+    /// Ask for approval to use a profile.
+    Request {
+        #[arg(long)]
+        profile: String,
+        #[arg(long)]
+        justification: String,
+        #[arg(long)]
+        duration: Option<u32>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// List approval requests: the ones you may approve, and yours.
+    Requests {
+        #[arg(long, default_value = "pending")]
+        status: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Approve a request (as one of the profile's approvers).
+    Approve {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Deny a request (as one of the profile's approvers).
+    Deny {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Cancel your own pending request.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Break-glass: open, list, close emergency access.
+    #[command(subcommand)]
+    Breakglass(BreakglassCommand),
+    /// List sessions: yours, a caller's (security team), a profile's (its approvers).
+    Sessions {
+        #[arg(long, conflicts_with = "profile")]
+        caller: Option<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        /// Only sessions whose credentials are still valid.
+        #[arg(long)]
+        active: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Revoke a session (its caller and profile), or with --caller every session of a caller.
+    Revoke {
+        #[arg(required_unless_present = "caller", conflicts_with = "caller")]
+        session: Option<String>,
+        #[arg(long)]
+        caller: Option<String>,
+        #[arg(long)]
+        reason: String,
+        /// How long new vends stay refused (seconds, default 3600).
+        #[arg(long)]
+        duration: Option<u32>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
     /// Check and try policy documents offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -121,6 +204,41 @@ enum PolicyCommand {
         duration: Option<u32>,
         #[arg(long = "attribute", value_name = "KEY=VALUE")]
         attributes: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BreakglassCommand {
+    /// Open an event: while it is open you can vend the profile.
+    Open {
+        #[arg(long)]
+        profile: String,
+        /// incident, outage, security or data-recovery.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        justification: String,
+        #[arg(long)]
+        duration: Option<u32>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Open events: yours (the security team sees all).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Close an event.
+    Close {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
     },
 }
 
@@ -236,17 +354,6 @@ fn paint(text: &str, code: &str) -> String {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {
         text.to_string()
-    }
-}
-
-/// "14m left", "2h 5m left", "expired".
-fn time_left(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (until - now).num_seconds();
-    match secs {
-        s if s <= 0 => "expired".into(),
-        s if s < 60 => format!("{s}s left"),
-        s if s < 3600 => format!("{}m left", s / 60),
-        s => format!("{}h {}m left", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -432,7 +539,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     ]
                 })
                 .collect();
-            print_table(["PROFILE", "ACCESS", "MAX", "ROLE"], &rows);
+            println!("{}", table(["PROFILE", "ACCESS", "MAX", "ROLE"], &rows));
             Ok(ExitCode::SUCCESS)
         }
         Command::Whoami { json, endpoint } => {
@@ -459,6 +566,117 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 println!("profiles available: {}", answer.profiles.len());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Request {
+            profile,
+            justification,
+            duration,
+            json,
+            endpoint,
+        } => {
+            let client = endpoint.client().await?;
+            let r = Api(&client)
+                .create_request(&profile, &justification, duration)
+                .await
+                .map_err(|e| explain(e, Some(&profile)))?;
+            output(json, &r, |r| {
+                format!(
+                    "{}\n  an approver runs: tvm approve {}",
+                    show_request(r),
+                    r.id
+                )
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Requests {
+            status,
+            json,
+            endpoint,
+        } => {
+            let client = endpoint.client().await?;
+            let list = Api(&client)
+                .requests(&status)
+                .await
+                .map_err(|e| explain(e, None))?;
+            output(json, &list, requests_table)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve { id, json, endpoint } => act(endpoint, &id, "approve", json).await,
+        Command::Deny { id, json, endpoint } => act(endpoint, &id, "deny", json).await,
+        Command::Cancel { id, json, endpoint } => act(endpoint, &id, "cancel", json).await,
+        Command::Breakglass(BreakglassCommand::Open {
+            profile,
+            reason,
+            justification,
+            duration,
+            json,
+            endpoint,
+        }) => {
+            let client = endpoint.client().await?;
+            let e = Api(&client)
+                .open_break_glass(&profile, &reason, &justification, duration)
+                .await
+                .map_err(|e| explain(e, Some(&profile)))?;
+            output(json, &e, |e| {
+                format!(
+                    "{}\n  vend now: tvm credential-process --profile {}",
+                    show_break_glass(e),
+                    e.profile
+                )
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Breakglass(BreakglassCommand::List { json, endpoint }) => {
+            let client = endpoint.client().await?;
+            let list = Api(&client)
+                .break_glass()
+                .await
+                .map_err(|e| explain(e, None))?;
+            output(json, &list, break_glass_table)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Breakglass(BreakglassCommand::Close { id, json, endpoint }) => {
+            let client = endpoint.client().await?;
+            let e = Api(&client)
+                .close_break_glass(&id)
+                .await
+                .map_err(|e| explain(e, None))?;
+            output(json, &e, show_break_glass)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sessions {
+            caller,
+            profile,
+            active,
+            json,
+            endpoint,
+        } => {
+            let client = endpoint.client().await?;
+            let list = Api(&client)
+                .sessions(caller.as_deref(), profile.as_deref(), active)
+                .await
+                .map_err(|e| explain(e, None))?;
+            output(json, &list, sessions_table)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Revoke {
+            session,
+            caller,
+            reason,
+            duration,
+            json,
+            endpoint,
+        } => {
+            let client = endpoint.client().await?;
+            let api = Api(&client);
+            let r = match (session, caller) {
+                (Some(id), None) => api.revoke_session(&id, &reason, duration).await,
+                (None, Some(principal)) => api.revoke_caller(&principal, &reason, duration).await,
+                _ => return Err("give a session id or --caller ARN".into()),
+            }
+            .map_err(|e| explain(e, None))?;
+            output(json, &r, show_revocation)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
@@ -557,25 +775,19 @@ fn policy_test(
     }
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+async fn act(
+    endpoint: EndpointArgs,
+    id: &str,
+    action: &str,
+    json: bool,
+) -> Result<ExitCode, String> {
+    let client = endpoint.client().await?;
+    let r = Api(&client)
+        .act(id, action)
+        .await
+        .map_err(|e| explain(e, None))?;
+    output(json, &r, show_request)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn token_from_file(path: &std::path::Path) -> Result<String, String> {

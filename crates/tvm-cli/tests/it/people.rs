@@ -1,0 +1,179 @@
+//! The commands for people, end to end: a developer asks, the security team
+//! approves, lists and revokes, all through `tvm` and the SigV4-checking front.
+
+use std::process::{Command, Output};
+
+use aws_credential_types::Credentials;
+use serde_json::Value;
+use tvm_devstack::stack::{venv, REGION};
+
+use super::*;
+
+/// Two SSO-like roles the demo caller may assume: a developer and a security admin.
+const ROLES: &str = r#"
+import boto3, json, sys
+iam, sts = boto3.client("iam"), boto3.client("sts")
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": sys.argv[1]}, "Action": "sts:AssumeRole"}]}
+for name in ["AWSReservedSSO_DevAccess_e2e", "AWSReservedSSO_SecAdmin_e2e"]:
+    try:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+"#;
+
+const ASSUME: &str = r#"
+import boto3, json, sys
+c = boto3.client("sts").assume_role(RoleArn=sys.argv[1], RoleSessionName=sys.argv[2])["Credentials"]
+print(json.dumps({k: c[k] for k in ["AccessKeyId", "SecretAccessKey", "SessionToken"]}))
+"#;
+
+fn python(keys: (&str, &str), script: &str, args: &[&str]) -> String {
+    let out = Command::new(venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", keys.0)
+        .env("AWS_SECRET_ACCESS_KEY", keys.1)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn person(role: &str, session: &str) -> Credentials {
+    let ids = &shared().stack.ids;
+    let f = &ids.function;
+    python(
+        (&f.access_key_id, &f.secret_access_key),
+        ROLES,
+        &[&ids.caller.arn],
+    );
+    let arn = format!("arn:aws:iam::123456789012:role/{role}");
+    let c: Value = serde_json::from_str(&python(
+        (&ids.caller.access_key_id, &ids.caller.secret_access_key),
+        ASSUME,
+        &[&arn, session],
+    ))
+    .unwrap();
+    Credentials::new(
+        c["AccessKeyId"].as_str().unwrap(),
+        c["SecretAccessKey"].as_str().unwrap(),
+        Some(c["SessionToken"].as_str().unwrap().to_string()),
+        None,
+        "e2e",
+    )
+}
+
+fn tvm_as(creds: &Credentials, args: &[&str]) -> Output {
+    let mut cmd = Command::new(tvm());
+    clean(&mut cmd);
+    with_creds(&mut cmd, creds)
+        .args(args)
+        .args(endpoint_args())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
+    let dev = person("AWSReservedSSO_DevAccess_e2e", "jane@example.com");
+    let sec = person("AWSReservedSSO_SecAdmin_e2e", "alice@example.com");
+
+    let refused = tvm_as(&dev, &["credential-process", "--profile", "orders-tenant"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = text(&refused);
+    assert!(
+        said.contains("ApprovalRequired")
+            && said.contains("pending approval request:")
+            && said.contains("tvm request --profile orders-tenant"),
+        "{said}"
+    );
+
+    let asked = tvm_as(
+        &dev,
+        &[
+            "request",
+            "--profile",
+            "orders-tenant",
+            "--justification",
+            "debug order 42 for acme",
+            "--json",
+        ],
+    );
+    assert!(asked.status.success(), "{}", text(&asked));
+    let request: Value = serde_json::from_slice(&asked.stdout).unwrap();
+    let id = request["id"].as_str().unwrap().to_string();
+    assert!(
+        said.contains(&id),
+        "the vend's pending request is the one asked for"
+    );
+
+    let own = tvm_as(&dev, &["approve", &id]);
+    assert_eq!(own.status.code(), Some(1), "a developer cannot approve");
+
+    let listed = tvm_as(&sec, &["requests"]);
+    let table = text(&listed);
+    assert!(
+        table.lines().next().unwrap().starts_with("REQUEST") && table.contains(&id),
+        "{table}"
+    );
+
+    let approved = tvm_as(&sec, &["approve", &id, "--json"]);
+    let view: Value =
+        serde_json::from_slice(&approved.stdout).unwrap_or_else(|_| panic!("{}", text(&approved)));
+    assert_eq!(view["status"], "approved");
+
+    let vended = tvm_as(&dev, &["credential-process", "--profile", "orders-tenant"]);
+    assert!(vended.status.success(), "{}", text(&vended));
+
+    let sessions = tvm_as(
+        &sec,
+        &[
+            "sessions",
+            "--profile",
+            "orders-tenant",
+            "--active",
+            "--json",
+        ],
+    );
+    let list: Value =
+        serde_json::from_slice(&sessions.stdout).unwrap_or_else(|_| panic!("{}", text(&sessions)));
+    let session = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["caller"] == "arn:aws:iam::123456789012:role/AWSReservedSSO_DevAccess_e2e")
+        .expect("the developer's session is listed")["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revoked = tvm_as(
+        &sec,
+        &["revoke", &session, "--reason", "end of the exercise"],
+    );
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert!(text(&revoked).contains("revoked:"));
+    let after = tvm_as(&dev, &["credential-process", "--profile", "orders-tenant"]);
+    assert!(text(&after).contains("SessionRevoked"), "{}", text(&after));
+    let none = tvm_as(&sec, &["breakglass", "list"]);
+    assert!(
+        none.status.success() && text(&none).starts_with("EVENT"),
+        "{}",
+        text(&none)
+    );
+}
