@@ -1,11 +1,18 @@
 //! The commands for people, end to end: a developer asks, the security team
 //! approves, lists and revokes, all through `tvm` and the SigV4-checking front.
+//!
+//! It runs on a profile and protected role of its own (`orders-e2e`) and a
+//! function instance of its own: the revocation policy it causes must not
+//! touch the role the other tests use (moto applies a Deny whose condition
+//! key it does not know to every request, where IAM would apply it to none).
 
 use std::process::{Command, Output};
 
 use aws_credential_types::Credentials;
 use serde_json::Value;
-use tvm_devstack::stack::{venv, REGION};
+use tvm_devstack::gateway::{Auth, Gateway};
+use tvm_devstack::runtime::Lambda;
+use tvm_devstack::stack::{repo_root, venv, workspace_bin, REGION};
 
 use super::*;
 
@@ -19,6 +26,14 @@ for name in ["AWSReservedSSO_DevAccess_e2e", "AWSReservedSSO_SecAdmin_e2e"]:
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
     except iam.exceptions.EntityAlreadyExistsException:
         pass
+# The protected role of the orders-e2e profile: trusts the function only.
+fn_trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": sys.argv[2]}, "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]}]}
+try:
+    iam.create_role(RoleName="orders-e2e", Path="/tvm/", AssumeRolePolicyDocument=json.dumps(fn_trust), Tags=[{"Key": "tvm-protected", "Value": "true"}])
+except iam.exceptions.EntityAlreadyExistsException:
+    pass
+doc = open(sys.argv[3]).read().replace("profile: orders-tenant", "profile: orders-e2e").replace("role/tvm/orders-tenant", "role/tvm/orders-e2e")
+boto3.client("ssm").put_parameter(Name="/tvm/policies/orders-e2e", Value=doc, Type="String", Overwrite=True)
 "#;
 
 const ASSUME: &str = r#"
@@ -47,14 +62,20 @@ fn python(keys: (&str, &str), script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn person(role: &str, session: &str) -> Credentials {
+/// The SSO-like roles, and the orders-e2e role and profile.
+fn setup() {
     let ids = &shared().stack.ids;
     let f = &ids.function;
+    let policy = repo_root().join("examples/policies/orders-tenant.yaml");
     python(
         (&f.access_key_id, &f.secret_access_key),
         ROLES,
-        &[&ids.caller.arn],
+        &[&ids.caller.arn, &f.arn, policy.to_str().unwrap()],
     );
+}
+
+fn person(role: &str, session: &str) -> Credentials {
+    let ids = &shared().stack.ids;
     let arn = format!("arn:aws:iam::123456789012:role/{role}");
     let c: Value = serde_json::from_str(&python(
         (&ids.caller.access_key_id, &ids.caller.secret_access_key),
@@ -71,12 +92,12 @@ fn person(role: &str, session: &str) -> Credentials {
     )
 }
 
-fn tvm_as(creds: &Credentials, args: &[&str]) -> Output {
+fn tvm_as(endpoint: &str, creds: &Credentials, args: &[&str]) -> Output {
     let mut cmd = Command::new(tvm());
     clean(&mut cmd);
     with_creds(&mut cmd, creds)
         .args(args)
-        .args(endpoint_args())
+        .args(["--endpoint", endpoint])
         .output()
         .unwrap()
 }
@@ -91,16 +112,34 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
+    setup();
     let dev = person("AWSReservedSSO_DevAccess_e2e", "jane@example.com");
     let sec = person("AWSReservedSSO_SecAdmin_e2e", "alice@example.com");
+    let sh = shared();
+    let (lambda, gateway) = block_on_spawned(async move {
+        let lambda = Lambda::start(&workspace_bin("bootstrap"), &sh.stack.function_env())
+            .await
+            .unwrap();
+        let gateway = Gateway::start(
+            lambda.runtime.clone(),
+            Auth::Iam {
+                moto: sh.stack.moto.addr,
+            },
+        )
+        .await
+        .unwrap();
+        (lambda, gateway)
+    });
+    let url = gateway.url();
+    let tvm_as = |creds: &Credentials, args: &[&str]| tvm_as(&url, creds, args);
 
-    let refused = tvm_as(&dev, &["credential-process", "--profile", "orders-tenant"]);
+    let refused = tvm_as(&dev, &["credential-process", "--profile", "orders-e2e"]);
     assert_eq!(refused.status.code(), Some(1));
     let said = text(&refused);
     assert!(
         said.contains("ApprovalRequired")
             && said.contains("pending approval request:")
-            && said.contains("tvm request --profile orders-tenant"),
+            && said.contains("tvm request --profile orders-e2e"),
         "{said}"
     );
 
@@ -109,7 +148,7 @@ fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
         &[
             "request",
             "--profile",
-            "orders-tenant",
+            "orders-e2e",
             "--justification",
             "debug order 42 for acme",
             "--json",
@@ -138,18 +177,12 @@ fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
         serde_json::from_slice(&approved.stdout).unwrap_or_else(|_| panic!("{}", text(&approved)));
     assert_eq!(view["status"], "approved");
 
-    let vended = tvm_as(&dev, &["credential-process", "--profile", "orders-tenant"]);
+    let vended = tvm_as(&dev, &["credential-process", "--profile", "orders-e2e"]);
     assert!(vended.status.success(), "{}", text(&vended));
 
     let sessions = tvm_as(
         &sec,
-        &[
-            "sessions",
-            "--profile",
-            "orders-tenant",
-            "--active",
-            "--json",
-        ],
+        &["sessions", "--profile", "orders-e2e", "--active", "--json"],
     );
     let list: Value =
         serde_json::from_slice(&sessions.stdout).unwrap_or_else(|_| panic!("{}", text(&sessions)));
@@ -168,7 +201,7 @@ fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
     );
     assert!(revoked.status.success(), "{}", text(&revoked));
     assert!(text(&revoked).contains("revoked:"));
-    let after = tvm_as(&dev, &["credential-process", "--profile", "orders-tenant"]);
+    let after = tvm_as(&dev, &["credential-process", "--profile", "orders-e2e"]);
     assert!(text(&after).contains("SessionRevoked"), "{}", text(&after));
     let none = tvm_as(&sec, &["breakglass", "list"]);
     assert!(
@@ -176,4 +209,6 @@ fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
         "{}",
         text(&none)
     );
+    gateway.stop();
+    block_on_spawned(async move { lambda.stop().await });
 }
