@@ -337,3 +337,56 @@ fn break_glass_opens_vends_for_the_time_left_closes_and_then_refuses() {
         lambda.stop().await;
     });
 }
+
+#[test]
+fn an_approval_past_its_ttl_no_longer_vends_and_the_next_vend_asks_again() {
+    run(async {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let lambda = gates_lambda().await;
+        let erin = gate("appr-expire", "erin");
+        let id = vend(&lambda, &erin).await.body["approval_request_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        post(&lambda, BOB, &request_path(&id, "approve"), json!({})).await;
+        post(&lambda, CAROL, &request_path(&id, "approve"), json!({})).await;
+        assert_eq!(vend(&lambda, &erin).await.status, 200);
+
+        // Let the approval's ttl pass: move its end into the past in the store.
+        let past = (chrono::Utc::now().timestamp() - 1).to_string();
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk());
+        let pointer = "open#arn:aws:iam::123456789012:role/appr-expire#gates";
+        for (key, attrs) in [
+            (pointer.to_string(), vec!["until"]),
+            (format!("req#{id}"), vec!["valid_until", "expires_at"]),
+        ] {
+            for attr in attrs {
+                ddb.update_item()
+                    .table_name("tvm-approvals")
+                    .key("pk", AttributeValue::S(key.clone()))
+                    .update_expression("SET #a = :t")
+                    .expression_attribute_names("#a", attr)
+                    .expression_attribute_values(":t", AttributeValue::N(past.clone()))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        let expired = vend(&lambda, &erin).await;
+        assert_eq!(expired.code(), "ApprovalRequired", "{:?}", expired.body);
+        assert_ne!(
+            expired.body["approval_request_id"],
+            id.as_str(),
+            "an expired approval is not reused"
+        );
+        let view = get(&lambda, BOB, &format!("/v1/requests/{id}")).await;
+        assert_eq!(view.body["status"], "expired");
+        assert_eq!(
+            post(&lambda, BOB, &request_path(&id, "deny"), json!({}))
+                .await
+                .status,
+            400
+        );
+        lambda.stop().await;
+    });
+}

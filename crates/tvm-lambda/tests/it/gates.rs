@@ -42,7 +42,7 @@ pub fn gate(role: &str, session: &str) -> String {
     format!("arn:aws:sts::123456789012:assumed-role/{role}/{session}")
 }
 
-fn sdk() -> aws_config::SdkConfig {
+pub fn sdk() -> aws_config::SdkConfig {
     let f = &shared().stack.ids.function;
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
