@@ -309,14 +309,19 @@ impl GateStore for DynamoGates {
                 .expression_attribute_values(":now", n(now))
                 .build()
                 .map_err(dep)?;
-            let mut record = Put::builder()
+            let justification = if r.justification.is_empty() {
+                "(requested by a vend)"
+            } else {
+                &r.justification
+            };
+            let record = Put::builder()
                 .table_name(&self.approvals)
                 .item("pk", s(&format!("req#{}", r.id)))
                 .item("id", s(&r.id))
                 .item("profile", s(&r.profile))
                 .item("caller", s(&r.caller))
                 .item("caller_arn", s(&r.caller_arn))
-                .item("justification", s(&r.justification))
+                .item("justification", s(justification))
                 .item("duration_seconds", n(i64::from(r.duration_seconds)))
                 .item("status", s("pending"))
                 .item("created_at", n(r.created_at))
@@ -324,9 +329,6 @@ impl GateStore for DynamoGates {
                 .item("required", n(i64::from(r.required)))
                 .item("ttl", n(r.expires_at + KEEP_SECONDS))
                 .condition_expression("attribute_not_exists(pk)");
-            if r.justification.is_empty() {
-                record = record.item("justification", s("(requested by a vend)"));
-            }
             let items = vec![
                 TransactWriteItem::builder().put(pointer_put).build(),
                 TransactWriteItem::builder()

@@ -55,6 +55,38 @@ fn entries(item: &HashMap<String, AttributeValue>) -> (Vec<Revoked>, i64) {
     (list, version)
 }
 
+impl IamRevocations {
+    /// Drop entries whose credentials have expired from the stored list
+    /// (they are already out of the policy). Best effort, bounded.
+    async fn forget_expired(&self, role_arn: &str, entries: &[Revoked], now: i64) {
+        let expired: Vec<&Revoked> = entries
+            .iter()
+            .filter(|e| e.expires_at <= now)
+            .take(50)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("session_id", key(role_arn));
+        let mut names = Vec::new();
+        for (i, e) in expired.iter().enumerate() {
+            names.push(format!("#x{i}"));
+            update = update.expression_attribute_names(format!("#x{i}"), &e.source_identity);
+        }
+        if let Err(e) = update
+            .update_expression(format!("REMOVE {}", names.join(", ")))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %crate::error::error_chain(&e), "could not prune expired revocations");
+        }
+    }
+}
+
 impl RoleRevocations for IamRevocations {
     fn deny<'a>(
         &'a self,
@@ -114,6 +146,7 @@ impl RoleRevocations for IamRevocations {
                     .map_err(|e| ddb(e.into()))?;
                 let (latest, latest_version) = entries(current.item().unwrap_or(&HashMap::new()));
                 if latest_version == version {
+                    self.forget_expired(role_arn, &latest, now).await;
                     return Ok(());
                 }
                 (list, version) = (latest, latest_version);
