@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use serde_json::Value;
-use tvm_devstack::gateway::{Auth, Gateway};
-use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::{venv, workspace_bin, REGION};
 use tvm_devstack::testing::block_on_spawned;
 
@@ -249,22 +247,8 @@ fn tvm_serve_guards_its_endpoint() {
 
 #[test]
 fn tvm_serve_refreshes_ahead_and_serves_until_expiry_while_tvm_is_down() {
-    let sh = shared();
     // A deployment of its own, so it can be taken down.
-    let (lambda, gateway) = block_on_spawned(async move {
-        let lambda = Lambda::start(&workspace_bin("bootstrap"), &sh.stack.function_env())
-            .await
-            .unwrap();
-        let gateway = Gateway::start(
-            lambda.runtime.clone(),
-            Auth::Iam {
-                moto: sh.stack.moto.addr,
-            },
-        )
-        .await
-        .unwrap();
-        (lambda, gateway)
-    });
+    let (lambda, gateway) = own_deployment();
     // 900 s credentials, usable for 6 s (margin 894 s), refreshed after 3 s.
     let serve = Serve::start(
         &task("acme"),

@@ -53,6 +53,24 @@ fn shared() -> &'static Shared {
     })
 }
 
+/// A deployment of its own (function instance and IAM-checking front), for
+/// tests that take it down or change what it has loaded.
+fn own_deployment() -> (Lambda, Gateway) {
+    let sh = shared();
+    block_on_spawned(async move {
+        let lambda = Lambda::start(&workspace_bin("bootstrap"), &sh.stack.function_env())
+            .await
+            .expect("bootstrap");
+        let iam = Auth::Iam {
+            moto: sh.stack.moto.addr,
+        };
+        let gateway = Gateway::start(lambda.runtime.clone(), iam)
+            .await
+            .expect("gateway");
+        (lambda, gateway)
+    })
+}
+
 fn tvm() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tvm"))
 }

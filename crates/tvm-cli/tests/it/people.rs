@@ -10,9 +10,7 @@ use std::process::{Command, Output};
 
 use aws_credential_types::Credentials;
 use serde_json::Value;
-use tvm_devstack::gateway::{Auth, Gateway};
-use tvm_devstack::runtime::Lambda;
-use tvm_devstack::stack::{repo_root, venv, workspace_bin, REGION};
+use tvm_devstack::stack::{repo_root, venv, REGION};
 
 use super::*;
 
@@ -115,21 +113,7 @@ fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
     setup();
     let dev = person("AWSReservedSSO_DevAccess_e2e", "jane@example.com");
     let sec = person("AWSReservedSSO_SecAdmin_e2e", "alice@example.com");
-    let sh = shared();
-    let (lambda, gateway) = block_on_spawned(async move {
-        let lambda = Lambda::start(&workspace_bin("bootstrap"), &sh.stack.function_env())
-            .await
-            .unwrap();
-        let gateway = Gateway::start(
-            lambda.runtime.clone(),
-            Auth::Iam {
-                moto: sh.stack.moto.addr,
-            },
-        )
-        .await
-        .unwrap();
-        (lambda, gateway)
-    });
+    let (lambda, gateway) = own_deployment();
     let url = gateway.url();
     let tvm_as = |creds: &Credentials, args: &[&str]| tvm_as(&url, creds, args);
 

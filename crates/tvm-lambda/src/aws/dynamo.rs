@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::Client;
 use tvm_core::api::SessionView;
 use tvm_core::limits::keys;
 
+use super::attr::{n, s};
 use super::{BoxFut, Gates, RevocationMarker, SessionQuery, SessionRecord, SessionStore};
 use crate::error::{ApiError, Dependency};
 
@@ -20,14 +21,6 @@ impl DynamoSessions {
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
     }
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 impl SessionStore for DynamoSessions {

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::Client;
 use tvm_core::api::{BreakGlassView, RequestView};
 use tvm_core::decision::{ActiveBreakGlass, ApprovedRequest, GateState};
 
+use super::attr::{n, s};
 use super::BoxFut;
 use crate::error::{ApiError, Dependency};
 
@@ -104,12 +105,6 @@ pub const PENDING_SECONDS: i64 = 86_400;
 /// How long records are kept after they stop mattering.
 const KEEP_SECONDS: i64 = 90 * 86_400;
 
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
 fn pointer(caller: &str, profile: &str) -> AttributeValue {
     s(&format!("open#{caller}#{profile}"))
 }

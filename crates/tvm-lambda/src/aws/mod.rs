@@ -24,6 +24,19 @@ use crate::identity::{CheckedPresign, IdentityError};
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// DynamoDB attribute values, shortly.
+pub(crate) mod attr {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    pub fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.to_string())
+    }
+
+    pub fn n(v: i64) -> AttributeValue {
+        AttributeValue::N(v.to_string())
+    }
+}
+
 /// One policy parameter: its full name and its (decrypted) value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyParameter {

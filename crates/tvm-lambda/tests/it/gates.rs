@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tvm_devstack::runtime::Lambda;
-use tvm_devstack::stack::REGION;
 
 use crate::harness::*;
 
@@ -40,26 +39,6 @@ pub const APPROVER: &str = "arn:aws:sts::123456789012:assumed-role/gate-approver
 
 pub fn gate(role: &str, session: &str) -> String {
     format!("arn:aws:sts::123456789012:assumed-role/{role}/{session}")
-}
-
-pub fn sdk() -> aws_config::SdkConfig {
-    let f = &shared().stack.ids.function;
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(shared().stack.moto.url())
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new(
-                    &f.access_key_id,
-                    &f.secret_access_key,
-                    None,
-                    None,
-                    "test",
-                ),
-            ),
-        )
-        .build()
 }
 
 /// Put the `gates` profile into SSM.

@@ -8,33 +8,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tvm_devstack::proxy::{Call, Fault, Proxy};
 use tvm_devstack::runtime::Lambda;
-use tvm_devstack::stack::{free_port, REGION};
+use tvm_devstack::stack::free_port;
 
 use crate::harness::*;
 
-fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    let f = &shared().stack.ids.function;
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new(
-                    &f.access_key_id,
-                    &f.secret_access_key,
-                    None,
-                    None,
-                    "test",
-                ),
-            ),
-        )
-        .build()
-}
-
 /// Read a session item straight from the emulator.
 async fn session_item(session_id: &str) -> std::collections::HashMap<String, AttributeValue> {
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk(&shared().stack.moto.url()));
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk());
     ddb.get_item()
         .table_name("tvm-sessions")
         .key("session_id", AttributeValue::S(session_id.into()))
@@ -55,7 +35,7 @@ fn s(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> Strin
 
 /// Put a policy document into the emulator's SSM.
 async fn put_policy(profile: &str, text: &str, kind: aws_sdk_ssm::types::ParameterType) {
-    aws_sdk_ssm::Client::new(&sdk(&shared().stack.moto.url()))
+    aws_sdk_ssm::Client::new(&sdk())
         .put_parameter()
         .name(format!("/tvm/policies/{profile}"))
         .value(text)
@@ -67,7 +47,7 @@ async fn put_policy(profile: &str, text: &str, kind: aws_sdk_ssm::types::Paramet
 }
 
 async fn delete_policy(profile: &str) {
-    aws_sdk_ssm::Client::new(&sdk(&shared().stack.moto.url()))
+    aws_sdk_ssm::Client::new(&sdk())
         .delete_parameter()
         .name(format!("/tvm/policies/{profile}"))
         .send()
