@@ -86,6 +86,27 @@ pub enum Fault {
     Reset,
     /// Wait this long before forwarding.
     Delay(Duration),
+    /// Answer as the service does when it throttles (DynamoDB:
+    /// ProvisionedThroughputExceededException, SSM: ThrottlingException,
+    /// STS and IAM: Throttling).
+    Throttle,
+}
+
+/// The throttling answer of each service, in its own protocol.
+fn throttled(service: &str) -> (u16, &'static str, &'static str) {
+    match service {
+        "dynamodb" => (
+            400,
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#,
+        ),
+        "ssm" => (400, "application/x-amz-json-1.1", r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
+        _ => (
+            400,
+            "text/xml",
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>",
+        ),
+    }
 }
 
 #[derive(Default)]
@@ -214,6 +235,15 @@ async fn forward(
             let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
             *r.status_mut() =
                 StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(r);
+        }
+        Some(Fault::Throttle) => {
+            let (status, content_type, body) = throttled(&service);
+            state.calls.lock().unwrap().push(record(status));
+            let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            r.headers_mut()
+                .insert("content-type", content_type.parse().expect("static"));
             return Ok(r);
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,

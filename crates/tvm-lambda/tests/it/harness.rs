@@ -197,3 +197,14 @@ pub fn sdk() -> aws_config::SdkConfig {
         )
         .build()
 }
+
+/// A function instance with a proxy of its own, so its AWS calls can be counted.
+pub async fn counted_lambda(extra: &[(&str, &str)]) -> (Lambda, tvm_devstack::proxy::Proxy) {
+    let proxy = tvm_devstack::proxy::Proxy::start(shared().stack.moto.addr)
+        .await
+        .unwrap();
+    let url = proxy.url();
+    let mut env: Vec<(&str, &str)> = vec![("AWS_ENDPOINT_URL", url.as_str())];
+    env.extend_from_slice(extra);
+    (own_lambda(&env).await, proxy)
+}

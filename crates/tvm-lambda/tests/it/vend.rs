@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tvm_devstack::proxy::{Call, Fault, Proxy};
+use tvm_devstack::proxy::{Call, Fault};
 use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::free_port;
 
@@ -53,15 +53,6 @@ async fn delete_policy(profile: &str) {
         .send()
         .await
         .unwrap();
-}
-
-/// A function instance with a proxy of its own, so its AWS calls can be counted.
-async fn counted_lambda(extra: &[(&str, &str)]) -> (Lambda, Proxy) {
-    let proxy = Proxy::start(shared().stack.moto.addr).await.unwrap();
-    let url = proxy.url();
-    let mut env: Vec<(&str, &str)> = vec![("AWS_ENDPOINT_URL", url.as_str())];
-    env.extend_from_slice(extra);
-    (own_lambda(&env).await, proxy)
 }
 
 fn expires_in(answer: &Answer) -> i64 {
