@@ -25,7 +25,7 @@ test: venv
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	cargo test --workspace
-	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py
+	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py scripts/moto_serial.py
 	$(MAKE) lint-infra
 
 ## lint-infra: SAM, cfn-lint, checkov, terraform fmt, cross-checks, LocalStack hooks

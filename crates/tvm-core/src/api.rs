@@ -325,3 +325,33 @@ pub struct Notification {
     #[serde(default)]
     pub details: serde_json::Map<String, serde_json::Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_credential_types_never_shows_a_secret() {
+        let c = CredentialsResponse {
+            version: 1,
+            access_key_id: "ASIAVENDEDKEYID".into(),
+            secret_access_key: "vended-secret".into(),
+            session_token: "vended-token".into(),
+            expiration: "2026-11-23T01:00:00Z".into(),
+            session_id: "s".into(),
+            profile: "p".into(),
+            role_arn: "r".into(),
+        };
+        let p = ProcessCredentials::from(c.clone());
+        for shown in [
+            format!("{c:?}"),
+            format!("{p:?}"),
+            format!("{c:#?}"),
+            format!("{p:#?}"),
+        ] {
+            for secret in ["ASIAVENDEDKEYID", "vended-secret", "vended-token"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+    }
+}

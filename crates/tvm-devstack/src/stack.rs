@@ -74,21 +74,24 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Result<Self, String> {
-        let bin = venv().join("bin/moto_server");
-        if !bin.exists() {
+        let python = venv().join("bin/python");
+        if !python.exists() {
             return Err(format!(
                 "{} is missing: run `make venv` (make test does)",
-                bin.display()
+                python.display()
             ));
         }
+        // moto, one request at a time: conditional writes atomic, as in DynamoDB.
+        let launcher = repo_root().join("scripts/moto_serial.py");
         // A port picked free can be taken before moto binds it: try again.
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port();
-            let mut cmd = std::process::Command::new(&bin);
+            let mut cmd = std::process::Command::new(&python);
             die_with_parent(&mut cmd);
             let child = cmd
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .arg(&launcher)
+                .args(["127.0.0.1", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

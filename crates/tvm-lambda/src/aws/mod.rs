@@ -185,3 +185,22 @@ pub enum VerifyError {
 pub trait IdentityVerifier: Send + Sync {
     fn verify(&self, presign: CheckedPresign) -> BoxFut<'_, Result<Principal, VerifyError>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_issued_credentials_never_shows_a_secret() {
+        let i = Issued {
+            access_key_id: "ASIAVENDEDKEYID".into(),
+            secret_access_key: "vended-secret".into(),
+            session_token: "vended-token".into(),
+            expiration: chrono::Utc::now(),
+        };
+        let shown = format!("{i:?} {i:#?}");
+        for secret in ["ASIAVENDEDKEYID", "vended-secret", "vended-token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

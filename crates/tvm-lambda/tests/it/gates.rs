@@ -343,3 +343,82 @@ fn revocation_requests_are_checked() {
         lambda.stop().await;
     });
 }
+
+#[test]
+fn a_burst_of_50_concurrent_vends_lets_exactly_the_limit_through() {
+    run(async {
+        const BURST: &str = "profile: burst\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nrate_limit: {requests: 7, per_seconds: 3600}\nrules:\n  - {name: b, effect: allow, principals: ['arn:aws:sts::123456789012:assumed-role/burst-*/*']}\n";
+        aws_sdk_ssm::Client::new(&sdk())
+            .put_parameter()
+            .name("/tvm/policies/burst")
+            .value(BURST)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+        // Not across the end of an hour window.
+        while chrono::Utc::now().timestamp() % 3600 > 3590 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // Ten function instances, five vends each, all at once: the limit is shared.
+        let mut instances = Vec::new();
+        for _ in 0..10 {
+            instances.push(own_lambda(&[]).await);
+        }
+        let runs = instances.iter().map(|lambda| async move {
+            let mut statuses = Vec::new();
+            for i in 0..5 {
+                let e = vend_event(
+                    &gate("burst-role", &format!("s{i}")),
+                    json!({"profile": "burst"}),
+                );
+                statuses.push(call(lambda, e).await.status);
+            }
+            statuses
+        });
+        let statuses: Vec<u16> = futures_join_all(runs).await.into_iter().flatten().collect();
+        assert_eq!(statuses.len(), 50);
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            7,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 429).count(),
+            43,
+            "{statuses:?}"
+        );
+        for lambda in instances {
+            lambda.stop().await;
+        }
+    });
+}
+
+/// Run futures concurrently and collect their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}

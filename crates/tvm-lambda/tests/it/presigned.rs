@@ -73,6 +73,10 @@ fn a_presigned_identity_vends_for_the_signer() {
             }
         }
         assert!(!logs.contains(creds.session_token().unwrap()));
+        assert!(
+            !logs.contains(&header),
+            "the X-Tvm-Identity value was logged"
+        );
     });
 }
 
