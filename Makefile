@@ -13,7 +13,9 @@ VENV_CHECKOV := .venv-checkov
 VENV_LAMBDA := .venv-lambda
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test venv bins lint-infra build package deploy fmt clean
+.PHONY: demo test venv bins lint-infra build package deploy fuzz fmt clean
+
+FUZZ_CASES ?= 20000
 
 ## demo: build, start the local stack, vend for two tenants, show what reached STS, stop
 demo: venv bins
@@ -73,6 +75,10 @@ define install
 	rm -f $(1)/.installed-*
 	touch $(call stamp,$(1),$(2))
 endef
+
+## fuzz: every parser with many generated inputs (make test runs 256 of each)
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p tvm-core -p tvm-lambda --lib fuzz_
 
 bins:
 	cargo build --workspace --bins

@@ -364,3 +364,48 @@ mod tests {
         assert!(parse_caller_identity(b"<Error/>").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const RULES: PresignRules<'static> = PresignRules {
+        server_id: "tvm-prod-1",
+        sts_authority: "sts.us-east-1.amazonaws.com",
+    };
+
+    fn envelope() -> impl Strategy<Value = String> {
+        let header = ("[a-zA-Z-]{1,24}", ".{0,80}");
+        (
+            prop::sample::select(vec!["POST", "GET", "post", ""]),
+            prop::collection::vec(header, 0..10),
+            prop_oneof![Just(GET_CALLER_IDENTITY_BODY.to_string()), ".{0,80}"],
+        )
+            .prop_map(|(method, headers, body)| {
+                let env = serde_json::json!({"method": method, "headers": headers, "body": body});
+                base64::engine::general_purpose::STANDARD.encode(env.to_string())
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_identity_header_decoder_never_panics_on_any_string(s in ".{0,400}") {
+            prop_assert!(check_presigned(&s, &RULES, Utc::now()).is_err());
+        }
+
+        #[test]
+        fn fuzz_identity_envelopes_pass_only_with_an_allowed_signed_header_set(h in envelope()) {
+            if let Ok(checked) = check_presigned(&h, &RULES, Utc::now()) {
+                for (name, _) in &checked.headers {
+                    prop_assert!(ALLOWED_HEADERS.contains(&name.as_str()));
+                }
+            }
+        }
+
+        #[test]
+        fn fuzz_caller_identity_answers_never_panic(xml in ".{0,300}") {
+            let _ = parse_caller_identity(xml.as_bytes());
+        }
+    }
+}

@@ -123,16 +123,31 @@ impl App {
     /// One Lambda invocation: any JSON event in, an HTTP response event out.
     /// A payload that is not an API Gateway or function URL event gets a 400.
     pub async fn invoke(&self, event: Value, lambda_request_id: &str) -> Value {
+        // For a malformed event, still answer with API Gateway's id when it has one.
+        let request_id = event
+            .pointer("/requestContext/requestId")
+            .and_then(Value::as_str)
+            .filter(|id| {
+                !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic())
+            })
+            .unwrap_or(lambda_request_id)
+            .to_string();
         let started = Instant::now();
-        match serde_json::from_value::<LambdaRequest>(event) {
-            Ok(lr) => {
-                self.handle(http::Request::from(lr), lambda_request_id, started)
-                    .await
-            }
+        // lambda_http's conversion unwraps URL parsing of the host, path and
+        // X-Forwarded-Proto it is given (found by fuzzing): a panic there is a
+        // malformed event, answered like any other.
+        let parsed = serde_json::from_value::<LambdaRequest>(event)
+            .map_err(|e| e.to_string())
+            .and_then(|lr| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::Request::from(lr)))
+                    .map_err(|_| "the event's host, path or scheme is not a URL".to_string())
+            });
+        match parsed {
+            Ok(req) => self.handle(req, lambda_request_id, started).await,
             Err(e) => {
                 let mut log = DecisionLog {
                     kind: "decision",
-                    request_id: lambda_request_id.to_string(),
+                    request_id: request_id.clone(),
                     reason: Some(format!(
                         "malformed event: {}",
                         truncate(&e.to_string(), 200)
@@ -142,7 +157,7 @@ impl App {
                 let err = ApiError::BadRequest(
                     "the event is not an API Gateway or function URL HTTP request".into(),
                 );
-                let reply = error_reply(&err, lambda_request_id, None);
+                let reply = error_reply(&err, &request_id, None);
                 log.status = reply.status;
                 log.code = Some(err.answer(None).1.as_str());
                 log.latency_ms = ms(started);

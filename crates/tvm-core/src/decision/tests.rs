@@ -390,7 +390,7 @@ proptest! {
     }
 
     #[test]
-    fn a_rendered_policy_is_json_with_the_template_structure(tenant in any::<String>()) {
+    fn fuzz_a_rendered_policy_is_json_with_the_template_structure(tenant in any::<String>()) {
         let set = set();
         let profile = set.get("orders-tenant").unwrap();
         let who = caller("arn:aws:sts::111122223333:assumed-role/orders-task/acme");
@@ -409,12 +409,12 @@ proptest! {
     }
 
     #[test]
-    fn principal_parsing_never_panics(s in any::<String>()) {
+    fn fuzz_principal_parsing_never_panics(s in any::<String>()) {
         let _ = Principal::parse(&s, None);
     }
 
     #[test]
-    fn policy_parsing_never_panics(s in any::<String>()) {
+    fn fuzz_policy_parsing_never_panics(s in any::<String>()) {
         let _ = parse_profile(&s, None);
     }
 }

@@ -329,3 +329,74 @@ async fn the_account_allowlist_is_checked_before_anything_else() {
     let (code, _) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
     assert_eq!(code, 200);
 }
+
+// ---------------------------------------------------------------- fuzzing
+//
+// `make fuzz` runs these with many more cases (PROPTEST_CASES); `make test`
+// runs the default 256 as a smoke. Seeds: the event fixtures in tests/it.
+
+use proptest::prelude::*;
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-zA-Z]{1,12}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A real event with one part replaced by anything.
+fn arb_event() -> impl Strategy<Value = Value> {
+    let base: Value = serde_json::from_str(EVENT).unwrap();
+    let paths = prop::sample::select(vec![
+        "/rawPath",
+        "/body",
+        "/headers",
+        "/requestContext/authorizer",
+        "/requestContext/authorizer/iam/userArn",
+        "/requestContext/http/method",
+        "/requestContext/stage",
+        "/isBase64Encoded",
+        "/version",
+        "",
+    ]);
+    (paths, arb_json(), ".{0,200}").prop_map(move |(path, value, text)| {
+        let mut e = base.clone();
+        if path.is_empty() {
+            return value;
+        }
+        if let Some(slot) = e.pointer_mut(path) {
+            *slot = if path == "/body" || path.ends_with("userArn") || path == "/rawPath" {
+                json!(text)
+            } else {
+                value
+            };
+        }
+        e
+    })
+}
+
+proptest! {
+    #[test]
+    fn fuzz_any_event_gets_an_http_answer_and_never_credentials_without_an_identity(event in arb_event()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let j = Arc::new(Journal::default());
+        let out = rt.block_on(app(j).invoke(event.clone(), "fuzz"));
+        let status = out["statusCode"].as_u64().unwrap_or(0);
+        prop_assert!((200..600).contains(&status), "{out}");
+        let body: Value = serde_json::from_str(out["body"].as_str().unwrap_or("")).unwrap_or(Value::Null);
+        if status == 200 && body.get("AccessKeyId").is_some() {
+            // Credentials only for a well-formed caller the policy allows.
+            let arn = event.pointer("/requestContext/authorizer/iam/userArn").and_then(Value::as_str).unwrap_or("");
+            prop_assert!(arn.starts_with("arn:aws:sts::123456789012:assumed-role/orders-task/"), "vended for {arn}");
+        }
+    }
+}

@@ -394,6 +394,11 @@ fn bad_input_gets_a_400_that_says_what_to_fix() {
             );
         }
         let big = json!({"profile": "orders-tenant", "attributes": {"x": "y".repeat(70_000)}});
+        // A scheme lambda_http cannot parse (it used to panic on it).
+        let mut e = vend_event(&task, json!({"profile": "orders-tenant"}));
+        e["headers"]["x-forwarded-proto"] = json!("ht tp");
+        let a = call(&sh.lambda, e).await;
+        assert_eq!((a.status, a.code()), (400, "BadRequest"), "{:?}", a.body);
         let a = call(&sh.lambda, vend_event(&task, big)).await;
         assert_eq!((a.status, a.code()), (413, "BadRequest"));
         let a = call(
