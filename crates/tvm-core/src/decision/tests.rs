@@ -313,6 +313,22 @@ fn profiles_listing_says_how_each_profile_can_be_had() {
     );
 }
 
+#[test]
+fn a_session_named_like_a_privileged_user_is_not_that_user() {
+    let doc = "profile: p\nrole_arn: arn:aws:iam::111122223333:role/r\nrules:\n  - {name: admins, effect: allow, kinds: [user], user_names: [admin], accounts: ['111122223333']}\n";
+    let set = PolicySet::new([parse_profile(doc, None).unwrap()]);
+    let mut r = req(None);
+    r.profile = "p".into();
+    let real = caller("arn:aws:iam::111122223333:user/admin");
+    assert!(decide(&set, &real, &r, &GateState::default(), wednesday()).is_ok());
+    // Anyone who may assume some role can call their session "admin".
+    let pretender = caller("arn:aws:sts::111122223333:assumed-role/any-role/admin");
+    assert_eq!(
+        decide(&set, &pretender, &r, &GateState::default(), wednesday()).unwrap_err(),
+        Denial::NoMatchingRule
+    );
+}
+
 // ---------------------------------------------------------------- properties
 
 fn arb_name() -> impl Strategy<Value = String> {
