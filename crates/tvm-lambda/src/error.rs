@@ -54,6 +54,8 @@ pub enum ApiError {
     Missing(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("out of time")]
+    OutOfTime,
     #[error("{dependency:?} failed: {source}")]
     Dependency {
         dependency: Dependency,
@@ -105,6 +107,11 @@ impl ApiError {
             Self::PolicyInvalid(m) => (500, ErrorCode::PolicyInvalid, m.clone()),
             Self::NotFound { .. } | Self::Missing(_) => (404, ErrorCode::NotFound, self.to_string()),
             Self::MethodNotAllowed => (405, ErrorCode::BadRequest, "method not allowed on this route".into()),
+            Self::OutOfTime => (
+                503,
+                ErrorCode::DependencyFailed,
+                "tvm ran out of time waiting for AWS; no credentials were issued, try again".into(),
+            ),
             Self::Dependency { dependency, .. } => (
                 503,
                 ErrorCode::DependencyFailed,

@@ -101,7 +101,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let app = Arc::clone(&app);
         async move {
             Ok::<Value, lambda_runtime::Error>(
-                app.invoke(event.payload, &event.context.request_id).await,
+                app.invoke(
+                    event.payload,
+                    &event.context.request_id,
+                    Some(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_millis(event.context.deadline),
+                    ),
+                )
+                .await,
             )
         }
     }))

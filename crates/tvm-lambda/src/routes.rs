@@ -122,7 +122,14 @@ pub struct DecisionLog {
 impl App {
     /// One Lambda invocation: any JSON event in, an HTTP response event out.
     /// A payload that is not an API Gateway or function URL event gets a 400.
-    pub async fn invoke(&self, event: Value, lambda_request_id: &str) -> Value {
+    /// `deadline`: when Lambda stops the invocation. Retries and waits are
+    /// bounded by it: a little before, the answer is 503 and no credentials.
+    pub async fn invoke(
+        &self,
+        event: Value,
+        lambda_request_id: &str,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Value {
         // For a malformed event, still answer with API Gateway's id when it has one.
         let request_id = event
             .pointer("/requestContext/requestId")
@@ -143,7 +150,21 @@ impl App {
                     .map_err(|_| "the event's host, path or scheme is not a URL".to_string())
             });
         match parsed {
-            Ok(req) => self.handle(req, lambda_request_id, started).await,
+            Ok(req) => {
+                let budget = deadline.map(|d| {
+                    d.duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                        .saturating_sub(DEADLINE_MARGIN)
+                });
+                let work = self.handle(req, lambda_request_id, started);
+                match budget {
+                    None => work.await,
+                    Some(budget) => match tokio::time::timeout(budget, work).await {
+                        Ok(reply) => reply,
+                        Err(_) => out_of_time(&request_id, started),
+                    },
+                }
+            }
             Err(e) => {
                 let mut log = DecisionLog {
                     kind: "decision",
@@ -717,6 +738,27 @@ impl App {
             },
         ))
     }
+}
+
+/// How long before Lambda's deadline tvm gives up and answers.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The invocation's time ran out waiting for AWS: no credentials.
+fn out_of_time(request_id: &str, started: Instant) -> Reply {
+    let err = ApiError::OutOfTime;
+    tracing::error!(request_id = %request_id, dependency = "aws", "the Lambda deadline came before AWS answered; no credentials issued");
+    let reply = error_reply(&err, request_id, None);
+    emit(&DecisionLog {
+        kind: "decision",
+        request_id: request_id.to_string(),
+        status: reply.status,
+        code: Some(err.answer(None).1.as_str()),
+        decision: Some("error"),
+        reason: Some("the Lambda deadline came first".into()),
+        latency_ms: ms(started),
+        ..Default::default()
+    });
+    reply
 }
 
 /// The announcement of a state change.

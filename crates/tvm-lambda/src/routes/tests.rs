@@ -28,6 +28,8 @@ struct Journal {
     steps: Mutex<Vec<String>>,
     fail_record: bool,
     fail_assume: bool,
+    /// STS takes this long.
+    slow_assume: Option<Duration>,
 }
 
 impl SessionStore for Journal {
@@ -74,6 +76,9 @@ impl Issuer for Journal {
                 "assume {} {}",
                 spec.role_arn, spec.duration_seconds
             ));
+            if let Some(d) = self.slow_assume {
+                tokio::time::sleep(d).await;
+            }
             if self.fail_assume {
                 return Err(ApiError::dependency(
                     Dependency::Sts,
@@ -223,7 +228,7 @@ fn event(caller: &str, body: &str) -> Value {
 }
 
 async fn status(app: &App, e: Value) -> (u16, Value) {
-    let out = app.invoke(e, "lambda-req").await;
+    let out = app.invoke(e, "lambda-req", None).await;
     let body = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
     (out["statusCode"].as_u64().unwrap() as u16, body)
 }
@@ -284,6 +289,34 @@ async fn an_sts_failure_marks_the_recorded_session_failed() {
     .await;
     assert_eq!(code, 503);
     assert_eq!(j.steps.lock().unwrap().last().unwrap(), "status failed");
+}
+
+#[tokio::test]
+async fn the_lambda_deadline_bounds_the_wait_for_aws() {
+    let j = Arc::new(Journal {
+        slow_assume: Some(Duration::from_secs(30)),
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(1);
+    let out = app(j)
+        .invoke(
+            event(TASK, r#"{"profile":"orders-tenant"}"#),
+            "lambda-req",
+            Some(deadline),
+        )
+        .await;
+    let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (out["statusCode"].as_u64(), body["code"].as_str()),
+        (Some(503), Some("DependencyFailed"))
+    );
+    assert!(body.get("AccessKeyId").is_none());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1000),
+        "answered after {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -389,7 +422,7 @@ proptest! {
     fn fuzz_any_event_gets_an_http_answer_and_never_credentials_without_an_identity(event in arb_event()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let j = Arc::new(Journal::default());
-        let out = rt.block_on(app(j).invoke(event.clone(), "fuzz"));
+        let out = rt.block_on(app(j).invoke(event.clone(), "fuzz", None));
         let status = out["statusCode"].as_u64().unwrap_or(0);
         prop_assert!((200..600).contains(&status), "{out}");
         let body: Value = serde_json::from_str(out["body"].as_str().unwrap_or("")).unwrap_or(Value::Null);
