@@ -16,6 +16,8 @@ stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 .PHONY: demo test venv bins lint-infra build package deploy fuzz fmt clean
 
 FUZZ_CASES ?= 20000
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := policy render identity_header event
 
 ## demo: build, start the local stack, vend for two tenants, show what reached STS, stop
 demo: venv bins
@@ -76,8 +78,16 @@ define install
 	touch $(call stamp,$(1),$(2))
 endef
 
-## fuzz: every parser with many generated inputs (make test runs 256 of each)
+## fuzz: cargo-fuzz (libFuzzer, coverage-guided) on every parser for FUZZ_SECONDS each,
+## then the proptest targets with FUZZ_CASES inputs (make test runs 256 of each)
 fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+	cargo fuzz build -s none
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/.work/$$t && \
+	  echo "== $$t ($(FUZZ_SECONDS) s)" && \
+	  cargo fuzz run -s none $$t fuzz/.work/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(#[0-9]+ *DONE|Done|stat::number_of_executed_units|==)|panicked|ERROR" || exit 1; \
+	done
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p tvm-core -p tvm-lambda --lib fuzz_
 
 bins:

@@ -140,16 +140,7 @@ impl App {
             .unwrap_or(lambda_request_id)
             .to_string();
         let started = Instant::now();
-        // lambda_http's conversion unwraps URL parsing of the host, path and
-        // X-Forwarded-Proto it is given (found by fuzzing): a panic there is a
-        // malformed event, answered like any other.
-        let parsed = serde_json::from_value::<LambdaRequest>(event)
-            .map_err(|e| e.to_string())
-            .and_then(|lr| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::Request::from(lr)))
-                    .map_err(|_| "the event's host, path or scheme is not a URL".to_string())
-            });
-        match parsed {
+        match parse_event(event) {
             Ok(req) => {
                 let budget = deadline.map(|d| {
                     d.duration_since(std::time::SystemTime::now())
@@ -738,6 +729,16 @@ impl App {
             },
         ))
     }
+}
+
+/// An API Gateway (REST v1, HTTP API v2) or function URL event as an HTTP
+/// request, or why not. lambda_http's conversion unwraps URL parsing of the
+/// host, path and X-Forwarded-Proto it is given (found by fuzzing): a panic
+/// there is a malformed event like any other.
+pub fn parse_event(event: Value) -> Result<http::Request<Body>, String> {
+    let lr = serde_json::from_value::<LambdaRequest>(event).map_err(|e| e.to_string())?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::Request::from(lr)))
+        .map_err(|_| "the event's host, path or scheme is not a URL".to_string())
 }
 
 /// How long before Lambda's deadline tvm gives up and answers.

@@ -151,6 +151,11 @@ pub fn check_no_secret_logged(lambda: &Lambda, answer: &Answer) {
             &s[..8.min(s.len())]
         );
     }
+    // Nor does an answer ever echo the request's own secrets.
+    let body = answer.body.to_string();
+    for s in HEADER_SECRETS {
+        assert!(!body.contains(s), "the answer echoed a request secret");
+    }
 }
 
 /// The decision lines the function has written so far.
