@@ -2,6 +2,7 @@
 //! moto emulator with IAM auth enforced. One emulator for the whole binary.
 
 mod approvals;
+mod catalogue;
 mod faults;
 mod gates;
 mod harness;
