@@ -185,6 +185,42 @@ fn failed_condition<R>(
 }
 
 impl DynamoGates {
+    /// In one transaction: apply `update` to a record and drop the pointer
+    /// that still links to it (`link` = `id`). `Ok(false)` when the record's
+    /// own condition failed (the transition is not allowed).
+    async fn update_and_unlink(
+        &self,
+        table: &str,
+        update: Update,
+        pointer_key: AttributeValue,
+        link: &str,
+        id: &str,
+    ) -> Result<bool, ApiError> {
+        let unlink = Delete::builder()
+            .table_name(table)
+            .key("pk", pointer_key)
+            .condition_expression("attribute_not_exists(pk) OR #link = :id")
+            .expression_attribute_names("#link", link)
+            .expression_attribute_values(":id", s(id))
+            .build()
+            .map_err(dep)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().delete(unlink).build(),
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if failed_condition(&e, 0) => Ok(false),
+            Err(e) => Err(dep(e)),
+        }
+    }
+
     async fn get(&self, table: &str, key: AttributeValue) -> Result<Option<Item>, ApiError> {
         let out = self
             .client
@@ -513,33 +549,16 @@ impl GateStore for DynamoGates {
                 .expression_attribute_values(":now", n(now))
                 .build()
                 .map_err(dep)?;
-            let unlink = Delete::builder()
-                .table_name(&self.approvals)
-                .key("pk", pointer(&r.caller, &r.profile))
-                .condition_expression("attribute_not_exists(pk) OR request_id = :id")
-                .expression_attribute_values(":id", s(&r.id))
-                .build()
-                .map_err(dep)?;
-            let items = vec![
-                TransactWriteItem::builder().update(update).build(),
-                TransactWriteItem::builder().delete(unlink).build(),
-            ];
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
+            let pointer_key = pointer(&r.caller, &r.profile);
+            if !self
+                .update_and_unlink(&self.approvals, update, pointer_key, "request_id", &r.id)
+                .await?
             {
-                Ok(_) => {}
-                Err(e) if failed_condition(&e, 0) => {
-                    let current = self.request(&r.id, now).await?.unwrap_or_else(|| r.clone());
-                    return Err(conflict(format!(
-                        "request {} is {}; transitions are one-way",
-                        r.id, current.status
-                    )));
-                }
-                Err(e) => return Err(dep(e)),
+                let current = self.request(&r.id, now).await?.unwrap_or_else(|| r.clone());
+                return Err(conflict(format!(
+                    "request {} is {}; transitions are one-way",
+                    r.id, current.status
+                )));
             }
             self.request(&r.id, now)
                 .await?
@@ -643,29 +662,12 @@ impl GateStore for DynamoGates {
                 .expression_attribute_values(":now", n(now))
                 .build()
                 .map_err(dep)?;
-            let unlink = Delete::builder()
-                .table_name(&self.breakglass)
-                .key("pk", pointer(&e.caller, &e.profile))
-                .condition_expression("attribute_not_exists(pk) OR event_id = :id")
-                .expression_attribute_values(":id", s(&e.id))
-                .build()
-                .map_err(dep)?;
-            let items = vec![
-                TransactWriteItem::builder().update(close).build(),
-                TransactWriteItem::builder().delete(unlink).build(),
-            ];
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
+            let pointer_key = pointer(&e.caller, &e.profile);
+            if !self
+                .update_and_unlink(&self.breakglass, close, pointer_key, "event_id", &e.id)
+                .await?
             {
-                Ok(_) => {}
-                Err(err) if failed_condition(&err, 0) => {
-                    return Err(conflict(format!("break-glass event {} is not open", e.id)));
-                }
-                Err(err) => return Err(dep(err)),
+                return Err(conflict(format!("break-glass event {} is not open", e.id)));
             }
             self.break_glass(&e.id, now)
                 .await?
