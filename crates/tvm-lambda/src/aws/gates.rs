@@ -185,6 +185,22 @@ fn failed_condition<R>(
 }
 
 impl DynamoGates {
+    /// Run a transaction whose first item is the guarded one: `Ok(false)`
+    /// when its condition failed, `Ok(true)` when everything was written.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, ApiError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if failed_condition(&e, 0) => Ok(false),
+            Err(e) => Err(dep(e)),
+        }
+    }
+
     /// In one transaction: apply `update` to a record and drop the pointer
     /// that still links to it (`link` = `id`). `Ok(false)` when the record's
     /// own condition failed (the transition is not allowed).
@@ -204,21 +220,11 @@ impl DynamoGates {
             .expression_attribute_values(":id", s(id))
             .build()
             .map_err(dep)?;
-        let items = vec![
+        self.transact(vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().delete(unlink).build(),
-        ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if failed_condition(&e, 0) => Ok(false),
-            Err(e) => Err(dep(e)),
-        }
+        ])
+        .await
     }
 
     async fn get(&self, table: &str, key: AttributeValue) -> Result<Option<Item>, ApiError> {
@@ -366,27 +372,18 @@ impl GateStore for DynamoGates {
                     .put(record.build().map_err(dep)?)
                     .build(),
             ];
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => Ok(r.id.clone()),
-                Err(e) if failed_condition(&e, 0) => {
-                    // Someone's request is already pending or approved: that one.
-                    let existing = self
-                        .get(&self.approvals, pointer(&r.caller, &r.profile))
-                        .await?;
-                    existing
-                        .and_then(|p| text(&p, "request_id"))
-                        .ok_or_else(|| {
-                            ApiError::dependency(Dependency::DynamoDb, "the open request vanished")
-                        })
-                }
-                Err(e) => Err(dep(e)),
+            if self.transact(items).await? {
+                return Ok(r.id.clone());
             }
+            // Someone's request is already pending or approved: that one.
+            let existing = self
+                .get(&self.approvals, pointer(&r.caller, &r.profile))
+                .await?;
+            existing
+                .and_then(|p| text(&p, "request_id"))
+                .ok_or_else(|| {
+                    ApiError::dependency(Dependency::DynamoDb, "the open request vanished")
+                })
         })
     }
 
@@ -510,18 +507,9 @@ impl GateStore for DynamoGates {
                     TransactWriteItem::builder().update(approve).build(),
                     TransactWriteItem::builder().update(link).build(),
                 ];
-                match self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(items))
-                    .send()
-                    .await
-                {
-                    // Another approver's write completed the quorum first: same outcome.
-                    Ok(_) => {}
-                    Err(e) if failed_condition(&e, 0) => {}
-                    Err(e) => return Err(dep(e)),
-                }
+                // A failed condition: another approver's write completed the
+                // quorum first, the same outcome.
+                self.transact(items).await?;
             }
             self.request(&r.id, now)
                 .await?
@@ -603,19 +591,13 @@ impl GateStore for DynamoGates {
                 TransactWriteItem::builder().put(pointer_put).build(),
                 TransactWriteItem::builder().put(record).build(),
             ];
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(err) if failed_condition(&err, 0) => Err(conflict(format!(
+            if self.transact(items).await? {
+                Ok(())
+            } else {
+                Err(conflict(format!(
                     "a break-glass event is already open for you on {}; close it first",
                     e.profile
-                ))),
-                Err(err) => Err(dep(err)),
+                )))
             }
         })
     }

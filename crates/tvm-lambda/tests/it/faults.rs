@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tvm_devstack::proxy::{Fault, Proxy};
+use tvm_devstack::proxy::{Call, Fault, Proxy};
 use tvm_devstack::runtime::Lambda;
 
 use crate::harness::*;
@@ -25,16 +25,16 @@ async fn deployment() -> (Lambda, Proxy) {
     counted_lambda(&[("TVM_AWS_TIMEOUT_MS", TIMEOUT_MS)]).await
 }
 
+fn vend() -> serde_json::Value {
+    vend_event(
+        &format!("{TASK}faults"),
+        json!({"profile": "orders-tenant"}),
+    )
+}
+
 async fn fails_closed(lambda: &Lambda, dependency: &str, fault: &str) {
     let started = Instant::now();
-    let a = call(
-        lambda,
-        vend_event(
-            &format!("{TASK}faults"),
-            json!({"profile": "orders-tenant"}),
-        ),
-    )
-    .await;
+    let a = call(lambda, vend()).await;
     let took = started.elapsed();
     assert_eq!(
         (a.status, a.code()),
@@ -80,32 +80,27 @@ fn ssm_failing_in_any_way_fails_closed() {
     });
 }
 
+/// A warm instance (policies loaded), then `service` fails: the calls made
+/// while it failed, after checking the vend failed closed.
+async fn warm_then_failing(service: &str, name: &str, fault: Fault) -> Vec<Call> {
+    let (lambda, proxy) = deployment().await;
+    assert_eq!(call(&lambda, vend()).await.status, 200);
+    proxy.set_fault(service, Some(fault));
+    let mark = proxy.mark();
+    fails_closed(&lambda, service, name).await;
+    lambda.stop().await;
+    proxy.calls_since(mark)
+}
+
 #[test]
 fn dynamodb_failing_in_any_way_fails_closed_before_any_assume_role() {
     run(async {
         for (name, fault) in FAULTS {
-            let (lambda, proxy) = deployment().await;
-            // Warm: policies loaded, the next failure is DynamoDB's alone.
-            let warm = call(
-                &lambda,
-                vend_event(
-                    &format!("{TASK}faults"),
-                    json!({"profile": "orders-tenant"}),
-                ),
-            )
-            .await;
-            assert_eq!(warm.status, 200);
-            proxy.set_fault("dynamodb", Some(fault));
-            let mark = proxy.mark();
-            fails_closed(&lambda, "dynamodb", name).await;
+            let calls = warm_then_failing("dynamodb", name, fault).await;
             assert!(
-                !proxy
-                    .calls_since(mark)
-                    .iter()
-                    .any(|c| c.action == "AssumeRole"),
+                !calls.iter().any(|c| c.action == "AssumeRole"),
                 "dynamodb {name}: no credentials are minted without a session record"
             );
-            lambda.stop().await;
         }
     });
 }
@@ -114,25 +109,11 @@ fn dynamodb_failing_in_any_way_fails_closed_before_any_assume_role() {
 fn sts_failing_in_any_way_fails_closed_after_recording_the_session() {
     run(async {
         for (name, fault) in FAULTS {
-            let (lambda, proxy) = deployment().await;
-            let warm = call(
-                &lambda,
-                vend_event(
-                    &format!("{TASK}faults"),
-                    json!({"profile": "orders-tenant"}),
-                ),
-            )
-            .await;
-            assert_eq!(warm.status, 200);
-            proxy.set_fault("sts", Some(fault));
-            let mark = proxy.mark();
-            fails_closed(&lambda, "sts", name).await;
-            let calls = proxy.calls_since(mark);
+            let calls = warm_then_failing("sts", name, fault).await;
             assert!(
                 calls.iter().any(|c| c.action == "TransactWriteItems"),
                 "sts {name}: the record comes first"
             );
-            lambda.stop().await;
         }
     });
 }
