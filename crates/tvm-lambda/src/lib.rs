@@ -4,6 +4,8 @@
 pub mod aws;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fakes;
 pub mod identity;
 pub mod policies;
 pub mod routes;
