@@ -21,6 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let provider = TvmCredentialsProvider::builder(profile).build().await?;
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(tvm_client::https_client())
         .credentials_provider(provider)
         .load()
         .await;

@@ -68,7 +68,10 @@ const MAX_ANSWER: usize = 256 * 1024;
 impl TvmClient {
     /// Build with the standard AWS credential chain.
     pub async fn from_env(endpoint: Endpoint) -> Result<Self, ClientError> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(crate::https_client())
+            .load()
+            .await;
         let credentials = sdk
             .credentials_provider()
             .ok_or_else(|| ClientError::Credentials("no credential provider configured".into()))?;

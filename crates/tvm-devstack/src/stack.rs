@@ -278,16 +278,7 @@ impl Stack {
     /// Credentials of the demo caller playing an ECS task for `tenant`
     /// (AssumeRole on the task role with the tenant as session name).
     pub async fn task_credentials(&self, tenant: &str) -> Result<Credentials, String> {
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(self.moto.url())
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    self.ids.caller.credentials(),
-                ),
-            )
-            .build();
+        let sdk = sdk_config(&self.moto.url(), self.ids.caller.credentials());
         let out = aws_sdk_sts::Client::new(&sdk)
             .assume_role()
             .role_arn(&self.ids.task_role)
@@ -304,4 +295,17 @@ impl Stack {
             "devstack-task",
         ))
     }
+}
+
+/// SDK config for the emulator at `endpoint`, signing with `credentials`.
+pub fn sdk_config(endpoint: &str, credentials: Credentials) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+        )
+        .build()
 }

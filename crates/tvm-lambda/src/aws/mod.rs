@@ -22,6 +22,15 @@ use tvm_core::revocation::Revoked;
 use crate::error::ApiError;
 use crate::identity::{CheckedPresign, IdentityError};
 
+/// The one HTTPS client every SDK client shares: rustls on ring, the
+/// system's roots, connections pooled for the life of the container.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// DynamoDB attribute values, shortly.

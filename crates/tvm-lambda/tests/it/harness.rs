@@ -184,23 +184,8 @@ pub async fn decision_for(lambda: &Lambda, request_id: &str) -> Value {
 
 /// SDK config for the emulator, as the function's IAM user.
 pub fn sdk() -> aws_config::SdkConfig {
-    let f = &shared().stack.ids.function;
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(tvm_devstack::stack::REGION))
-        .endpoint_url(shared().stack.moto.url())
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new(
-                    &f.access_key_id,
-                    &f.secret_access_key,
-                    None,
-                    None,
-                    "test",
-                ),
-            ),
-        )
-        .build()
+    let stack = &shared().stack;
+    tvm_devstack::stack::sdk_config(&stack.moto.url(), stack.ids.function.credentials())
 }
 
 /// A function instance with a proxy of its own, so its AWS calls can be counted.
