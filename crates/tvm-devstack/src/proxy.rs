@@ -109,6 +109,9 @@ fn throttled(service: &str) -> (u16, &'static str, &'static str) {
     }
 }
 
+/// The service name [`Proxy::set_fault`] takes to mean every service.
+pub const ANY: &str = "*";
+
 #[derive(Default)]
 struct State {
     calls: Mutex<Vec<Call>>,
@@ -165,6 +168,8 @@ impl Proxy {
         self.state.calls.lock().unwrap().len()
     }
 
+    /// Set or clear the fault for one SigV4 service name, or for every
+    /// service without one of its own ([`ANY`]).
     pub fn set_fault(&self, service: &str, fault: Option<Fault>) {
         let mut f = self.state.faults.lock().unwrap();
         match fault {
@@ -212,7 +217,10 @@ async fn forward(
     let text = String::from_utf8_lossy(&body).into_owned();
     let service = service_of(&parts.headers);
     let action = action_of(&parts.headers, &text);
-    let fault = state.faults.lock().unwrap().get(&service).copied();
+    let fault = {
+        let faults = state.faults.lock().unwrap();
+        faults.get(&service).or_else(|| faults.get(ANY)).copied()
+    };
     let record = |status: u16| Call {
         service: service.clone(),
         action: action.clone(),

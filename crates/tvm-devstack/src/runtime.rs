@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -41,6 +41,7 @@ struct Inner {
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<Value>>,
     polls: std::sync::atomic::AtomicUsize,
+    first_poll: std::sync::OnceLock<Instant>,
 }
 
 /// The runtime API endpoint the bootstrap talks to.
@@ -82,6 +83,11 @@ impl RuntimeApi {
     /// How many times the bootstrap has asked for work.
     pub fn polls(&self) -> usize {
         self.inner.polls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// When the bootstrap first asked for work.
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.inner.first_poll.get().copied()
     }
 
     /// Queue an event and wait (bounded) for the bootstrap's answer.
@@ -131,6 +137,7 @@ async fn route(
         .unwrap_or_default();
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     if method == hyper::Method::GET && rest == "/invocation/next" {
+        inner.first_poll.get_or_init(Instant::now);
         inner
             .polls
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -190,6 +197,8 @@ pub struct Lambda {
     pub runtime: RuntimeApi,
     child: tokio::process::Child,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Just before the process was spawned.
+    pub spawned: Instant,
 }
 
 impl Lambda {
@@ -211,6 +220,7 @@ impl Lambda {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let spawned = Instant::now();
         let mut child = cmd.spawn()?;
         let logs = Arc::new(Mutex::new(Vec::new()));
         if let Some(out) = child.stdout.take() {
@@ -223,6 +233,7 @@ impl Lambda {
             runtime,
             child,
             logs,
+            spawned,
         })
     }
 

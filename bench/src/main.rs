@@ -1,0 +1,673 @@
+//! `tvm-bench`: the runtime half of `make bench`. It starts the local stack
+//! (moto behind the project's proxy, loopback only), runs the real release
+//! `bootstrap` through the Lambda runtime API emulator, and measures:
+//!
+//! - round trips: every AWS call delayed by D at the proxy, D = 0 and 50 ms;
+//!   sequential calls = (latency(D) - latency(0)) / D, per path, with the
+//!   calls per service the proxy saw;
+//! - the policy cache: SSM calls per minute at two request rates, and request
+//!   latency while a (slowed) refresh is in flight;
+//! - cold start: exec to the first runtime-API poll and to the first vend;
+//! - memory: RSS after 1,000 and 10,000 warm vends, and the peak.
+//!
+//! It writes one JSON document; `bench/report.py` turns it (with criterion's
+//! estimates and the binary sizes) into docs/performance.md.
+//!
+//! Usage: tvm-bench BOOTSTRAP OUT.json [--quick]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+use tvm_devstack::proxy::{Call, Fault, ANY};
+use tvm_devstack::runtime::{Lambda, Outcome};
+use tvm_devstack::stack::{sdk_config, Stack, REGION, SERVER_ID};
+
+const EVENT: &str = include_str!("../../crates/tvm-lambda/tests/it/fixtures/http-api-v2-iam.json");
+
+/// Every path the round-trip table reports, on one profile.
+const BENCH: &str = r#"
+profile: bench
+role_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant
+duration: {default: 900, max: 1800}
+rate_limit: {requests: 100000, per_seconds: 60}
+rules:
+  - {name: denied, effect: deny, session_names: ["denied-*"], principals: ["*"]}
+  - {name: tasks, effect: allow, principals: ["arn:aws:sts::123456789012:assumed-role/orders-task/*"]}
+  - {name: humans, effect: require_approval, principals: ["arn:aws:sts::123456789012:assumed-role/appr-*/*"]}
+  - {name: oncall, effect: break_glass, principals: ["arn:aws:sts::123456789012:assumed-role/oncall-*/*"]}
+approval:
+  approvers: ["arn:aws:sts::123456789012:assumed-role/bench-approver/*"]
+  required: 1
+  ttl: 3600
+break_glass:
+  principals: ["arn:aws:sts::123456789012:assumed-role/oncall-*/*"]
+  max_duration: 1800
+  min_justification: 20
+"#;
+
+/// One vend an hour: every vend after the first is rate-limited.
+const LIMITED: &str = r#"
+profile: bench-limited
+role_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant
+duration: {default: 900, max: 900}
+rate_limit: {requests: 1, per_seconds: 3600}
+rules:
+  - {name: tasks, effect: allow, principals: ["arn:aws:sts::123456789012:assumed-role/orders-task/*"]}
+"#;
+
+const DELAY: Duration = Duration::from_millis(50);
+
+fn arn(role: &str, session: &str) -> String {
+    format!("arn:aws:sts::123456789012:assumed-role/{role}/{session}")
+}
+
+struct Settings {
+    samples: usize,
+    cold_runs: usize,
+    memory_vends: usize,
+    load_seconds: u64,
+}
+
+type Res<T> = Result<T, String>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(bootstrap), Some(out)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: tvm-bench BOOTSTRAP OUT.json [--quick]");
+        std::process::exit(2);
+    };
+    let settings = if args.iter().any(|a| a == "--quick") {
+        Settings {
+            samples: 5,
+            cold_runs: 3,
+            memory_vends: 1_000,
+            load_seconds: 4,
+        }
+    } else {
+        Settings {
+            samples: 25,
+            cold_runs: 10,
+            memory_vends: 10_000,
+            load_seconds: 20,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bootstrap = PathBuf::from(bootstrap);
+    match rt.block_on(run(&bootstrap, &settings)) {
+        Ok(results) => {
+            let text = serde_json::to_string_pretty(&results).expect("json");
+            if let Err(e) = std::fs::write(out, text + "\n") {
+                eprintln!("tvm-bench: writing {out}: {e}");
+                std::process::exit(1);
+            }
+            eprintln!("tvm-bench: wrote {out}");
+        }
+        Err(e) => {
+            eprintln!("tvm-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(bootstrap: &Path, s: &Settings) -> Res<Value> {
+    let stack = Stack::start().await?;
+    put_policy(&stack, "bench", BENCH).await?;
+    put_policy(&stack, "bench-limited", LIMITED).await?;
+    let b = Bench { stack, bootstrap };
+    step("round trips");
+    let round_trips = b.round_trips(s).await?;
+    step("policy cache");
+    let policy_cache = b.policy_cache(s).await?;
+    step("cold start");
+    let warm_ms = round_trips["paths"][0]["latency_ms"]["0"]
+        .as_f64()
+        .ok_or("no warm latency")?;
+    let cold_start = b.cold_start(s, warm_ms).await?;
+    step("memory");
+    let memory = b.memory(s).await?;
+    Ok(json!({
+        "generated": unix_seconds(),
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        "round_trips": round_trips,
+        "policy_cache": policy_cache,
+        "cold_start": cold_start,
+        "memory": memory,
+    }))
+}
+
+fn step(name: &str) {
+    eprintln!("tvm-bench: {name}");
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn put_policy(stack: &Stack, name: &str, text: &str) -> Res<()> {
+    let sdk = sdk_config(&stack.moto.url(), stack.ids.function.credentials());
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(format!("/tvm/policies/{name}"))
+        .value(text)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(|e| format!("put policy {name}: {e:?}"))?;
+    Ok(())
+}
+
+/// An HTTP API v2 event; `caller` is the IAM identity API Gateway saw.
+fn event(method: &str, path: &str, caller: Option<&str>, body: &Value) -> Value {
+    let mut e: Value = serde_json::from_str(EVENT).expect("fixture");
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    match caller {
+        Some(arn) => e["requestContext"]["authorizer"]["iam"]["userArn"] = json!(arn),
+        None => {
+            if let Some(ctx) = e["requestContext"].as_object_mut() {
+                ctx.remove("authorizer");
+            }
+        }
+    }
+    e["body"] = json!(body.to_string());
+    e["requestContext"]["requestId"] = json!(format!("bench-{}", next_id()));
+    e
+}
+
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn vend(caller: &str, profile: &str) -> Value {
+    event(
+        "POST",
+        "/v1/credentials",
+        Some(caller),
+        &json!({ "profile": profile }),
+    )
+}
+
+/// Invoke and return the HTTP status, the body and the time to the answer.
+async fn call(lambda: &Lambda, event: Value) -> Res<(u16, Value, Duration)> {
+    let start = Instant::now();
+    let outcome = lambda.invoke(event).await?;
+    let took = start.elapsed();
+    match outcome {
+        Outcome::Response(v) => {
+            let status = v["statusCode"].as_u64().ok_or("no statusCode")? as u16;
+            let body = serde_json::from_str(v["body"].as_str().unwrap_or("null"))
+                .unwrap_or(Value::Null);
+            Ok((status, body, took))
+        }
+        Outcome::Error(e) => Err(format!("the function failed the invocation: {e}")),
+    }
+}
+
+async fn expect(lambda: &Lambda, event: Value, status: u16) -> Res<(Value, Duration)> {
+    let (got, body, took) = call(lambda, event).await?;
+    if got != status {
+        let logs = lambda.logs();
+        let tail = logs[logs.len().saturating_sub(3)..].join("\n");
+        return Err(format!(
+            "expected {status}, got {got}: {body}\nthe function's last lines:\n{tail}"
+        ));
+    }
+    Ok((body, took))
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(mut values: Vec<f64>) -> Value {
+    values.sort_by(f64::total_cmp);
+    json!({
+        "n": values.len(),
+        "p50": percentile(&values, 0.5),
+        "p90": percentile(&values, 0.9),
+        "p99": percentile(&values, 0.99),
+        "max": values.last().copied().unwrap_or(0.0),
+    })
+}
+
+/// Calls per request, by service.
+fn per_service(calls: &[Call], requests: usize) -> BTreeMap<String, f64> {
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
+    for c in calls {
+        *by.entry(format!("{}:{}", c.service, c.action)).or_default() += 1.0;
+    }
+    for v in by.values_mut() {
+        *v = (*v / requests as f64 * 100.0).round() / 100.0;
+    }
+    by
+}
+
+/// How to make one request of a path, and what it must answer.
+struct Route {
+    name: &'static str,
+    status: u16,
+    make: Box<dyn Fn() -> Res<Value> + Send + Sync>,
+}
+
+struct Bench<'a> {
+    stack: Stack,
+    bootstrap: &'a Path,
+}
+
+impl Bench<'_> {
+    /// Delete the session items vends left behind (not the gate items, whose
+    /// keys start with `#`). moto deep-copies a table for every transaction,
+    /// so a vend gets slower with every item: without this, 10,000 vends
+    /// would measure moto, and its client-side timeouts.
+    async fn prune(&self) -> Res<()> {
+        use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(
+            &self.stack.moto.url(),
+            self.stack.ids.function.credentials(),
+        ));
+        let items = ddb
+            .scan()
+            .table_name("tvm-sessions")
+            .projection_expression("session_id")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| format!("scan sessions: {e:?}"))?;
+        let keys: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.get("session_id")?.as_s().ok().cloned())
+            .filter(|k| !k.starts_with('#'))
+            .collect();
+        for chunk in keys.chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|k| {
+                    let del = DeleteRequest::builder()
+                        .key("session_id", AttributeValue::S(k.clone()))
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    Ok(WriteRequest::builder().delete_request(del).build())
+                })
+                .collect::<Res<Vec<_>>>()?;
+            ddb.batch_write_item()
+                .request_items("tvm-sessions", writes)
+                .send()
+                .await
+                .map_err(|e| format!("delete sessions: {e:?}"))?;
+        }
+        Ok(())
+    }
+
+    async fn lambda(&self, extra: &[(&str, &str)]) -> Res<Lambda> {
+        let mut env = self.stack.function_env();
+        for (k, v) in extra {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        Lambda::start(self.bootstrap, &env)
+            .await
+            .map_err(|e| format!("starting bootstrap: {e}"))
+    }
+
+    fn delay(&self, d: Duration) {
+        let fault = (!d.is_zero()).then_some(Fault::Delay(d));
+        self.stack.proxy.set_fault(ANY, fault);
+    }
+
+    /// Set up the gated paths' state through the function itself: an approved
+    /// request for jane, an open break-glass event for sam, and the limited
+    /// profile's one vend spent.
+    async fn gated_state(&self, lambda: &Lambda) -> Res<()> {
+        let jane = arn("appr-dev", "jane");
+        let (asked, _) = expect(lambda, vend(&jane, "bench"), 403).await?;
+        let id = asked["approval_request_id"]
+            .as_str()
+            .ok_or("no approval request id")?;
+        let (approved, _) = expect(
+            lambda,
+            event(
+                "POST",
+                &format!("/v1/requests/{id}/approve"),
+                Some(&arn("bench-approver", "bob")),
+                &json!({}),
+            ),
+            200,
+        )
+        .await?;
+        if approved["status"] != "approved" {
+            return Err(format!("request not approved: {approved}"));
+        }
+        expect(
+            lambda,
+            event(
+                "POST",
+                "/v1/breakglass",
+                Some(&arn("oncall-sre", "sam")),
+                &json!({"profile": "bench", "reason": "incident", "justification": "bench: payments outage INC-4711", "duration_seconds": 1800}),
+            ),
+            201,
+        )
+        .await?;
+        expect(lambda, vend(&arn("orders-task", "limited"), "bench-limited"), 200).await?;
+        Ok(())
+    }
+
+    async fn round_trips(&self, s: &Settings) -> Res<Value> {
+        // A long policy TTL: no background refresh among the counted calls.
+        let lambda = self.lambda(&[("TVM_POLICY_TTL_SECONDS", "3600")]).await?;
+        self.delay(Duration::ZERO);
+        expect(&lambda, vend(&arn("orders-task", "warmup"), "bench"), 200).await?;
+        self.gated_state(&lambda).await?;
+        let task = self.stack.task_credentials("presigned").await?;
+        let sts = self.stack.proxy.url();
+        let paths: Vec<Route> = vec![
+            Route {
+                name: "warm allow",
+                status: 200,
+                make: Box::new(|| Ok(vend(&arn("orders-task", "acme"), "bench"))),
+            },
+            Route {
+                name: "allow, presigned identity",
+                status: 200,
+                make: Box::new(move || {
+                    let header = tvm_client::presign::identity_header(
+                        &task,
+                        REGION,
+                        &sts,
+                        SERVER_ID,
+                        SystemTime::now(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let mut e = event("POST", "/v1/credentials", None, &json!({"profile": "bench"}));
+                    e["headers"]["x-tvm-identity"] = json!(header);
+                    Ok(e)
+                }),
+            },
+            Route {
+                name: "approved request",
+                status: 200,
+                make: Box::new(|| Ok(vend(&arn("appr-dev", "jane"), "bench"))),
+            },
+            Route {
+                name: "break-glass",
+                status: 200,
+                make: Box::new(|| Ok(vend(&arn("oncall-sre", "sam"), "bench"))),
+            },
+            Route {
+                name: "denied",
+                status: 403,
+                make: Box::new(|| Ok(vend(&arn("orders-task", "denied-x"), "bench"))),
+            },
+            Route {
+                name: "rate-limited",
+                status: 429,
+                make: Box::new(|| {
+                    Ok(vend(&arn("orders-task", "limited"), "bench-limited"))
+                }),
+            },
+        ];
+        let mut rows = Vec::new();
+        for path in &paths {
+            let mut latency = BTreeMap::new();
+            let mut calls = BTreeMap::new();
+            for d in [Duration::ZERO, DELAY] {
+                self.prune().await?;
+                self.delay(d);
+                // One unmeasured request per setting: connections warm.
+                expect(&lambda, (path.make)()?, path.status).await?;
+                let mark = self.stack.proxy.mark();
+                let mut took = Vec::with_capacity(s.samples);
+                for _ in 0..s.samples {
+                    let (_, t) = expect(&lambda, (path.make)()?, path.status).await?;
+                    took.push(ms(t));
+                }
+                self.delay(Duration::ZERO);
+                took.sort_by(f64::total_cmp);
+                latency.insert(d.as_millis().to_string(), percentile(&took, 0.5));
+                if d.is_zero() {
+                    calls = per_service(&self.stack.proxy.calls_since(mark), s.samples);
+                }
+            }
+            rows.push(row(path.name, path.status, latency, calls));
+        }
+        lambda.stop().await;
+        rows.push(self.cold_round_trips(s).await?);
+        Ok(json!({"delay_ms": DELAY.as_millis() as u64, "samples": s.samples, "paths": rows}))
+    }
+
+    /// The first request of fresh function instances, spawn to answer.
+    async fn cold_round_trips(&self, s: &Settings) -> Res<Value> {
+        let mut latency = BTreeMap::new();
+        let mut calls = BTreeMap::new();
+        for d in [Duration::ZERO, DELAY] {
+            self.prune().await?;
+            self.delay(d);
+            let mut took = Vec::new();
+            let mark = self.stack.proxy.mark();
+            for _ in 0..s.cold_runs {
+                let lambda = self.lambda(&[]).await?;
+                expect(&lambda, vend(&arn("orders-task", "cold"), "bench"), 200).await?;
+                took.push(ms(lambda.spawned.elapsed()));
+                lambda.stop().await;
+            }
+            self.delay(Duration::ZERO);
+            took.sort_by(f64::total_cmp);
+            latency.insert(d.as_millis().to_string(), percentile(&took, 0.5));
+            if d.is_zero() {
+                calls = per_service(&self.stack.proxy.calls_since(mark), s.cold_runs);
+            }
+        }
+        Ok(row("first request after cold start", 200, latency, calls))
+    }
+
+    async fn policy_cache(&self, s: &Settings) -> Res<Value> {
+        let ttl = 2u64;
+        let lambda = self
+            .lambda(&[("TVM_POLICY_TTL_SECONDS", &ttl.to_string())])
+            .await?;
+        expect(&lambda, vend(&arn("orders-task", "load"), "bench"), 200).await?;
+        let mut loads = Vec::new();
+        for rps in [5u32, 20] {
+            let mark = self.stack.proxy.mark();
+            let run = steady(self, &lambda, rps, Duration::from_secs(s.load_seconds)).await?;
+            let ssm = self
+                .stack
+                .proxy
+                .calls_since(mark)
+                .iter()
+                .filter(|c| c.service == "ssm")
+                .count();
+            let secs = run.elapsed.as_secs_f64();
+            loads.push(json!({
+                "target_rps": rps,
+                "rps": (run.requests.len() as f64 / secs * 10.0).round() / 10.0,
+                "seconds": (secs * 10.0).round() / 10.0,
+                "ssm_calls": ssm,
+                "ssm_calls_per_minute": (ssm as f64 / secs * 60.0 * 10.0).round() / 10.0,
+                "latency_ms": summary(run.requests.iter().map(|r| ms(r.1 - r.0)).collect()),
+            }));
+        }
+        // Slow every refresh down and compare requests that overlapped one
+        // with those that did not.
+        let slow = Duration::from_millis(500);
+        self.stack.proxy.set_fault("ssm", Some(Fault::Delay(slow)));
+        let mark = self.stack.proxy.mark();
+        let run = steady(self, &lambda, 20, Duration::from_secs(s.load_seconds)).await?;
+        self.stack.proxy.set_fault("ssm", None);
+        let refreshes: Vec<(Instant, Instant)> = self
+            .stack
+            .proxy
+            .calls_since(mark)
+            .iter()
+            .filter(|c| c.service == "ssm")
+            .map(|c| (c.started, c.finished))
+            .collect();
+        let (mut during, mut outside) = (Vec::new(), Vec::new());
+        for (start, end) in &run.requests {
+            let overlaps = refreshes.iter().any(|(a, b)| start < b && a < end);
+            if overlaps { &mut during } else { &mut outside }.push(ms(*end - *start));
+        }
+        lambda.stop().await;
+        if during.is_empty() {
+            return Err("no request overlapped a refresh: the experiment proves nothing".into());
+        }
+        Ok(json!({
+            "ttl_seconds": ttl,
+            "expected_per_minute": 60 / ttl,
+            "loads": loads,
+            "refresh_in_flight": {
+                "ssm_delay_ms": slow.as_millis() as u64,
+                "refreshes": refreshes.len(),
+                "during": summary(during),
+                "outside": summary(outside),
+            },
+        }))
+    }
+
+    async fn cold_start(&self, s: &Settings, warm_ms: f64) -> Res<Value> {
+        let (mut poll, mut first, mut load) = (Vec::new(), Vec::new(), Vec::new());
+        self.prune().await?;
+        for _ in 0..s.cold_runs {
+            let mark = self.stack.proxy.mark();
+            let lambda = self.lambda(&[]).await?;
+            expect(&lambda, vend(&arn("orders-task", "cold"), "bench"), 200).await?;
+            first.push(ms(lambda.spawned.elapsed()));
+            let polled = lambda.runtime.first_poll().ok_or("never polled")?;
+            poll.push(ms(polled - lambda.spawned));
+            let ssm: Vec<Call> = self
+                .stack
+                .proxy
+                .calls_since(mark)
+                .into_iter()
+                .filter(|c| c.service == "ssm")
+                .collect();
+            let (Some(a), Some(b)) = (
+                ssm.iter().map(|c| c.started).min(),
+                ssm.iter().map(|c| c.finished).max(),
+            ) else {
+                return Err("no policy load seen at cold start".into());
+            };
+            load.push(ms(b - a));
+            lambda.stop().await;
+        }
+        let med = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            percentile(&v, 0.5)
+        };
+        let policy_load = med(load);
+        Ok(json!({
+            "runs": s.cold_runs,
+            "first_poll_ms": med(poll),
+            "first_vend_ms": med(first),
+            "policy_load_ms": policy_load,
+            "warm_vend_ms": warm_ms,
+            "first_vend_bound_ms": ((2.0 * warm_ms + policy_load) * 1000.0).round() / 1000.0,
+        }))
+    }
+
+    async fn memory(&self, s: &Settings) -> Res<Value> {
+        let lambda = self.lambda(&[]).await?;
+        let pid = lambda.pid().ok_or("no pid")?;
+        let caller = arn("orders-task", "memory");
+        let start = Instant::now();
+        let mut checkpoints = BTreeMap::new();
+        for i in 1..=s.memory_vends {
+            if i % PRUNE_EVERY == 0 {
+                self.prune().await?;
+            }
+            expect(&lambda, vend(&caller, "bench"), 200).await?;
+            if i == s.memory_vends / 10 || i == s.memory_vends {
+                checkpoints.insert(i.to_string(), status_kb(pid, "VmRSS")?);
+            }
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let peak = status_kb(pid, "VmHWM")?;
+        lambda.stop().await;
+        Ok(json!({
+            "vends": s.memory_vends,
+            "rss_kb": checkpoints,
+            "peak_rss_kb": peak,
+            "vends_per_second": (s.memory_vends as f64 / seconds * 10.0).round() / 10.0,
+        }))
+    }
+}
+
+fn row(name: &str, status: u16, latency: BTreeMap<String, f64>, calls: BTreeMap<String, f64>) -> Value {
+    let d = DELAY.as_secs_f64() * 1e3;
+    let sequential = match (latency.get("0"), latency.get(&DELAY.as_millis().to_string())) {
+        (Some(a), Some(b)) => ((b - a) / d * 100.0).round() / 100.0,
+        _ => f64::NAN,
+    };
+    json!({
+        "path": name,
+        "status": status,
+        "latency_ms": latency,
+        "sequential_calls": sequential,
+        "calls_per_request": calls,
+    })
+}
+
+struct Run {
+    /// (sent, answered) per request.
+    requests: Vec<(Instant, Instant)>,
+    elapsed: Duration,
+}
+
+/// Vends between two prunes of the sessions table.
+const PRUNE_EVERY: usize = 200;
+
+/// Requests at a steady rate, one at a time, for `length`. The pruning
+/// pauses (off the clock of any request) are counted in the elapsed time.
+async fn steady(bench: &Bench<'_>, lambda: &Lambda, rps: u32, length: Duration) -> Res<Run> {
+    let caller = arn("orders-task", "steady");
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rps);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = Instant::now();
+    let mut requests = Vec::new();
+    while start.elapsed() < length {
+        if requests.len() % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            bench.prune().await?;
+        }
+        tick.tick().await;
+        let sent = Instant::now();
+        expect(lambda, vend(&caller, "bench"), 200).await?;
+        requests.push((sent, Instant::now()));
+    }
+    Ok(Run {
+        requests,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// A `kB` line of /proc/PID/status.
+fn status_kb(pid: u32, key: &str) -> Res<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {key} in /proc/{pid}/status"))
+}
