@@ -13,7 +13,7 @@ VENV_CHECKOV := .venv-checkov
 VENV_LAMBDA := .venv-lambda
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test venv bins lint-infra build package deploy fuzz fmt clean
+.PHONY: demo test venv bins lint-infra build package deploy bench fuzz fmt clean
 
 FUZZ_CASES ?= 20000
 FUZZ_SECONDS ?= 60
@@ -29,7 +29,7 @@ test: venv
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	cargo test --workspace
-	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py scripts/moto_serial.py
+	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py scripts/moto_serial.py bench/report.py
 	$(MAKE) lint-infra
 
 ## lint-infra: SAM, cfn-lint, checkov, terraform fmt, cross-checks, LocalStack hooks
@@ -47,17 +47,30 @@ lint-infra: venv $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call s
 
 ## build: the release bootstrap for Lambda (arm64), with cargo-lambda from PyPI (it brings zig)
 build: $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
-	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 --bin bootstrap
+	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 -p tvm-lambda --bin bootstrap
 
 ## package: the deploy zip, target/lambda/bootstrap/bootstrap.zip
 package: $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
-	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 --bin bootstrap --output-format zip
+	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 -p tvm-lambda --bin bootstrap --output-format zip
 	@ls -l target/lambda/bootstrap/bootstrap.zip
 
 ## deploy: sam build + sam deploy (--guided the first time, which writes samconfig.toml)
 deploy: $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
 	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" $(VENV_SAM)/bin/sam build --beta-features
 	@if [ -f samconfig.toml ]; then $(VENV_SAM)/bin/sam deploy; else $(VENV_SAM)/bin/sam deploy --guided; fi
+
+## bench: measure (criterion, sizes, the release bootstrap on the local stack) and regenerate docs/performance.md
+## (BENCH_FLAGS=--quick for a short run; its numbers are not for the docs)
+BENCH_FLAGS ?=
+bench: venv $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
+	cargo build --release -p tvm-bench
+	cargo build --release -p tvm-lambda --bin bootstrap
+	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 -p tvm-lambda --bin bootstrap --output-format zip
+	cargo bench -p tvm-core --bench core -- --warm-up-time 1 --measurement-time 3
+	cargo bench -p tvm-lambda --bench handler -- --warm-up-time 1 --measurement-time 3
+	@mkdir -p bench/results
+	target/release/tvm-bench target/release/bootstrap bench/results/runtime.json $(BENCH_FLAGS)
+	$(VENV)/bin/python bench/report.py
 
 venv: $(call stamp,$(VENV),scripts/requirements.txt)
 

@@ -133,6 +133,7 @@ async fn run(bootstrap: &Path, s: &Settings) -> Res<Value> {
     let memory = b.memory(s).await?;
     Ok(json!({
         "generated": unix_seconds(),
+        "quick": s.samples < 25,
         "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
         "round_trips": round_trips,
         "policy_cache": policy_cache,
@@ -208,8 +209,8 @@ async fn call(lambda: &Lambda, event: Value) -> Res<(u16, Value, Duration)> {
     match outcome {
         Outcome::Response(v) => {
             let status = v["statusCode"].as_u64().ok_or("no statusCode")? as u16;
-            let body = serde_json::from_str(v["body"].as_str().unwrap_or("null"))
-                .unwrap_or(Value::Null);
+            let body =
+                serde_json::from_str(v["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
             Ok((status, body, took))
         }
         Outcome::Error(e) => Err(format!("the function failed the invocation: {e}")),
@@ -261,6 +262,57 @@ fn per_service(calls: &[Call], requests: usize) -> BTreeMap<String, f64> {
         *v = (*v / requests as f64 * 100.0).round() / 100.0;
     }
     by
+}
+
+/// What the DynamoDB calls of a path carried: transaction items by kind
+/// with the largest item's JSON size (an upper bound of its DynamoDB size),
+/// and batch-read keys. The cost model prices these.
+fn dynamodb_items(calls: &[Call]) -> Value {
+    let mut out = serde_json::Map::new();
+    let first = |action: &str| {
+        calls
+            .iter()
+            .find(|c| c.service == "dynamodb" && c.action == action)
+            .and_then(|c| serde_json::from_str::<Value>(&c.body).ok())
+    };
+    if let Some(body) = first("TransactWriteItems") {
+        let items = body["TransactItems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        let mut largest = 0;
+        for item in &items {
+            for (kind, op) in item.as_object().into_iter().flatten() {
+                *kinds.entry(kind.clone()).or_default() += 1;
+                let size = op
+                    .get("Item")
+                    .or_else(|| op.get("Key"))
+                    .map_or(0, |v| v.to_string().len());
+                largest = largest.max(size);
+            }
+        }
+        out.insert(
+            "transact_write".into(),
+            json!({"items": kinds, "largest_item_json_bytes": largest}),
+        );
+    }
+    if let Some(body) = first("BatchGetItem") {
+        let tables = body["RequestItems"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let keys: usize = tables
+            .values()
+            .map(|t| t["Keys"].as_array().map_or(0, Vec::len))
+            .sum();
+        let consistent = tables.values().all(|t| t["ConsistentRead"] == true);
+        out.insert(
+            "batch_get".into(),
+            json!({"keys": keys, "consistent": consistent}),
+        );
+    }
+    Value::Object(out)
 }
 
 /// How to make one request of a path, and what it must answer.
@@ -371,7 +423,12 @@ impl Bench<'_> {
             201,
         )
         .await?;
-        expect(lambda, vend(&arn("orders-task", "limited"), "bench-limited"), 200).await?;
+        expect(
+            lambda,
+            vend(&arn("orders-task", "limited"), "bench-limited"),
+            200,
+        )
+        .await?;
         Ok(())
     }
 
@@ -401,7 +458,12 @@ impl Bench<'_> {
                         SystemTime::now(),
                     )
                     .map_err(|e| e.to_string())?;
-                    let mut e = event("POST", "/v1/credentials", None, &json!({"profile": "bench"}));
+                    let mut e = event(
+                        "POST",
+                        "/v1/credentials",
+                        None,
+                        &json!({"profile": "bench"}),
+                    );
                     e["headers"]["x-tvm-identity"] = json!(header);
                     Ok(e)
                 }),
@@ -424,15 +486,14 @@ impl Bench<'_> {
             Route {
                 name: "rate-limited",
                 status: 429,
-                make: Box::new(|| {
-                    Ok(vend(&arn("orders-task", "limited"), "bench-limited"))
-                }),
+                make: Box::new(|| Ok(vend(&arn("orders-task", "limited"), "bench-limited"))),
             },
         ];
         let mut rows = Vec::new();
         for path in &paths {
             let mut latency = BTreeMap::new();
             let mut calls = BTreeMap::new();
+            let mut items = Value::Null;
             for d in [Duration::ZERO, DELAY] {
                 self.prune().await?;
                 self.delay(d);
@@ -448,10 +509,14 @@ impl Bench<'_> {
                 took.sort_by(f64::total_cmp);
                 latency.insert(d.as_millis().to_string(), percentile(&took, 0.5));
                 if d.is_zero() {
-                    calls = per_service(&self.stack.proxy.calls_since(mark), s.samples);
+                    let seen = self.stack.proxy.calls_since(mark);
+                    calls = per_service(&seen, s.samples);
+                    items = dynamodb_items(&seen);
                 }
             }
-            rows.push(row(path.name, path.status, latency, calls));
+            let mut r = row(path.name, path.status, latency, calls);
+            r["dynamodb"] = items;
+            rows.push(r);
         }
         lambda.stop().await;
         rows.push(self.cold_round_trips(s).await?);
@@ -615,9 +680,17 @@ impl Bench<'_> {
     }
 }
 
-fn row(name: &str, status: u16, latency: BTreeMap<String, f64>, calls: BTreeMap<String, f64>) -> Value {
+fn row(
+    name: &str,
+    status: u16,
+    latency: BTreeMap<String, f64>,
+    calls: BTreeMap<String, f64>,
+) -> Value {
     let d = DELAY.as_secs_f64() * 1e3;
-    let sequential = match (latency.get("0"), latency.get(&DELAY.as_millis().to_string())) {
+    let sequential = match (
+        latency.get("0"),
+        latency.get(&DELAY.as_millis().to_string()),
+    ) {
         (Some(a), Some(b)) => ((b - a) / d * 100.0).round() / 100.0,
         _ => f64::NAN,
     };
