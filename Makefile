@@ -63,11 +63,13 @@ deploy: $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VE
 ## (BENCH_FLAGS=--quick for a short run; its numbers are not for the docs)
 BENCH_FLAGS ?=
 bench: venv $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
-	cargo build --release -p tvm-bench
-	cargo build --release -p tvm-lambda --bin bootstrap
-	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 -p tvm-lambda --bin bootstrap --output-format zip
 	cargo bench -p tvm-core --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo bench -p tvm-lambda --bench handler -- --warm-up-time 1 --measurement-time 3
+	cargo build --release -p tvm-bench
+	@# Last, so that the measured bootstrap has the function's features only
+	@# (cargo bench rebuilds it with the dev-dependencies' features).
+	cargo build --release -p tvm-lambda --bin bootstrap
+	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 -p tvm-lambda --bin bootstrap --output-format zip
 	@mkdir -p bench/results
 	target/release/tvm-bench target/release/bootstrap bench/results/runtime.json $(BENCH_FLAGS)
 	$(VENV)/bin/python bench/report.py

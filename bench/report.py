@@ -228,6 +228,9 @@ def main():
     w(table(["Vends", "vends/s (moto-bound)"] + [f"RSS after {int(m):,} (kB)" for m in marks] + ["Peak RSS (kB)"],
             [(f"{mem['vends']:,}", mem["vends_per_second"]) + tuple(rss[m] for m in marks) + (mem["peak_rss_kb"],)]))
     w("")
+    w(f"Vends failed closed (503) by an emulator stall longer than the attempt timeout: "
+      f"{mem.get('emulator_stalls', 0)}. They still ran the function's code and count in the vends.")
+    w("")
 
     w("## Size")
     w("")

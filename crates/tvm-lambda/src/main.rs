@@ -20,13 +20,15 @@ use tvm_lambda::policies::PolicyCache;
 use tvm_lambda::routes::App;
 
 /// Log filter: `RUST_LOG` as `level` and `target=level` pairs (no regex
-/// directives: the regex engine alone was 0.3 MB of the binary).
-fn log_filter() -> tracing_subscriber::filter::Targets {
+/// directives: the regex engine alone was 0.3 MB of the binary). A value
+/// that does not parse gives the default, and a warning once logging is up.
+fn log_filter() -> (tracing_subscriber::filter::Targets, bool) {
     const DEFAULT: &str = "info,aws_config=warn,aws_smithy_runtime=warn";
-    std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| DEFAULT.parse().expect("the default filter parses"))
+    let default = || DEFAULT.parse().expect("the default filter parses");
+    match std::env::var("RUST_LOG") {
+        Ok(v) => v.parse().map_or_else(|_| (default(), false), |t| (t, true)),
+        Err(_) => (default(), true),
+    }
 }
 
 fn init_tracing() {
@@ -36,13 +38,19 @@ fn init_tracing() {
     let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time();
-    let registry = tracing_subscriber::registry().with(log_filter());
+    let (filter, parsed) = log_filter();
+    let registry = tracing_subscriber::registry().with(filter);
     if text {
         registry.with(layer.with_ansi(false)).init();
     } else {
         registry
             .with(layer.json().flatten_event(true).with_current_span(false))
             .init();
+    }
+    if !parsed {
+        tracing::warn!(
+            "RUST_LOG did not parse as LEVEL,target=LEVEL,...; using the default filter"
+        );
     }
 }
 
