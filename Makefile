@@ -13,7 +13,7 @@ VENV_CHECKOV := .venv-checkov
 VENV_LAMBDA := .venv-lambda
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test venv bins lint-infra build package deploy bench fuzz fmt clean
+.PHONY: demo test venv bins lint-infra build package deploy bench bench-smoke fuzz fmt clean
 
 FUZZ_CASES ?= 20000
 FUZZ_SECONDS ?= 60
@@ -23,13 +23,14 @@ FUZZ_TARGETS := policy render identity_header event
 demo: venv bins
 	$(VENV)/bin/python scripts/demo.py
 
-## test: format, clippy, unit, integration and end-to-end tests (emulator included), infra checks
+## test: format, clippy, unit, integration and end-to-end tests (emulator included), a quick benchmark smoke, infra checks
 test: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	cargo test --workspace
 	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py scripts/moto_serial.py bench/report.py
+	$(MAKE) bench-smoke
 	$(MAKE) lint-infra
 
 ## lint-infra: SAM, cfn-lint, checkov, terraform fmt, cross-checks, LocalStack hooks
@@ -73,6 +74,13 @@ bench: venv $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
 	@mkdir -p bench/results
 	target/release/tvm-bench target/release/bootstrap bench/results/runtime.json $(BENCH_FLAGS)
 	$(VENV)/bin/python bench/report.py
+
+## bench-smoke (part of make test): the benchmark pipeline end to end with --quick on the
+## debug bootstrap, so that make bench cannot rot; its numbers are thrown away
+bench-smoke: venv
+	@mkdir -p target/bench-smoke
+	target/debug/tvm-bench target/debug/bootstrap target/bench-smoke/runtime.json --quick
+	$(VENV)/bin/python bench/report.py target/bench-smoke/runtime.json target/bench-smoke/performance.md
 
 venv: $(call stamp,$(VENV),scripts/requirements.txt)
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Write docs/performance.md from measured numbers only.
 
+Usage: report.py [RESULTS.json [OUT.md]] (defaults: bench/results/runtime.json,
+docs/performance.md).
+
 Inputs (all produced by `make bench`):
   bench/results/runtime.json      tvm-bench: round trips, policy cache, cold start, memory
   target/criterion/**/estimates.json   criterion: decide, render, principals, handler
@@ -102,8 +105,10 @@ def ddb_units(items):
 
 
 def main():
-    out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "docs", "performance.md")
-    rt = load(os.path.join(ROOT, "bench", "results", "runtime.json"))
+    args = sys.argv[1:]
+    results = args[0] if args else os.path.join(ROOT, "bench", "results", "runtime.json")
+    out_path = args[1] if len(args) > 1 else os.path.join(ROOT, "docs", "performance.md")
+    rt = load(results)
     trips = rt["round_trips"]
     d = trips["delay_ms"]
     paths = {p["path"]: p for p in trips["paths"]}

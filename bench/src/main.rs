@@ -24,8 +24,6 @@ use tvm_devstack::proxy::{Call, Fault, ANY};
 use tvm_devstack::runtime::{Lambda, Outcome};
 use tvm_devstack::stack::{sdk_config, Stack, REGION, SERVER_ID};
 
-const EVENT: &str = include_str!("../../crates/tvm-lambda/tests/it/fixtures/http-api-v2-iam.json");
-
 /// Every path the round-trip table reports, on one profile.
 const BENCH: &str = r#"
 profile: bench
@@ -120,15 +118,14 @@ async fn run(bootstrap: &Path, s: &Settings) -> Res<Value> {
     put_policy(&stack, "bench", BENCH).await?;
     put_policy(&stack, "bench-limited", LIMITED).await?;
     let b = Bench { stack, bootstrap };
-    step("round trips");
-    let round_trips = b.round_trips(s).await?;
-    step("policy cache");
-    let policy_cache = b.policy_cache(s).await?;
-    step("cold start");
+    step("round trips and cold starts");
+    let (round_trips, cold) = b.round_trips(s).await?;
     let warm_ms = round_trips["paths"][0]["latency_ms"]["0"]
         .as_f64()
         .ok_or("no warm latency")?;
-    let cold_start = b.cold_start(s, warm_ms).await?;
+    let cold_start = cold_start(&cold, warm_ms);
+    step("policy cache");
+    let policy_cache = b.policy_cache(s).await?;
     step("memory");
     let memory = b.memory(s).await?;
     Ok(json!({
@@ -167,29 +164,8 @@ async fn put_policy(stack: &Stack, name: &str, text: &str) -> Res<()> {
     Ok(())
 }
 
-/// An HTTP API v2 event; `caller` is the IAM identity API Gateway saw.
 fn event(method: &str, path: &str, caller: Option<&str>, body: &Value) -> Value {
-    let mut e: Value = serde_json::from_str(EVENT).expect("fixture");
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["requestContext"]["http"]["path"] = json!(path);
-    match caller {
-        Some(arn) => e["requestContext"]["authorizer"]["iam"]["userArn"] = json!(arn),
-        None => {
-            if let Some(ctx) = e["requestContext"].as_object_mut() {
-                ctx.remove("authorizer");
-            }
-        }
-    }
-    e["body"] = json!(body.to_string());
-    e["requestContext"]["requestId"] = json!(format!("bench-{}", next_id()));
-    e
-}
-
-fn next_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    tvm_devstack::events::http_api(method, path, caller, Some(body))
 }
 
 fn vend(caller: &str, profile: &str) -> Value {
@@ -437,7 +413,7 @@ impl Bench<'_> {
         Ok(())
     }
 
-    async fn round_trips(&self, s: &Settings) -> Res<Value> {
+    async fn round_trips(&self, s: &Settings) -> Res<(Value, Vec<ColdRun>)> {
         // A long policy TTL: no background refresh among the counted calls.
         let lambda = self.lambda(&[("TVM_POLICY_TTL_SECONDS", "3600")]).await?;
         self.delay(Duration::ZERO);
@@ -511,8 +487,7 @@ impl Bench<'_> {
                     took.push(ms(t));
                 }
                 self.delay(Duration::ZERO);
-                took.sort_by(f64::total_cmp);
-                latency.insert(d.as_millis().to_string(), percentile(&took, 0.5));
+                latency.insert(d.as_millis().to_string(), median(took));
                 if d.is_zero() {
                     let seen = self.stack.proxy.calls_since(mark);
                     calls = per_service(&seen, s.samples);
@@ -524,33 +499,71 @@ impl Bench<'_> {
             rows.push(r);
         }
         lambda.stop().await;
-        rows.push(self.cold_round_trips(s).await?);
-        Ok(json!({"delay_ms": DELAY.as_millis() as u64, "samples": s.samples, "paths": rows}))
+        let (cold_row, cold) = self.cold_round_trips(s).await?;
+        rows.push(cold_row);
+        Ok((
+            json!({"delay_ms": DELAY.as_millis() as u64, "samples": s.samples, "paths": rows}),
+            cold,
+        ))
     }
 
-    /// The first request of fresh function instances, spawn to answer.
-    async fn cold_round_trips(&self, s: &Settings) -> Res<Value> {
-        let mut latency = BTreeMap::new();
-        let mut calls = BTreeMap::new();
-        for d in [Duration::ZERO, DELAY] {
-            self.prune().await?;
-            self.delay(d);
-            let mut took = Vec::new();
+    /// Fresh function instances at delay `d`, each spawned, sent one vend
+    /// and stopped; with every AWS call they made.
+    async fn cold_runs(&self, d: Duration, runs: usize) -> Res<(Vec<ColdRun>, Vec<Call>)> {
+        self.prune().await?;
+        self.delay(d);
+        let start = self.stack.proxy.mark();
+        let mut out = Vec::with_capacity(runs);
+        for _ in 0..runs {
             let mark = self.stack.proxy.mark();
-            for _ in 0..s.cold_runs {
-                let lambda = self.lambda(&[]).await?;
-                expect(&lambda, vend(&arn("orders-task", "cold"), "bench"), 200).await?;
-                took.push(ms(lambda.spawned.elapsed()));
-                lambda.stop().await;
-            }
-            self.delay(Duration::ZERO);
-            took.sort_by(f64::total_cmp);
-            latency.insert(d.as_millis().to_string(), percentile(&took, 0.5));
-            if d.is_zero() {
-                calls = per_service(&self.stack.proxy.calls_since(mark), s.cold_runs);
-            }
+            let lambda = self.lambda(&[]).await?;
+            expect(&lambda, vend(&arn("orders-task", "cold"), "bench"), 200).await?;
+            let first_ms = ms(lambda.spawned.elapsed());
+            let polled = lambda.runtime.first_poll().ok_or("never polled")?;
+            let ssm: Vec<Call> = self
+                .stack
+                .proxy
+                .calls_since(mark)
+                .into_iter()
+                .filter(|c| c.service == "ssm")
+                .collect();
+            let (Some(a), Some(b)) = (
+                ssm.iter().map(|c| c.started).min(),
+                ssm.iter().map(|c| c.finished).max(),
+            ) else {
+                return Err("no policy load seen at cold start".into());
+            };
+            out.push(ColdRun {
+                first_ms,
+                poll_ms: ms(polled - lambda.spawned),
+                load_ms: ms(b - a),
+            });
+            lambda.stop().await;
         }
-        Ok(row("first request after cold start", 200, latency, calls))
+        self.delay(Duration::ZERO);
+        Ok((out, self.stack.proxy.calls_since(start)))
+    }
+
+    /// The round-trip row of the first request after cold start (spawn to
+    /// answer), and the runs at D = 0 for the cold-start table.
+    async fn cold_round_trips(&self, s: &Settings) -> Res<(Value, Vec<ColdRun>)> {
+        let (quiet, calls) = self.cold_runs(Duration::ZERO, s.cold_runs).await?;
+        let (slow, _) = self.cold_runs(DELAY, s.cold_runs).await?;
+        let latency = BTreeMap::from([
+            (
+                "0".to_string(),
+                median(quiet.iter().map(|r| r.first_ms).collect()),
+            ),
+            (
+                DELAY.as_millis().to_string(),
+                median(slow.iter().map(|r| r.first_ms).collect()),
+            ),
+        ]);
+        let calls = per_service(&calls, s.cold_runs);
+        Ok((
+            row("first request after cold start", 200, latency, calls),
+            quiet,
+        ))
     }
 
     async fn policy_cache(&self, s: &Settings) -> Res<Value> {
@@ -617,47 +630,6 @@ impl Bench<'_> {
         }))
     }
 
-    async fn cold_start(&self, s: &Settings, warm_ms: f64) -> Res<Value> {
-        let (mut poll, mut first, mut load) = (Vec::new(), Vec::new(), Vec::new());
-        self.prune().await?;
-        for _ in 0..s.cold_runs {
-            let mark = self.stack.proxy.mark();
-            let lambda = self.lambda(&[]).await?;
-            expect(&lambda, vend(&arn("orders-task", "cold"), "bench"), 200).await?;
-            first.push(ms(lambda.spawned.elapsed()));
-            let polled = lambda.runtime.first_poll().ok_or("never polled")?;
-            poll.push(ms(polled - lambda.spawned));
-            let ssm: Vec<Call> = self
-                .stack
-                .proxy
-                .calls_since(mark)
-                .into_iter()
-                .filter(|c| c.service == "ssm")
-                .collect();
-            let (Some(a), Some(b)) = (
-                ssm.iter().map(|c| c.started).min(),
-                ssm.iter().map(|c| c.finished).max(),
-            ) else {
-                return Err("no policy load seen at cold start".into());
-            };
-            load.push(ms(b - a));
-            lambda.stop().await;
-        }
-        let med = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            percentile(&v, 0.5)
-        };
-        let policy_load = med(load);
-        Ok(json!({
-            "runs": s.cold_runs,
-            "first_poll_ms": med(poll),
-            "first_vend_ms": med(first),
-            "policy_load_ms": policy_load,
-            "warm_vend_ms": warm_ms,
-            "first_vend_bound_ms": ((2.0 * warm_ms + policy_load) * 1000.0).round() / 1000.0,
-        }))
-    }
-
     async fn memory(&self, s: &Settings) -> Res<Value> {
         let lambda = self.lambda(&[]).await?;
         let pid = lambda.pid().ok_or("no pid")?;
@@ -715,6 +687,30 @@ fn row(
         "sequential_calls": sequential,
         "calls_per_request": calls,
     })
+}
+
+/// One fresh function instance, times from the exec of `bootstrap`.
+struct ColdRun {
+    first_ms: f64,
+    poll_ms: f64,
+    load_ms: f64,
+}
+
+fn cold_start(runs: &[ColdRun], warm_ms: f64) -> Value {
+    let policy_load = median(runs.iter().map(|r| r.load_ms).collect());
+    json!({
+        "runs": runs.len(),
+        "first_poll_ms": median(runs.iter().map(|r| r.poll_ms).collect()),
+        "first_vend_ms": median(runs.iter().map(|r| r.first_ms).collect()),
+        "policy_load_ms": policy_load,
+        "warm_vend_ms": warm_ms,
+        "first_vend_bound_ms": ((2.0 * warm_ms + policy_load) * 1000.0).round() / 1000.0,
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
 }
 
 struct Run {

@@ -4,6 +4,7 @@
 //! drives the real `bootstrap`; and an HTTP front like a function URL.
 //! Never deployed.
 
+pub mod events;
 pub mod gateway;
 pub mod iam_auth;
 pub mod proxy;

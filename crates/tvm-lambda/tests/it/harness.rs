@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tvm_devstack::runtime::{Lambda, Outcome};
 use tvm_devstack::stack::Stack;
 use tvm_devstack::testing::block_on_spawned;
 
-pub const V2_IAM: &str = include_str!("fixtures/http-api-v2-iam.json");
 pub const V1_IAM: &str = include_str!("fixtures/rest-v1-iam.json");
 pub const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/";
 
@@ -55,39 +54,11 @@ pub async fn own_lambda(extra: &[(&str, &str)]) -> Lambda {
 
 /// An HTTP API v2 event with an IAM identity.
 pub fn v2(method: &str, path: &str, caller: Option<&str>, body: Option<&Value>) -> Value {
-    let mut e: Value = serde_json::from_str(V2_IAM).unwrap();
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["requestContext"]["requestId"] = json!(uuid_like());
-    match caller {
-        Some(arn) => e["requestContext"]["authorizer"]["iam"]["userArn"] = json!(arn),
-        None => {
-            e["requestContext"]
-                .as_object_mut()
-                .unwrap()
-                .remove("authorizer");
-        }
-    }
-    e["body"] = match body {
-        Some(b) => json!(b.to_string()),
-        None => Value::Null,
-    };
-    e
+    tvm_devstack::events::http_api(method, path, caller, body)
 }
 
 pub fn vend_event(caller: &str, body: Value) -> Value {
     v2("POST", "/v1/credentials", Some(caller), Some(&body))
-}
-
-fn uuid_like() -> String {
-    format!(
-        "req-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 /// The HTTP answer inside the function's response.
