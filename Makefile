@@ -109,7 +109,7 @@ fuzz:
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/.work/$$t && \
 	  echo "== $$t ($(FUZZ_SECONDS) s)" && \
-	  cargo fuzz run -s none $$t fuzz/.work/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(#[0-9]+ *DONE|Done|stat::number_of_executed_units|==)|panicked|ERROR" || exit 1; \
+	  cargo fuzz run -s none $$t fuzz/.work/$$t $$(if [ $$t = event ]; then echo fixtures/events; else echo fuzz/corpus/$$t; fi) -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(#[0-9]+ *DONE|Done|stat::number_of_executed_units|==)|panicked|ERROR" || exit 1; \
 	done
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p tvm-core -p tvm-lambda --lib fuzz_
 

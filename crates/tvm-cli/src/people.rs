@@ -107,7 +107,7 @@ pub fn sessions_table(list: &SessionsResponse) -> String {
                 s.session_id.clone(),
                 s.profile.clone(),
                 s.caller_arn.clone(),
-                s.status.clone(),
+                s.status.to_string(),
                 left(s.expires_at),
             ]
         })

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::approval::{BreakGlassStatus, RequestStatus};
 use crate::decision::Access;
 
 /// Header carrying a presigned STS GetCallerIdentity request (base64 JSON of
@@ -99,6 +100,8 @@ pub enum ErrorCode {
     RateLimited,
     PolicyInvalid,
     NotFound,
+    /// The state does not allow it (approving a decided request): 409.
+    Conflict,
     DependencyFailed,
 }
 
@@ -113,6 +116,7 @@ impl ErrorCode {
             Self::RateLimited => "RateLimited",
             Self::PolicyInvalid => "PolicyInvalid",
             Self::NotFound => "NotFound",
+            Self::Conflict => "Conflict",
             Self::DependencyFailed => "DependencyFailed",
         }
     }
@@ -181,8 +185,39 @@ pub struct SessionView {
     pub issued_at: i64,
     pub expires_at: i64,
     pub source_identity: String,
-    /// `issued`, `failed` (STS refused) or `revoked`.
-    pub status: String,
+    pub status: SessionStatus,
+}
+
+/// A session's state: `issued`, `failed` (STS refused, no credentials left
+/// tvm) or `revoked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Issued,
+    Failed,
+    Revoked,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Failed => "failed",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Issued, Self::Failed, Self::Revoked]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `GET /v1/sessions`.
@@ -244,8 +279,7 @@ pub struct RequestView {
     pub caller_arn: String,
     pub justification: String,
     pub duration_seconds: u32,
-    /// `pending`, `approved`, `denied`, `cancelled`; `expired` when past its time.
-    pub status: String,
+    pub status: RequestStatus,
     pub created_at: i64,
     /// Pending until then; once approved, vends until `valid_until`.
     pub expires_at: i64,
@@ -263,9 +297,6 @@ pub struct RequestView {
 pub struct RequestsResponse {
     pub requests: Vec<RequestView>,
 }
-
-/// The reasons a break-glass event may be opened for.
-pub const BREAK_GLASS_REASONS: &[&str] = &["incident", "outage", "security", "data-recovery"];
 
 /// `POST /v1/breakglass`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,8 +318,7 @@ pub struct BreakGlassView {
     pub caller_arn: String,
     pub reason: String,
     pub justification: String,
-    /// `open` or `closed`; `expired` when past its end.
-    pub status: String,
+    pub status: BreakGlassStatus,
     pub opened_at: i64,
     pub ends_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::policy::{Effect, PolicySet, Profile, Rule, MAX_DURATION, MIN_DURATION};
+use crate::limits::{MAX_DURATION, MIN_DURATION};
+use crate::policy::{Effect, PolicySet, Profile, Rule};
 use crate::principal::Principal;
 use crate::template::{check_value, Vars};
 

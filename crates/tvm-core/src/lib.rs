@@ -1,13 +1,28 @@
-//! tvm's rules, with no I/O: the policy model and its validation, the
-//! decision, the rendering of session policies, caller principals, and the
-//! API types shared with the client.
+//! tvm's rules, with no I/O. A new engineer can read this crate alone and
+//! know every rule tvm enforces:
+//!
+//! - `principal`: callers as parsed principals, role ARNs, the stable principal;
+//! - `admission`: who may be evaluated at all (allowed accounts and orgs);
+//! - `policy`: documents, their validation, the profile model, time windows;
+//! - `decision`: may this caller have this profile now (a grant or a denial);
+//! - `vend`: a grant becomes a plan (the AssumeRole call and the session record);
+//! - `render`, `template`, `glob`: rendering session policies and tags;
+//! - `approval`: approval requests and break-glass events, their states and actors;
+//! - `revocation`: revocation terms and the revocation policy on protected roles;
+//! - `rate`: rate-limit windows;
+//! - `limits`: AWS's documented limits checked before calling AWS;
+//! - `api`: the wire types shared with the client.
 
+pub mod admission;
 pub mod api;
+pub mod approval;
 pub mod decision;
 pub mod glob;
 pub mod limits;
 pub mod policy;
 pub mod principal;
+pub mod rate;
 pub mod render;
 pub mod revocation;
 pub mod template;
+pub mod vend;

@@ -223,6 +223,63 @@ impl Principal {
     }
 }
 
+/// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleArn(String);
+
+impl RoleArn {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.splitn(6, ':').collect();
+        let ok = match parts[..] {
+            ["arn", partition, "iam", "", account, resource] => {
+                Partition::parse(partition).is_some()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && resource.strip_prefix("role/").is_some_and(|r| {
+                        !r.is_empty()
+                            && r.split('/').all(|seg| {
+                                (1..=64).contains(&seg.len()) && seg.chars().all(is_iam_name_char)
+                            })
+                    })
+            }
+            _ => false,
+        };
+        if ok && s.len() <= 2048 {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be an IAM role ARN, arn:aws:iam::ACCOUNT:role/NAME".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn account(&self) -> &str {
+        self.0.split(':').nth(4).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The principal a revocation or a listing is about, from a caller ARN, a
+/// user ARN or a role ARN: the role or user (paths dropped, as STS drops
+/// them from assumed-role ARNs). `None` for anything else.
+pub fn stable_principal(arn: &str) -> Option<String> {
+    if let Ok(p) = Principal::parse(arn, None) {
+        return Some(p.stable_id());
+    }
+    let role = RoleArn::parse(arn).ok()?;
+    let s = role.as_str();
+    let (head, path) = s.split_once(":role/")?;
+    let name = path.rsplit('/').next().unwrap_or(path);
+    Some(format!("{head}:role/{name}"))
+}
+
 fn join_path(segments: &[&str]) -> Result<String, PrincipalError> {
     if segments.iter().any(|s| !valid_name(s, 1, 64)) {
         return Err(PrincipalError::Name);

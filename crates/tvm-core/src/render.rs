@@ -1,140 +1,16 @@
 //! Rendering a profile for one caller: the inline session policy, the session
-//! tags, the SourceIdentity and the RoleSessionName.
-//!
-//! The session policy template is parsed as JSON at load. Variables may only
-//! appear inside string values, and they are substituted in the parsed tree,
-//! so a rendering can never change the policy's structure; the output is
-//! re-parsed anyway before it is used.
+//! tags, the SourceIdentity and the RoleSessionName. The session policy's
+//! output is re-parsed before it is used (defence in depth; see
+//! `policy::session_policy`).
 
 use serde_json::Value;
 
-use crate::policy::{Profile, MAX_TAGS, MAX_TAG_VALUE};
+use crate::limits::{
+    MAX_SESSION_POLICY_CHARS, MAX_STS_NAME, MAX_TAGS, MAX_TAG_VALUE, MIN_STS_NAME,
+};
+use crate::policy::Profile;
 use crate::principal::{is_iam_name_char, Principal};
-use crate::template::{Template, TemplateError, ValueError, Vars};
-
-/// STS limit on the plain-text inline session policy.
-pub const MAX_POLICY_CHARS: usize = 2048;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PolicyTemplate {
-    tree: Node,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Node {
-    Literal(Value),
-    Text(Template),
-    Array(Vec<Node>),
-    Object(Vec<(String, Node)>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateJsonError {
-    #[error("is not valid JSON: {0}")]
-    Json(String),
-    #[error("must be a JSON object with Version and Statement")]
-    Shape,
-    #[error("has a variable in an object key ({0:?}); variables may only appear in string values")]
-    VariableInKey(String),
-    #[error("{0}")]
-    Template(#[from] TemplateError),
-    #[error("is longer than {MAX_POLICY_CHARS} characters even before substitution")]
-    TooLong,
-}
-
-impl PolicyTemplate {
-    pub fn parse(text: &str) -> Result<Self, TemplateJsonError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| TemplateJsonError::Json(e.to_string()))?;
-        match &value {
-            Value::Object(m) if m.contains_key("Version") && m.contains_key("Statement") => {}
-            _ => return Err(TemplateJsonError::Shape),
-        }
-        let tree = Node::from_value(value)?;
-        let bare = tree.render(&|t: &Template| Ok(t.text_only()));
-        if bare.map(|v| v.to_string().len()).unwrap_or(0) > MAX_POLICY_CHARS {
-            return Err(TemplateJsonError::TooLong);
-        }
-        Ok(Self { tree })
-    }
-
-    pub fn variables(&self) -> impl Iterator<Item = &str> {
-        let mut out = Vec::new();
-        self.tree.collect_vars(&mut out);
-        out.into_iter()
-    }
-
-    /// Substitute and serialise compactly.
-    pub fn render(&self, vars: &Vars) -> Result<String, ValueError> {
-        Ok(self
-            .tree
-            .render(&|t: &Template| t.render(vars))?
-            .to_string())
-    }
-}
-
-type Fill<'a> = dyn Fn(&Template) -> Result<String, ValueError> + 'a;
-
-impl Node {
-    fn from_value(v: Value) -> Result<Self, TemplateJsonError> {
-        Ok(match v {
-            Value::String(s) => {
-                let t = Template::parse(&s)?;
-                if t.has_variables() {
-                    Node::Text(t)
-                } else {
-                    Node::Literal(Value::String(s))
-                }
-            }
-            Value::Array(items) => Node::Array(
-                items
-                    .into_iter()
-                    .map(Node::from_value)
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => Node::Object(
-                map.into_iter()
-                    .map(|(k, v)| {
-                        if k.contains("${") {
-                            Err(TemplateJsonError::VariableInKey(k))
-                        } else {
-                            Ok((k, Node::from_value(v)?))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            other => Node::Literal(other),
-        })
-    }
-
-    fn collect_vars<'a>(&'a self, out: &mut Vec<&'a str>) {
-        match self {
-            Node::Literal(_) => {}
-            Node::Text(t) => out.extend(t.variables()),
-            Node::Array(items) => items.iter().for_each(|n| n.collect_vars(out)),
-            Node::Object(fields) => fields.iter().for_each(|(_, n)| n.collect_vars(out)),
-        }
-    }
-
-    fn render(&self, fill: &Fill) -> Result<Value, ValueError> {
-        Ok(match self {
-            Node::Literal(v) => v.clone(),
-            Node::Text(t) => Value::String(fill(t)?),
-            Node::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|n| n.render(fill))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Node::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|(k, n)| Ok((k.clone(), n.render(fill)?)))
-                    .collect::<Result<_, ValueError>>()?,
-            ),
-        })
-    }
-}
+use crate::template::{ValueError, Vars};
 
 /// What AssumeRole receives for one vend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +24,7 @@ pub enum RenderError {
     #[error("{0}")]
     Value(#[from] ValueError),
     #[error(
-        "the rendered session policy is {0} characters; STS accepts at most {MAX_POLICY_CHARS}"
+        "the rendered session policy is {0} characters; STS accepts at most {MAX_SESSION_POLICY_CHARS}"
     )]
     PolicyTooLarge(usize),
     #[error("the rendered session policy is not valid JSON")]
@@ -188,7 +64,7 @@ pub fn render(profile: &Profile, vars: &Vars) -> Result<Rendered, RenderError> {
         Some(t) => {
             let text = t.render(vars)?;
             let chars = text.chars().count();
-            if chars > MAX_POLICY_CHARS {
+            if chars > MAX_SESSION_POLICY_CHARS {
                 return Err(RenderError::PolicyTooLarge(chars));
             }
             // Defence in depth: what we send must be JSON.
@@ -222,7 +98,8 @@ pub struct StsName(String);
 
 impl StsName {
     pub fn parse(s: &str) -> Option<Self> {
-        ((2..=64).contains(&s.len()) && s.chars().all(is_iam_name_char)).then(|| Self(s.into()))
+        ((MIN_STS_NAME..=MAX_STS_NAME).contains(&s.len()) && s.chars().all(is_iam_name_char))
+            .then(|| Self(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -264,6 +141,7 @@ pub fn role_session_name(caller: &Principal, session_id: &str) -> StsName {
 mod tests {
     use super::*;
     use crate::policy::parse_profile;
+    use crate::policy::session_policy::{PolicyTemplate, TemplateJsonError};
 
     fn profile(policy: &str) -> Profile {
         let doc = format!(

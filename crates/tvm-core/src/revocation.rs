@@ -1,7 +1,8 @@
-//! The revocation policy tvm keeps on each protected role: an inline policy
-//! that denies everything to the sessions it revoked, by `aws:SourceIdentity`.
-//! Entries are grouped by the hour their credentials expire, so that whole
-//! groups can be dropped once nothing in them can still be used.
+//! Revocation: the terms a revocation is made on, and the revocation policy
+//! tvm keeps on each protected role: an inline policy that denies everything
+//! to the sessions it revoked, by `aws:SourceIdentity`. Entries are grouped
+//! by the hour their credentials expire, so that whole groups can be dropped
+//! once nothing in them can still be used.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,50 @@ pub const POLICY_NAME: &str = "tvm-revocations";
 /// IAM's limit for all inline policies of a role, in characters; tvm keeps
 /// its own policy well under it.
 pub const MAX_POLICY_CHARS: usize = 8_000;
+
+/// How long new vends stay refused when a revocation does not say.
+pub const DEFAULT_SECONDS: u32 = 3600;
+pub const MIN_SECONDS: u32 = 60;
+pub const MAX_SECONDS: u32 = 30 * 86_400;
+
+/// Why a session or caller is revoked, and for how long new vends for it
+/// are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    /// Trimmed, 3-500 characters, no control characters.
+    pub reason: String,
+    pub seconds: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TermsError {
+    #[error("reason must be 3-500 characters without control characters")]
+    Reason,
+    #[error("duration_seconds must be between {MIN_SECONDS} and {MAX_SECONDS}")]
+    Duration,
+}
+
+impl Terms {
+    pub fn parse(reason: &str, seconds: Option<u32>) -> Result<Self, TermsError> {
+        let reason = reason.trim();
+        if !(3..=500).contains(&reason.chars().count()) || reason.chars().any(char::is_control) {
+            return Err(TermsError::Reason);
+        }
+        let seconds = seconds.unwrap_or(DEFAULT_SECONDS);
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&seconds) {
+            return Err(TermsError::Duration);
+        }
+        Ok(Self {
+            reason: reason.to_string(),
+            seconds,
+        })
+    }
+
+    /// Epoch seconds until which new vends are refused.
+    pub fn until(&self, now: i64) -> i64 {
+        now + i64::from(self.seconds)
+    }
+}
 
 /// One revoked session: its SourceIdentity and when its credentials expire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +125,21 @@ mod tests {
             source_identity: id.into(),
             expires_at: exp,
         }
+    }
+
+    #[test]
+    fn terms_bound_the_reason_and_the_duration() {
+        let t = Terms::parse("  leaked in a log  ", None).unwrap();
+        assert_eq!((t.reason.as_str(), t.seconds), ("leaked in a log", 3600));
+        assert_eq!(t.until(10), 3610);
+        assert_eq!(Terms::parse("no", None), Err(TermsError::Reason));
+        assert_eq!(Terms::parse("a\nb c", None), Err(TermsError::Reason));
+        assert_eq!(Terms::parse("leaked", Some(59)), Err(TermsError::Duration));
+        assert_eq!(
+            Terms::parse("leaked", Some(MAX_SECONDS + 1)),
+            Err(TermsError::Duration)
+        );
+        assert!(Terms::parse("leaked", Some(MAX_SECONDS)).is_ok());
     }
 
     #[test]

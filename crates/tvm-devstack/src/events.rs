@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Value};
 
-const HTTP_API_IAM: &str = include_str!("../../tvm-lambda/tests/it/fixtures/http-api-v2-iam.json");
+const HTTP_API_IAM: &str = include_str!("../../../fixtures/events/http-api-v2-iam.json");
 
 /// An HTTP API (payload 2.0) event with a unique request id; `caller` is the
 /// IAM identity API Gateway saw (none: no authorizer at all).

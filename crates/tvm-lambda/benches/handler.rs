@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
-use tvm_lambda::fakes::{app, Journal};
+use tvm_lambda::fakes::{app, Memory};
 
-const EVENT: &str = include_str!("../tests/it/fixtures/http-api-v2-iam.json");
+const EVENT: &str = include_str!("../../../fixtures/events/http-api-v2-iam.json");
 const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/acme";
 
 fn vend_event() -> Value {
@@ -25,7 +25,7 @@ fn bench_handler(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let app = app(Arc::new(Journal::default()));
+    let app = app(Arc::new(Memory::default()));
     let event = vend_event();
     // Warm: policies loaded, first answer checked.
     let first = rt.block_on(app.invoke(event.clone(), "bench", None));

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tvm_core::glob::Glob;
-use tvm_core::limits::RateLimit;
+use tvm_core::rate::RateLimit;
 
 /// Which identity sources the function accepts (`TVM_IDENTITY_MODES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,32 +1,19 @@
 //! Every way a request can fail, and the one place that maps a failure to an
 //! HTTP status and a stable code. 4xx messages say what the caller can fix;
 //! 5xx messages are generic and the cause goes to the log.
+//!
+//! Typed failures from elsewhere convert with `From` so that `?` works at
+//! every boundary: adapter errors ([`AwsError`]), identity failures, denials
+//! and refusals from `tvm_core`. Nothing else builds an HTTP error.
 
 use tvm_core::api::ErrorCode;
+use tvm_core::approval::{BadAsk, BreakGlassError, Refusal};
+use tvm_core::decision::Denial;
+use tvm_core::revocation::TermsError;
+use tvm_core::vend::PlanError;
 
-/// The AWS service a dependency failure came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependency {
-    Ssm,
-    DynamoDb,
-    Sts,
-    Iam,
-    Sns,
-}
-
-impl Dependency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ssm => "ssm",
-            Self::DynamoDb => "dynamodb",
-            Self::Sts => "sts",
-            Self::Iam => "iam",
-            Self::Sns => "sns",
-        }
-    }
-}
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::aws::{AwsError, BoxError, Dependency};
+use crate::identity::{IdentityError, IdentityFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -52,8 +39,12 @@ pub enum ApiError {
     /// A thing that does not exist, or that the caller may not see (alike).
     #[error("{0}")]
     Missing(String),
+    /// The route exists with other methods: listed in the `Allow` header.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
+    /// The stored state does not allow the change (a decided request).
+    #[error("{0}")]
+    Conflict(String),
     #[error("out of time")]
     OutOfTime,
     #[error("{dependency:?} failed: {source}")]
@@ -106,7 +97,8 @@ impl ApiError {
             ),
             Self::PolicyInvalid(m) => (500, ErrorCode::PolicyInvalid, m.clone()),
             Self::NotFound { .. } | Self::Missing(_) => (404, ErrorCode::NotFound, self.to_string()),
-            Self::MethodNotAllowed => (405, ErrorCode::BadRequest, "method not allowed on this route".into()),
+            Self::MethodNotAllowed { allow } => (405, ErrorCode::BadRequest, format!("method not allowed on this route; it allows {allow}")),
+            Self::Conflict(m) => (409, ErrorCode::Conflict, m.clone()),
             Self::OutOfTime => (
                 503,
                 ErrorCode::DependencyFailed,
@@ -118,6 +110,85 @@ impl ApiError {
                 format!("a dependency ({}) failed; no credentials were issued, try again", dependency.as_str()),
             ),
         }
+    }
+}
+
+impl From<AwsError> for ApiError {
+    fn from(e: AwsError) -> Self {
+        match e {
+            AwsError::Unavailable { dependency, source } => Self::Dependency { dependency, source },
+            AwsError::Conflict(m) => Self::Conflict(m),
+            AwsError::Revoked => Self::SessionRevoked,
+            AwsError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AwsError::PolicyTooLarge => Self::PolicyInvalid(
+                "the rendered session policy and tags are too large for STS (PackedPolicyTooLarge); shorten the profile's session_policy or session_tags".into(),
+            ),
+        }
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        Self::Unauthenticated(e.to_string())
+    }
+}
+
+impl From<IdentityFailure> for ApiError {
+    fn from(e: IdentityFailure) -> Self {
+        match e {
+            IdentityFailure::Refused(e) => e.into(),
+            IdentityFailure::Unavailable(e) => e.into(),
+        }
+    }
+}
+
+/// Unknown, denied and gated profiles answer alike (403); what the caller
+/// sent wrong is a 400; a profile that cannot bind for this caller is a
+/// policy problem (500).
+impl From<Denial> for ApiError {
+    fn from(d: Denial) -> Self {
+        match d {
+            Denial::UnknownProfile
+            | Denial::Denied { .. }
+            | Denial::NoMatchingRule
+            | Denial::BreakGlassRequired { .. } => Self::AccessDenied,
+            Denial::ApprovalRequired { .. } => Self::ApprovalRequired { request_id: None },
+            Denial::BadDuration | Denial::BadAttribute { .. } => Self::BadRequest(d.to_string()),
+            Denial::Unbindable { .. } => Self::PolicyInvalid(d.to_string()),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(_: Refusal) -> Self {
+        Self::AccessDenied
+    }
+}
+
+impl From<BadAsk> for ApiError {
+    fn from(e: BadAsk) -> Self {
+        Self::BadRequest(e.0)
+    }
+}
+
+impl From<BreakGlassError> for ApiError {
+    fn from(e: BreakGlassError) -> Self {
+        match e {
+            BreakGlassError::Refused(r) => r.into(),
+            BreakGlassError::Bad(b) => b.into(),
+        }
+    }
+}
+
+impl From<TermsError> for ApiError {
+    fn from(e: TermsError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        Self::PolicyInvalid(e.to_string())
     }
 }
 
@@ -154,6 +225,16 @@ mod tests {
         let (status, code, message) = e.answer(Some("p"));
         assert_eq!((status, code), (503, ErrorCode::DependencyFailed));
         assert!(!message.contains("AccessDenied") && !message.contains("arn:"));
+    }
+
+    #[test]
+    fn a_state_conflict_is_409_and_says_what_happened() {
+        let (status, code, message) =
+            ApiError::from(AwsError::Conflict("request r is denied".into())).answer(None);
+        assert_eq!(
+            (status, code, message.as_str()),
+            (409, ErrorCode::Conflict, "request r is denied")
+        );
     }
 
     #[test]

@@ -8,16 +8,19 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
+use tvm_lambda::app::App;
 use tvm_lambda::aws::dynamo::DynamoSessions;
 use tvm_lambda::aws::gates::DynamoGates;
 use tvm_lambda::aws::iam::IamRevocations;
 use tvm_lambda::aws::sns::SnsNotifier;
 use tvm_lambda::aws::ssm::SsmPolicies;
 use tvm_lambda::aws::sts::{StsIdentity, StsIssuer};
-use tvm_lambda::aws::{IdentityVerifier, Notifier};
+use tvm_lambda::aws::Notifier;
 use tvm_lambda::config::Config;
+use tvm_lambda::identity::apigw::ApigwSource;
+use tvm_lambda::identity::presigned::PresignedSource;
+use tvm_lambda::identity::{Identities, IdentitySource};
 use tvm_lambda::policies::PolicyCache;
-use tvm_lambda::routes::App;
 
 /// Log filter: `RUST_LOG` as `level` and `target=level` pairs (no regex
 /// directives: the regex engine alone was 0.3 MB of the binary). A value
@@ -83,17 +86,28 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.policy_max_stale,
     );
     policies.prime();
-    let (verifier, sts_authority) = if config.identity_modes.sts {
-        let v = StsIdentity::new(&config.sts_endpoint, config.aws_timeout)?;
-        let authority = v.authority();
-        (Some(Arc::new(v) as Arc<dyn IdentityVerifier>), authority)
-    } else {
-        (None, String::new())
-    };
+    // The identity sources, in order: API Gateway's IAM context first.
+    let mut sources: Vec<Box<dyn IdentitySource>> = Vec::new();
+    if config.identity_modes.apigw {
+        sources.push(Box::new(ApigwSource));
+    }
+    if config.identity_modes.sts {
+        let verifier = StsIdentity::new(&config.sts_endpoint, config.aws_timeout)?;
+        sources.push(Box::new(PresignedSource {
+            server_id: config.server_id.clone().unwrap_or_default(),
+            sts_authority: verifier.authority(),
+            verifier: Arc::new(verifier),
+        }));
+    }
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let notifier = config.notify_topic_arn.clone().map(|topic| {
         Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic)) as Arc<dyn Notifier>
     });
+    let gates = Arc::new(DynamoGates::new(
+        dynamodb.clone(),
+        config.approvals_table.clone(),
+        config.breakglass_table.clone(),
+    ));
     let app = Arc::new(App {
         notifier,
         revocations: Arc::new(IamRevocations::new(
@@ -101,15 +115,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             dynamodb.clone(),
             config.sessions_table.clone(),
         )),
-        gates: Arc::new(DynamoGates::new(
-            dynamodb.clone(),
-            config.approvals_table.clone(),
-            config.breakglass_table.clone(),
-        )),
+        gate_states: gates.clone(),
+        approvals: gates.clone(),
+        break_glass: gates,
         sessions: Arc::new(DynamoSessions::new(dynamodb, config.sessions_table.clone())),
         issuer: Arc::new(StsIssuer::new(aws_sdk_sts::Client::new(&sdk))),
-        verifier,
-        sts_authority,
+        identities: Identities::new(sources),
         policies,
         config,
     });

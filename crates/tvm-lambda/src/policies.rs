@@ -143,7 +143,7 @@ pub fn build(prefix: &str, params: &[PolicyParameter]) -> PolicySet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::BoxFut;
+    use crate::aws::{AwsError, BoxFut};
     use std::sync::atomic::AtomicUsize;
     use std::sync::Mutex;
 
@@ -156,12 +156,12 @@ mod tests {
     }
 
     impl PolicySource for FakeSource {
-        fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, ApiError>> {
+        fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, AwsError>> {
             Box::pin(async move {
                 let _permit = self.gate.acquire().await;
                 self.loads.fetch_add(1, Ordering::SeqCst);
                 if self.fail.load(Ordering::SeqCst) {
-                    return Err(ApiError::dependency(crate::error::Dependency::Ssm, "down"));
+                    return Err(AwsError::unavailable(crate::aws::Dependency::Ssm, "down"));
                 }
                 Ok(self.docs.lock().unwrap().clone())
             })

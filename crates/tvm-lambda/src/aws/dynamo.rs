@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
-use tvm_core::api::SessionView;
-use tvm_core::limits::keys;
+use tvm_core::api::{SessionStatus, SessionView};
+use tvm_core::vend::SessionRecord;
 
 use super::attr::{n, s};
-use super::{BoxFut, Gates, RevocationMarker, SessionQuery, SessionRecord, SessionStore};
-use crate::error::{ApiError, Dependency};
+use super::{
+    keys, AwsError, BoxFut, Dependency, Gates, RevocationMarker, SessionQuery, SessionStore,
+};
 
 pub struct DynamoSessions {
     client: Client,
@@ -23,12 +24,16 @@ impl DynamoSessions {
     }
 }
 
+fn dep<E: std::error::Error + Send + Sync + 'static>(e: E) -> AwsError {
+    AwsError::unavailable(Dependency::DynamoDb, e)
+}
+
 impl SessionStore for DynamoSessions {
     fn record<'a>(
         &'a self,
         r: &'a SessionRecord,
         gates: Gates,
-    ) -> BoxFut<'a, Result<(), ApiError>> {
+    ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let mut item = HashMap::from([
                 ("session_id".to_string(), s(&r.session_id)),
@@ -47,7 +52,7 @@ impl SessionStore for DynamoSessions {
                 ("issued_at".to_string(), n(r.issued_at.timestamp())),
                 ("expires_at".to_string(), n(r.expires_at.timestamp())),
                 ("source_identity".to_string(), s(&r.source_identity)),
-                ("status".to_string(), s("issued")),
+                ("status".to_string(), s(SessionStatus::Issued.as_str())),
                 ("ttl".to_string(), n(r.delete_after.timestamp())),
             ]);
             if let Some(id) = r.via.id() {
@@ -58,7 +63,7 @@ impl SessionStore for DynamoSessions {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(session_id)")
                 .build()
-                .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
+                .map_err(dep)?;
             let not_revoked = |key: String| {
                 ConditionCheck::builder()
                     .table_name(&self.table)
@@ -67,7 +72,7 @@ impl SessionStore for DynamoSessions {
                     .expression_attribute_names("#until", "until")
                     .expression_attribute_values(":now", n(gates.now))
                     .build()
-                    .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))
+                    .map_err(dep)
             };
             let window = gates.rate_limit.window(gates.now);
             let count = Update::builder()
@@ -84,7 +89,7 @@ impl SessionStore for DynamoSessions {
                 .expression_attribute_values(":limit", n(i64::from(gates.rate_limit.requests)))
                 .expression_attribute_values(":ttl", n(window.end + 3600))
                 .build()
-                .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
+                .map_err(dep)?;
             let items = vec![
                 TransactWriteItem::builder().put(put).build(),
                 TransactWriteItem::builder()
@@ -112,15 +117,15 @@ impl SessionStore for DynamoSessions {
                                 == Some("ConditionalCheckFailed")
                         };
                         if failed(1) || failed(2) {
-                            return Err(ApiError::SessionRevoked);
+                            return Err(AwsError::Revoked);
                         }
                         if failed(3) {
-                            return Err(ApiError::RateLimited {
+                            return Err(AwsError::RateLimited {
                                 retry_after: window.retry_after(gates.now),
                             });
                         }
                     }
-                    Err(ApiError::dependency(Dependency::DynamoDb, e))
+                    Err(dep(e))
                 }
             }
         })
@@ -129,8 +134,8 @@ impl SessionStore for DynamoSessions {
     fn set_status<'a>(
         &'a self,
         session_id: &'a str,
-        status: &'a str,
-    ) -> BoxFut<'a, Result<(), ApiError>> {
+        status: SessionStatus,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
             self.client
                 .update_item()
@@ -139,15 +144,15 @@ impl SessionStore for DynamoSessions {
                 .condition_expression("attribute_exists(session_id)")
                 .update_expression("SET #s = :status")
                 .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":status", s(status))
+                .expression_attribute_values(":status", s(status.as_str()))
                 .send()
                 .await
-                .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
+                .map_err(dep)?;
             Ok(())
         })
     }
 
-    fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, ApiError>> {
+    fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, AwsError>> {
         Box::pin(async move {
             // Gate items share the table; their keys start with '#'.
             if session_id.starts_with('#') {
@@ -161,7 +166,7 @@ impl SessionStore for DynamoSessions {
                 .consistent_read(true)
                 .send()
                 .await
-                .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
+                .map_err(dep)?;
             Ok(out.item().and_then(view))
         })
     }
@@ -169,7 +174,7 @@ impl SessionStore for DynamoSessions {
     fn list<'a>(
         &'a self,
         query: &'a SessionQuery,
-    ) -> BoxFut<'a, Result<Vec<SessionView>, ApiError>> {
+    ) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>> {
         Box::pin(async move {
             let (index, attr, value, limit) = match query {
                 SessionQuery::Caller { caller, limit } => ("by-caller", "caller", caller, *limit),
@@ -189,18 +194,18 @@ impl SessionStore for DynamoSessions {
                 .limit(limit.clamp(1, 1000) as i32)
                 .send()
                 .await
-                .map_err(|e| ApiError::dependency(Dependency::DynamoDb, e))?;
+                .map_err(dep)?;
             Ok(out.items().iter().filter_map(view).collect())
         })
     }
 
-    fn revoke<'a>(&'a self, m: &'a RevocationMarker) -> BoxFut<'a, Result<(), ApiError>> {
+    fn revoke<'a>(&'a self, m: &'a RevocationMarker) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let put = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item("session_id", s(&m.key))
+                .item("session_id", s(&keys::revoked(&m.scope)))
                 .item("until", n(m.until))
                 .item("by", s(&m.by))
                 .item("reason", s(&m.reason))
@@ -220,7 +225,7 @@ impl SessionStore for DynamoSessions {
                 {
                     Ok(())
                 }
-                Err(e) => Err(ApiError::dependency(Dependency::DynamoDb, e)),
+                Err(e) => Err(dep(e)),
             }
         })
     }
@@ -246,6 +251,6 @@ fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
         issued_at: num("issued_at")?,
         expires_at: num("expires_at")?,
         source_identity: text("source_identity")?,
-        status: text("status").unwrap_or_default(),
+        status: SessionStatus::parse(&text("status")?)?,
     })
 }

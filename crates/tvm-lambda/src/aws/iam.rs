@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use tvm_core::revocation::{render, Revoked, POLICY_NAME};
 
+use super::{AwsError, Dependency};
 use super::{BoxFut, RoleRevocations};
-use crate::error::{ApiError, Dependency};
 
 pub struct IamRevocations {
     iam: aws_sdk_iam::Client,
@@ -32,7 +32,7 @@ impl IamRevocations {
 }
 
 fn key(role_arn: &str) -> AttributeValue {
-    AttributeValue::S(format!("#revocations#{role_arn}"))
+    AttributeValue::S(super::keys::role_revocations(role_arn))
 }
 
 /// Revoked sessions in an item: attributes named after their SourceIdentity.
@@ -93,9 +93,9 @@ impl RoleRevocations for IamRevocations {
         role_arn: &'a str,
         sessions: &'a [Revoked],
         now: i64,
-    ) -> BoxFut<'a, Result<(), ApiError>> {
+    ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            let ddb = |e: crate::error::BoxError| ApiError::dependency(Dependency::DynamoDb, e);
+            let ddb = |e: super::BoxError| AwsError::unavailable(Dependency::DynamoDb, e);
             let mut update = self
                 .dynamodb
                 .update_item()
@@ -134,7 +134,7 @@ impl RoleRevocations for IamRevocations {
                     .policy_document(render(&list, now))
                     .send()
                     .await
-                    .map_err(|e| ApiError::dependency(Dependency::Iam, e))?;
+                    .map_err(|e| AwsError::unavailable(Dependency::Iam, e))?;
                 let current = self
                     .dynamodb
                     .get_item()
@@ -151,7 +151,7 @@ impl RoleRevocations for IamRevocations {
                 }
                 (list, version) = (latest, latest_version);
             }
-            Err(ApiError::dependency(
+            Err(AwsError::unavailable(
                 Dependency::Iam,
                 "the revocation policy kept changing under concurrent revocations",
             ))

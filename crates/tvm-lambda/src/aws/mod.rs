@@ -1,9 +1,14 @@
 //! Thin adapters around the AWS SDK clients, built once at cold start, and
-//! the small traits the handler sees them through (so tests can fake them).
+//! the small traits the handler sees them through (so tests can fake them:
+//! `crate::fakes` holds in-memory versions that really store).
+//!
+//! Adapters report [`AwsError`], never an HTTP answer: `crate::error` is the
+//! one place that maps failures to statuses and codes.
 
 pub mod dynamo;
 pub mod gates;
 pub mod iam;
+pub mod keys;
 pub mod sns;
 pub mod ssm;
 pub mod sts;
@@ -13,14 +18,12 @@ use std::future::Future;
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
-use tvm_core::api::{Notification, SessionView};
-use tvm_core::decision::Via;
-use tvm_core::limits::RateLimit;
-use tvm_core::principal::Principal;
+use tvm_core::api::{BreakGlassView, Notification, RequestView, SessionStatus, SessionView};
+use tvm_core::approval::RequestStatus;
+use tvm_core::decision::GateState;
+use tvm_core::rate::RateLimit;
 use tvm_core::revocation::Revoked;
-
-use crate::error::ApiError;
-use crate::identity::{CheckedPresign, IdentityError};
+use tvm_core::vend::{AssumeRole, SessionRecord};
 
 /// The one HTTPS client every SDK client shares: rustls on ring, the
 /// system's roots, connections pooled for the life of the container.
@@ -46,6 +49,69 @@ pub(crate) mod attr {
     }
 }
 
+/// The AWS service a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Ssm,
+    DynamoDb,
+    Sts,
+    Iam,
+    Sns,
+}
+
+impl Dependency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ssm => "ssm",
+            Self::DynamoDb => "dynamodb",
+            Self::Sts => "sts",
+            Self::Iam => "iam",
+            Self::Sns => "sns",
+        }
+    }
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What an adapter reports when a call does not simply succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    /// The service failed, timed out, throttled, or answered something unusable.
+    #[error("{dependency} failed: {source}")]
+    Unavailable {
+        dependency: Dependency,
+        #[source]
+        source: BoxError,
+    },
+    /// The stored state does not allow the change (a decided request).
+    #[error("{0}")]
+    Conflict(String),
+    /// A vend gate refused: the caller, or the caller and profile, is revoked.
+    #[error("a revocation is in place")]
+    Revoked,
+    /// A vend gate refused: the rate window is full.
+    #[error("the rate window is full")]
+    RateLimited { retry_after: u64 },
+    /// STS refused the rendered session policy and tags as too large.
+    #[error("STS answered PackedPolicyTooLarge")]
+    PolicyTooLarge,
+}
+
+impl AwsError {
+    pub fn unavailable(dependency: Dependency, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            dependency,
+            source: source.into(),
+        }
+    }
+}
+
 /// One policy parameter: its full name and its (decrypted) value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyParameter {
@@ -55,28 +121,7 @@ pub struct PolicyParameter {
 
 /// Where policy documents come from (SSM Parameter Store).
 pub trait PolicySource: Send + Sync {
-    fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, ApiError>>;
-}
-
-/// The record of one vend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub session_id: String,
-    pub request_id: String,
-    pub caller_arn: String,
-    /// The role or user behind the caller (not the session name).
-    pub caller: String,
-    pub account: String,
-    pub profile: String,
-    pub role_arn: String,
-    pub rule: String,
-    pub via: Via,
-    pub duration_seconds: u32,
-    pub issued_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub source_identity: String,
-    /// When the item may be deleted by DynamoDB TTL.
-    pub delete_after: DateTime<Utc>,
+    fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, AwsError>>;
 }
 
 /// The gates a vend passes in the same DynamoDB step as its record.
@@ -91,28 +136,28 @@ pub struct Gates {
 pub trait SessionStore: Send + Sync {
     /// In one transaction: write the record (never reusing an id), check that
     /// neither the caller nor the caller and profile are revoked, and count
-    /// the vend against the rate limit. `SessionRevoked` / `RateLimited` say
-    /// which gate refused.
+    /// the vend against the rate limit. `Revoked` / `RateLimited` say which
+    /// gate refused.
     fn record<'a>(
         &'a self,
         session: &'a SessionRecord,
         gates: Gates,
-    ) -> BoxFut<'a, Result<(), ApiError>>;
+    ) -> BoxFut<'a, Result<(), AwsError>>;
     /// Set a recorded session's status: `failed` (STS refused), `revoked`.
     fn set_status<'a>(
         &'a self,
         session_id: &'a str,
-        status: &'a str,
-    ) -> BoxFut<'a, Result<(), ApiError>>;
-    fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, ApiError>>;
+        status: SessionStatus,
+    ) -> BoxFut<'a, Result<(), AwsError>>;
+    fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, AwsError>>;
     /// Newest first, from the by-caller or by-profile index.
     fn list<'a>(
         &'a self,
         query: &'a SessionQuery,
-    ) -> BoxFut<'a, Result<Vec<SessionView>, ApiError>>;
+    ) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>>;
     /// Refuse new vends for a caller, or a caller and profile, until a time.
     /// A longer revocation already in place is kept.
-    fn revoke<'a>(&'a self, marker: &'a RevocationMarker) -> BoxFut<'a, Result<(), ApiError>>;
+    fn revoke<'a>(&'a self, marker: &'a RevocationMarker) -> BoxFut<'a, Result<(), AwsError>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,20 +166,92 @@ pub enum SessionQuery {
     Profile { profile: String, limit: usize },
 }
 
+/// What a revocation of new vends covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationScope {
+    /// Every profile of a caller (its stable principal).
+    Caller(String),
+    /// One profile of a caller.
+    Pair { caller: String, profile: String },
+}
+
 /// A revocation of new vends: the gate item the vend transaction checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationMarker {
-    /// `limits::keys::revoked_caller` or `revoked_pair`.
-    pub key: String,
+    pub scope: RevocationScope,
     pub until: i64,
     pub by: String,
     pub reason: String,
     pub at: i64,
 }
 
+/// The vend path's one read of the approval and break-glass gates.
+pub trait GateStates: Send + Sync {
+    /// The approval and break-glass state of a caller for a profile (one read).
+    fn state<'a>(
+        &'a self,
+        caller: &'a str,
+        profile: &'a str,
+        now: i64,
+    ) -> BoxFut<'a, Result<GateState, AwsError>>;
+}
+
+/// Where approval requests live. Every change is conditional: transitions
+/// are one-way and racing approvers are each counted once.
+pub trait ApprovalStore: Send + Sync {
+    /// Create a pending request unless one is pending or approved for this
+    /// caller and profile; either way, the id that matters.
+    fn open<'a>(&'a self, r: &'a RequestView, now: i64) -> BoxFut<'a, Result<String, AwsError>>;
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFut<'a, Result<Option<RequestView>, AwsError>>;
+    /// Requests in a state, newest first (at most 200).
+    fn list<'a>(
+        &'a self,
+        status: RequestStatus,
+        now: i64,
+    ) -> BoxFut<'a, Result<Vec<RequestView>, AwsError>>;
+    /// Count one approving principal; approve once `required` are counted.
+    fn approve<'a>(
+        &'a self,
+        r: &'a RequestView,
+        approver: &'a str,
+        ttl: u32,
+        now: i64,
+    ) -> BoxFut<'a, Result<RequestView, AwsError>>;
+    /// pending -> `Denied` or `Cancelled`.
+    fn finish<'a>(
+        &'a self,
+        r: &'a RequestView,
+        status: RequestStatus,
+        by: &'a str,
+        now: i64,
+    ) -> BoxFut<'a, Result<RequestView, AwsError>>;
+}
+
+/// Where break-glass events live.
+pub trait BreakGlassStore: Send + Sync {
+    /// Open unless one is open for this caller and profile (`Conflict`).
+    fn open<'a>(&'a self, e: &'a BreakGlassView, now: i64) -> BoxFut<'a, Result<(), AwsError>>;
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFut<'a, Result<Option<BreakGlassView>, AwsError>>;
+    fn open_events<'a>(&'a self, now: i64) -> BoxFut<'a, Result<Vec<BreakGlassView>, AwsError>>;
+    fn close<'a>(
+        &'a self,
+        e: &'a BreakGlassView,
+        by: &'a str,
+        now: i64,
+    ) -> BoxFut<'a, Result<BreakGlassView, AwsError>>;
+}
+
 /// Where approval, break-glass and revocation events are announced (SNS).
 pub trait Notifier: Send + Sync {
-    fn publish<'a>(&'a self, notification: &'a Notification) -> BoxFut<'a, Result<(), ApiError>>;
+    fn publish<'a>(&'a self, notification: &'a Notification) -> BoxFut<'a, Result<(), AwsError>>;
 }
 
 /// The revocation policy on protected roles: credentials already issued stop working.
@@ -145,18 +262,7 @@ pub trait RoleRevocations: Send + Sync {
         role_arn: &'a str,
         sessions: &'a [Revoked],
         now: i64,
-    ) -> BoxFut<'a, Result<(), ApiError>>;
-}
-
-/// What AssumeRole is asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssumeSpec {
-    pub role_arn: String,
-    pub role_session_name: String,
-    pub source_identity: String,
-    pub duration_seconds: u32,
-    pub policy: Option<String>,
-    pub tags: Vec<(String, String)>,
+    ) -> BoxFut<'a, Result<(), AwsError>>;
 }
 
 /// Credentials from STS. `Debug` never shows them.
@@ -178,21 +284,7 @@ impl fmt::Debug for Issued {
 
 /// STS AssumeRole.
 pub trait Issuer: Send + Sync {
-    fn assume<'a>(&'a self, spec: &'a AssumeSpec) -> BoxFut<'a, Result<Issued, ApiError>>;
-}
-
-/// Failure of a presigned identity replay.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error(transparent)]
-    Refused(#[from] IdentityError),
-    #[error(transparent)]
-    Dependency(#[from] ApiError),
-}
-
-/// Replays a checked presigned GetCallerIdentity to STS.
-pub trait IdentityVerifier: Send + Sync {
-    fn verify(&self, presign: CheckedPresign) -> BoxFut<'_, Result<Principal, VerifyError>>;
+    fn assume<'a>(&'a self, spec: &'a AssumeRole) -> BoxFut<'a, Result<Issued, AwsError>>;
 }
 
 #[cfg(test)]

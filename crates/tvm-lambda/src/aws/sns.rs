@@ -3,8 +3,8 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use tvm_core::api::Notification;
 
+use super::{AwsError, Dependency};
 use super::{BoxFut, Notifier};
-use crate::error::{ApiError, Dependency};
 
 pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
@@ -18,15 +18,15 @@ impl SnsNotifier {
 }
 
 impl Notifier for SnsNotifier {
-    fn publish<'a>(&'a self, n: &'a Notification) -> BoxFut<'a, Result<(), ApiError>> {
+    fn publish<'a>(&'a self, n: &'a Notification) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let message =
-                serde_json::to_string(n).map_err(|e| ApiError::dependency(Dependency::Sns, e))?;
+                serde_json::to_string(n).map_err(|e| AwsError::unavailable(Dependency::Sns, e))?;
             let kind = MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(&n.kind)
                 .build()
-                .map_err(|e| ApiError::dependency(Dependency::Sns, e))?;
+                .map_err(|e| AwsError::unavailable(Dependency::Sns, e))?;
             self.client
                 .publish()
                 .topic_arn(&self.topic_arn)
@@ -35,7 +35,7 @@ impl Notifier for SnsNotifier {
                 .message_attributes("type", kind)
                 .send()
                 .await
-                .map_err(|e| ApiError::dependency(Dependency::Sns, e))?;
+                .map_err(|e| AwsError::unavailable(Dependency::Sns, e))?;
             Ok(())
         })
     }

@@ -2,8 +2,8 @@
 
 use aws_sdk_ssm::Client;
 
+use super::{AwsError, Dependency};
 use super::{BoxFut, PolicyParameter, PolicySource};
-use crate::error::{ApiError, Dependency};
 
 /// Reads every parameter directly under the policy prefix, decrypted.
 pub struct SsmPolicies {
@@ -21,7 +21,7 @@ impl SsmPolicies {
 const MAX_PAGES: usize = 100;
 
 impl PolicySource for SsmPolicies {
-    fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, ApiError>> {
+    fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, AwsError>> {
         Box::pin(async move {
             let mut out = Vec::new();
             let mut next: Option<String> = None;
@@ -35,7 +35,7 @@ impl PolicySource for SsmPolicies {
                     .set_next_token(next.take())
                     .send()
                     .await
-                    .map_err(|e| ApiError::dependency(Dependency::Ssm, e))?;
+                    .map_err(|e| AwsError::unavailable(Dependency::Ssm, e))?;
                 out.extend(page.parameters().iter().filter_map(|p| {
                     Some(PolicyParameter {
                         name: p.name()?.to_string(),
@@ -47,7 +47,7 @@ impl PolicySource for SsmPolicies {
                     _ => return Ok(out),
                 }
             }
-            Err(ApiError::dependency(
+            Err(AwsError::unavailable(
                 Dependency::Ssm,
                 "more than 1000 policy parameters",
             ))

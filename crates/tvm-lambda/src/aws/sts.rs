@@ -16,9 +16,11 @@ use hyper_util::rt::TokioExecutor;
 use tvm_core::api::GET_CALLER_IDENTITY_BODY;
 use tvm_core::principal::Principal;
 
-use super::{AssumeSpec, BoxFut, IdentityVerifier, Issued, Issuer, VerifyError};
-use crate::error::{ApiError, Dependency};
-use crate::identity::{parse_caller_identity, CheckedPresign, IdentityError};
+use tvm_core::vend::AssumeRole;
+
+use super::{AwsError, BoxFut, Dependency, Issued, Issuer};
+use crate::identity::presigned::{parse_caller_identity, CheckedPresign, IdentityVerifier};
+use crate::identity::{IdentityError, IdentityFailure};
 
 pub struct StsIssuer {
     client: Client,
@@ -31,14 +33,14 @@ impl StsIssuer {
 }
 
 impl Issuer for StsIssuer {
-    fn assume<'a>(&'a self, spec: &'a AssumeSpec) -> BoxFut<'a, Result<Issued, ApiError>> {
+    fn assume<'a>(&'a self, spec: &'a AssumeRole) -> BoxFut<'a, Result<Issued, AwsError>> {
         Box::pin(async move {
             let tags = spec
                 .tags
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ApiError::dependency(Dependency::Sts, e))?;
+                .map_err(|e| AwsError::unavailable(Dependency::Sts, e))?;
             let out = self
                 .client
                 .assume_role()
@@ -52,19 +54,17 @@ impl Issuer for StsIssuer {
                 .await
                 .map_err(|e| {
                     if e.code() == Some("PackedPolicyTooLarge") {
-                        ApiError::PolicyInvalid(
-                            "the rendered session policy and tags are too large for STS (PackedPolicyTooLarge); shorten the profile's session_policy or session_tags".into(),
-                        )
+                        AwsError::PolicyTooLarge
                     } else {
-                        ApiError::dependency(Dependency::Sts, e)
+                        AwsError::unavailable(Dependency::Sts, e)
                     }
                 })?;
             let c = out.credentials().ok_or_else(|| {
-                ApiError::dependency(Dependency::Sts, "AssumeRole returned no credentials")
+                AwsError::unavailable(Dependency::Sts, "AssumeRole returned no credentials")
             })?;
             let expiration =
                 DateTime::<Utc>::from_timestamp(c.expiration().secs(), 0).ok_or_else(|| {
-                    ApiError::dependency(Dependency::Sts, "AssumeRole returned a bad expiration")
+                    AwsError::unavailable(Dependency::Sts, "AssumeRole returned a bad expiration")
                 })?;
             Ok(Issued {
                 access_key_id: c.access_key_id().to_string(),
@@ -116,10 +116,10 @@ impl StsIdentity {
 }
 
 impl IdentityVerifier for StsIdentity {
-    fn verify(&self, presign: CheckedPresign) -> BoxFut<'_, Result<Principal, VerifyError>> {
+    fn verify(&self, presign: CheckedPresign) -> BoxFut<'_, Result<Principal, IdentityFailure>> {
         Box::pin(async move {
             let dep = |e: &str| {
-                VerifyError::Dependency(ApiError::dependency(Dependency::Sts, e.to_string()))
+                IdentityFailure::Unavailable(AwsError::unavailable(Dependency::Sts, e.to_string()))
             };
             let mut req = http::Request::post(self.endpoint.clone());
             for (name, value) in &presign.headers {
@@ -130,12 +130,14 @@ impl IdentityVerifier for StsIdentity {
                     GET_CALLER_IDENTITY_BODY.as_bytes(),
                 )))
                 .map_err(|_| {
-                    VerifyError::Refused(IdentityError::Presigned("a header is not valid HTTP"))
+                    IdentityFailure::Refused(IdentityError::Presigned("a header is not valid HTTP"))
                 })?;
             let resp = tokio::time::timeout(self.timeout, self.client.request(req))
                 .await
                 .map_err(|_| dep("GetCallerIdentity timed out"))?
-                .map_err(|e| VerifyError::Dependency(ApiError::dependency(Dependency::Sts, e)))?;
+                .map_err(|e| {
+                    IdentityFailure::Unavailable(AwsError::unavailable(Dependency::Sts, e))
+                })?;
             let status = resp.status();
             let body = tokio::time::timeout(
                 self.timeout,
@@ -150,7 +152,7 @@ impl IdentityVerifier for StsIdentity {
             }
             let throttled = body.windows(10).any(|w| w == b"Throttling");
             if status.is_client_error() && status.as_u16() != 429 && !throttled {
-                Err(VerifyError::Refused(IdentityError::Rejected))
+                Err(IdentityFailure::Refused(IdentityError::Rejected))
             } else {
                 Err(dep(&format!("GetCallerIdentity answered {status}")))
             }

@@ -1,12 +1,15 @@
 //! The handler over in-memory fakes: fast checks of the flow and its order.
 //! The same paths run against the emulator in `tests/it`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::*;
-use crate::fakes::{app, Journal};
+use serde_json::{json, Value};
 
-const EVENT: &str = include_str!("../../tests/it/fixtures/http-api-v2-iam.json");
+use super::*;
+use crate::fakes::{app, Memory};
+
+const EVENT: &str = include_str!("../../../../fixtures/events/http-api-v2-iam.json");
 
 fn event(caller: &str, body: &str) -> Value {
     let mut e: Value = serde_json::from_str(EVENT).unwrap();
@@ -25,7 +28,7 @@ const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/acme";
 
 #[tokio::test]
 async fn a_grant_records_the_session_before_it_assumes_the_role() {
-    let j = Arc::new(Journal::default());
+    let j = Arc::new(Memory::default());
     let (code, body) = status(
         &app(j.clone()),
         event(
@@ -47,7 +50,7 @@ async fn a_grant_records_the_session_before_it_assumes_the_role() {
 
 #[tokio::test]
 async fn a_store_failure_issues_nothing_and_hides_the_cause() {
-    let j = Arc::new(Journal {
+    let j = Arc::new(Memory {
         fail_record: true,
         ..Default::default()
     });
@@ -66,7 +69,7 @@ async fn a_store_failure_issues_nothing_and_hides_the_cause() {
 
 #[tokio::test]
 async fn an_sts_failure_marks_the_recorded_session_failed() {
-    let j = Arc::new(Journal {
+    let j = Arc::new(Memory {
         fail_assume: true,
         ..Default::default()
     });
@@ -81,7 +84,7 @@ async fn an_sts_failure_marks_the_recorded_session_failed() {
 
 #[tokio::test]
 async fn the_lambda_deadline_bounds_the_wait_for_aws() {
-    let j = Arc::new(Journal {
+    let j = Arc::new(Memory {
         slow_assume: Some(Duration::from_secs(30)),
         ..Default::default()
     });
@@ -109,7 +112,7 @@ async fn the_lambda_deadline_bounds_the_wait_for_aws() {
 
 #[tokio::test]
 async fn denials_touch_no_dependency() {
-    let j = Arc::new(Journal::default());
+    let j = Arc::new(Memory::default());
     let app = app(j.clone());
     for (caller, expected) in [
         (
@@ -137,7 +140,7 @@ async fn denials_touch_no_dependency() {
 
 #[tokio::test]
 async fn the_account_allowlist_is_checked_before_anything_else() {
-    let j = Arc::new(Journal::default());
+    let j = Arc::new(Memory::default());
     let mut app = app(j.clone());
     app.config.allowed_accounts = vec!["999999999999".into()];
     let (code, body) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
@@ -149,6 +152,117 @@ async fn the_account_allowlist_is_checked_before_anything_else() {
     app.config.allowed_org_ids = vec!["o-exampleorg1".into()];
     let (code, _) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
     assert_eq!(code, 200);
+}
+
+// ---------------------------------------------------------------- routes
+
+const ID: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn every_entry_of_the_table_parses_to_its_route_and_nothing_else_does() {
+    for e in Route::ALL {
+        let path = e.path.replace("{id}", ID);
+        let route = Route::parse(e.method, &path).unwrap_or_else(|_| panic!("{} {path}", e.method));
+        assert_eq!(
+            route,
+            (e.make)(if e.path.contains("{id}") {
+                ID.into()
+            } else {
+                String::new()
+            })
+        );
+    }
+    for (m, p) in [
+        ("GET", "/v1/nothing"),
+        ("GET", "/v1/requests/not-an-id"),
+        ("POST", "/v1/requests/0123/approve"),
+        ("POST", &format!("/v1/requests/{ID}/explode")),
+        ("GET", "/v1/health/"),
+        ("GET", "/"),
+    ] {
+        assert!(
+            matches!(Route::parse(m, p), Err(ApiError::NotFound { .. })),
+            "{m} {p}"
+        );
+    }
+}
+
+#[test]
+fn a_known_path_with_another_method_lists_the_methods_it_allows() {
+    for (m, p, allow) in [
+        ("GET", "/v1/credentials".to_string(), "POST"),
+        ("DELETE", "/v1/requests".to_string(), "GET, POST"),
+        ("PUT", "/v1/breakglass".to_string(), "GET, POST"),
+        ("GET", format!("/v1/requests/{ID}/approve"), "POST"),
+        ("DELETE", format!("/v1/requests/{ID}"), "GET"),
+        ("POST", "/v1/health".to_string(), "GET"),
+    ] {
+        match Route::parse(m, &p) {
+            Err(ApiError::MethodNotAllowed { allow: a }) => assert_eq!(a, allow, "{m} {p}"),
+            other => panic!("{m} {p}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_405_answer_carries_an_allow_header() {
+    let app = app(Arc::new(Memory::default()));
+    let mut e = event(TASK, "{}");
+    e["requestContext"]["http"]["method"] = json!("GET");
+    let out = app.invoke(e, "lambda-req", None).await;
+    assert_eq!(out["statusCode"], 405, "{out}");
+    assert_eq!(out["headers"]["allow"], "POST", "{out}");
+}
+
+/// AWS's own event shapes, stage named like the first path segment included.
+#[tokio::test]
+async fn a_vend_routes_from_every_event_shape_whatever_the_stage_is_named() {
+    for (name, text) in [
+        (
+            "http-api-v2-iam",
+            include_str!("../../../../fixtures/events/http-api-v2-iam.json"),
+        ),
+        (
+            "http-api-v2-stage-v1",
+            include_str!("../../../../fixtures/events/http-api-v2-stage-v1.json"),
+        ),
+        (
+            "http-api-v2-stage-v1-sam",
+            include_str!("../../../../fixtures/events/http-api-v2-stage-v1-sam.json"),
+        ),
+        (
+            "rest-v1-iam",
+            include_str!("../../../../fixtures/events/rest-v1-iam.json"),
+        ),
+        (
+            "rest-v1-stage-v1-sam",
+            include_str!("../../../../fixtures/events/rest-v1-stage-v1-sam.json"),
+        ),
+        (
+            "function-url-iam",
+            include_str!("../../../../fixtures/events/function-url-iam.json"),
+        ),
+    ] {
+        let mut e: Value = serde_json::from_str(text).unwrap();
+        e["body"] = json!(r#"{"profile":"orders-tenant"}"#);
+        e["isBase64Encoded"] = json!(false);
+        let app = app(Arc::new(Memory::default()));
+        let (code, body) = status(&app, e).await;
+        assert_eq!(code, 200, "{name}: {body}");
+        assert_eq!(body["AccessKeyId"], "ASIAFAKE", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_named_stage_is_dropped_once_only() {
+    let mut e: Value = serde_json::from_str(include_str!(
+        "../../../../fixtures/events/http-api-v2-stage-v1.json"
+    ))
+    .unwrap();
+    // The client asked for /v1/credentials without the stage's own segment: no such route.
+    e["rawPath"] = json!("/v1/credentials/x");
+    let (code, _) = status(&app(Arc::new(Memory::default())), e).await;
+    assert_eq!(code, 404);
 }
 
 // ---------------------------------------------------------------- fuzzing
@@ -209,7 +323,7 @@ proptest! {
     #[test]
     fn fuzz_any_event_gets_an_http_answer_and_never_credentials_without_an_identity(event in arb_event()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let j = Arc::new(Journal::default());
+        let j = Arc::new(Memory::default());
         let out = rt.block_on(app(j).invoke(event.clone(), "fuzz", None));
         let status = out["statusCode"].as_u64().unwrap_or(0);
         prop_assert!((200..600).contains(&status), "{out}");

@@ -73,7 +73,7 @@ fn a_request_approved_by_two_racing_approvers_vends_for_its_caller_only() {
         .await;
         assert_eq!(
             (twice.status, twice.code()),
-            (400, "BadRequest"),
+            (409, "Conflict"),
             "{:?}",
             twice.body
         );
@@ -96,7 +96,7 @@ fn a_request_approved_by_two_racing_approvers_vends_for_its_caller_only() {
             json!({}),
         )
         .await;
-        assert_eq!(late.status, 400, "transitions are one-way");
+        assert_eq!(late.status, 409, "transitions are one-way");
 
         let granted = vend(&lambda, &jane).await;
         assert_eq!(granted.status, 200, "{:?}", granted.body);
@@ -180,7 +180,7 @@ fn denied_and_cancelled_requests_never_vend_and_stay_that_way() {
             post(&lambda, CAROL, &request_path(&id, "approve"), json!({}))
                 .await
                 .status,
-            400
+            409
         );
         let next = vend(&lambda, &dan).await;
         assert_eq!(next.code(), "ApprovalRequired");
@@ -203,13 +203,13 @@ fn denied_and_cancelled_requests_never_vend_and_stay_that_way() {
             post(&lambda, BOB, &request_path(&id, "approve"), json!({}))
                 .await
                 .status,
-            400
+            409
         );
         assert_eq!(
             post(&lambda, CAROL, &request_path(&id, "approve"), json!({}))
                 .await
                 .status,
-            400
+            409
         );
         let short = post(
             &lambda,
@@ -274,7 +274,7 @@ fn break_glass_opens_vends_for_the_time_left_closes_and_then_refuses() {
         let event = opened.body["id"].as_str().unwrap().to_string();
         assert_eq!(
             post(&lambda, &sam, "/v1/breakglass", good).await.status,
-            400,
+            409,
             "one open event at a time"
         );
 
@@ -332,7 +332,7 @@ fn break_glass_opens_vends_for_the_time_left_closes_and_then_refuses() {
             "AccessDenied",
             "after close, no vend"
         );
-        assert_eq!(post(&lambda, &sam, &close, json!({})).await.status, 400);
+        assert_eq!(post(&lambda, &sam, &close, json!({})).await.status, 409);
         lambda.stop().await;
     });
 }
@@ -384,7 +384,7 @@ fn an_approval_past_its_ttl_no_longer_vends_and_the_next_vend_asks_again() {
             post(&lambda, BOB, &request_path(&id, "deny"), json!({}))
                 .await
                 .status,
-            400
+            409
         );
         lambda.stop().await;
     });

@@ -9,7 +9,7 @@ use tvm_devstack::runtime::{Lambda, Outcome};
 use tvm_devstack::stack::Stack;
 use tvm_devstack::testing::block_on_spawned;
 
-pub const V1_IAM: &str = include_str!("fixtures/rest-v1-iam.json");
+pub const V1_IAM: &str = include_str!("../../../../fixtures/events/rest-v1-iam.json");
 pub const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/";
 
 pub struct Shared {

@@ -1,72 +1,62 @@
-//! Who is calling. Two sources, never headers or body:
-//!
-//! - the IAM identity API Gateway (REST v1, HTTP API v2) or a function URL
-//!   put in the request context after checking the SigV4 signature;
-//! - a presigned STS GetCallerIdentity request in `X-Tvm-Identity`, checked
-//!   here and replayed to tvm's own STS endpoint, which verifies the signature.
+//! A presigned STS GetCallerIdentity request in `X-Tvm-Identity` (for fronts
+//! without IAM auth, and for local runs): checked here against brief
+//! section 3, then replayed by an [`IdentityVerifier`] to tvm's own STS
+//! endpoint, which verifies the signature.
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use lambda_http::request::RequestContext;
-use tvm_core::api::{IdentityEnvelope, GET_CALLER_IDENTITY_BODY, SERVER_ID_HEADER};
-use tvm_core::principal::{Principal, PrincipalError};
+use lambda_http::Body;
+use std::sync::Arc;
+use tvm_core::api::{
+    IdentityEnvelope, GET_CALLER_IDENTITY_BODY, IDENTITY_HEADER, SERVER_ID_HEADER,
+};
+use tvm_core::principal::Principal;
 
-/// Why a caller could not be established. Every variant is a 401: the caller
-/// must sign differently. The messages say what, never echo a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdentityError {
-    #[error("the request carries no IAM identity; sign it with SigV4 (service execute-api)")]
-    Missing,
-    #[error("the caller ARN was refused: {0}")]
-    BadPrincipal(#[from] PrincipalError),
-    #[error("the request context's account does not match the caller ARN")]
-    AccountMismatch,
-    #[error("X-Tvm-Identity: {0}")]
-    Presigned(&'static str),
-    #[error("the presigned GetCallerIdentity was refused by STS (expired or bad signature)")]
-    Rejected,
+use super::{IdentityError, IdentityFailure, IdentitySource};
+use crate::aws::BoxFut;
+
+/// Replays a checked presigned GetCallerIdentity to STS.
+pub trait IdentityVerifier: Send + Sync {
+    fn verify(&self, presign: CheckedPresign) -> BoxFut<'_, Result<Principal, IdentityFailure>>;
 }
 
-/// The caller from an API Gateway or function URL IAM context, if any.
-pub fn from_context(ctx: Option<&RequestContext>) -> Result<Option<Principal>, IdentityError> {
-    let (arn, account, org) = match ctx {
-        Some(RequestContext::ApiGatewayV1(c)) => {
-            let org = c
-                .identity
-                .other
-                .get("principalOrgId")
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
-            (
-                c.identity.user_arn.clone(),
-                c.identity.account_id.clone(),
-                org,
-            )
-        }
-        Some(RequestContext::ApiGatewayV2(c)) => {
-            match c.authorizer.as_ref().and_then(|a| a.iam.as_ref()) {
-                Some(iam) => (
-                    iam.user_arn.clone(),
-                    iam.account_id.clone(),
-                    iam.principal_org_id.clone(),
-                ),
-                None => (None, None, None),
-            }
-        }
-        _ => (None, None, None),
-    };
-    // An empty userArn arrives as Some(""): no identity.
-    let Some(arn) = arn.filter(|a: &String| !a.is_empty()) else {
-        return Ok(None);
-    };
-    let principal = Principal::parse(&arn, org.as_deref())?;
-    if account
-        .as_deref()
-        .is_some_and(|a| !a.is_empty() && a != principal.account)
-    {
-        return Err(IdentityError::AccountMismatch);
+/// The `sts` identity mode: the source owns its rules and its verifier.
+pub struct PresignedSource {
+    pub server_id: String,
+    /// `host[:port]` presigned identities must be signed for.
+    pub sts_authority: String,
+    pub verifier: Arc<dyn IdentityVerifier>,
+}
+
+impl IdentitySource for PresignedSource {
+    fn name(&self) -> &'static str {
+        "sts"
     }
-    Ok(Some(principal))
+
+    fn identify<'a>(
+        &'a self,
+        req: &'a http::Request<Body>,
+        now: DateTime<Utc>,
+    ) -> BoxFut<'a, Result<Option<Principal>, IdentityFailure>> {
+        Box::pin(async move {
+            let mut values = req.headers().get_all(IDENTITY_HEADER).iter();
+            let Some(value) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(IdentityError::Presigned("sent more than once").into());
+            }
+            let value = value
+                .to_str()
+                .map_err(|_| IdentityError::Presigned("not ASCII"))?;
+            let rules = PresignRules {
+                server_id: &self.server_id,
+                sts_authority: &self.sts_authority,
+            };
+            let checked = check_presigned(value, &rules, now)?;
+            self.verifier.verify(checked).await.map(Some)
+        })
+    }
 }
 
 /// Largest `X-Tvm-Identity` header accepted, base64 included.

@@ -1,0 +1,352 @@
+//! Approval requests and break-glass events: their states, the one-way
+//! transitions between them, who may act on them, and the bounds on what a
+//! caller may ask for. The function's adapters store them with conditional
+//! writes that enforce these transitions; nothing here does I/O.
+//!
+//! Who is who: the *requester* is the caller that opened a request or event
+//! (compared by stable principal, never by session name); *approvers* are the
+//! profile's `approval.approvers`; the *security team* is
+//! `TVM_ADMIN_PRINCIPALS`, passed in as `admins`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{BreakGlassView, CreateRequest, OpenBreakGlass, RequestView};
+use crate::glob::Glob;
+use crate::limits::{MAX_DURATION, MIN_DURATION};
+use crate::policy::{PolicySet, Profile};
+use crate::principal::Principal;
+
+/// How long a request stays pending, in seconds.
+pub const PENDING_SECONDS: i64 = 86_400;
+/// An approval's validity when the profile does not say.
+pub const DEFAULT_APPROVAL_TTL: u32 = 3600;
+/// Bounds of a request's justification, in characters.
+pub const MIN_REQUEST_JUSTIFICATION: usize = 10;
+pub const MAX_REQUEST_JUSTIFICATION: usize = 1000;
+/// Longest break-glass justification, in characters (the shortest is the profile's).
+pub const MAX_BREAK_GLASS_JUSTIFICATION: usize = 2000;
+/// The reasons a break-glass event may be opened for.
+pub const BREAK_GLASS_REASONS: &[&str] = &["incident", "outage", "security", "data-recovery"];
+/// What a request opened by a vend (not by `POST /v1/requests`) says.
+pub const VEND_JUSTIFICATION: &str = "(requested by a vend)";
+
+/// An approval request's state. `Expired` is never stored: a pending or
+/// approved request past its time reads as expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Denied,
+    Cancelled,
+    Expired,
+}
+
+impl RequestStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Denied,
+        Self::Cancelled,
+        Self::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The state as it reads at `now`, for a stored state and its end.
+    pub fn at(self, expires_at: i64, now: i64) -> Self {
+        match self {
+            Self::Pending | Self::Approved if expires_at <= now => Self::Expired,
+            other => other,
+        }
+    }
+
+    /// The state a listing of this state is stored under.
+    pub fn stored(self) -> Self {
+        match self {
+            Self::Expired => Self::Pending,
+            other => other,
+        }
+    }
+
+    /// The one-way transitions: pending -> approved | denied | cancelled.
+    pub fn may_become(self, next: Self) -> bool {
+        self == Self::Pending && matches!(next, Self::Approved | Self::Denied | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A break-glass event's state. `Expired` is never stored: an open event
+/// past its end reads as expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakGlassStatus {
+    Open,
+    Closed,
+    Expired,
+}
+
+impl BreakGlassStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Open, Self::Closed, Self::Expired]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    pub fn at(self, ends_at: i64, now: i64) -> Self {
+        match self {
+            Self::Open if ends_at <= now => Self::Expired,
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for BreakGlassStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What may be done to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAction {
+    Approve,
+    Deny,
+    Cancel,
+}
+
+impl RequestAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// Why a caller may not do what it asked. Each is a 403; the text goes to
+/// the decision log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("only the requester may cancel")]
+    NotRequester,
+    #[error("the requester cannot approve or deny their own request")]
+    OwnRequest,
+    #[error("not an approver of this profile")]
+    NotApprover,
+    #[error("no require_approval rule of this profile applies to the caller")]
+    NoApprovalRule,
+    #[error("not a break-glass principal of this profile")]
+    NotBreakGlassPrincipal,
+}
+
+/// A request or event that asks for something out of bounds: a 400 that
+/// says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadAsk(pub String);
+
+/// Is `who` one of the profile's approvers?
+pub fn is_approver(profile: &Profile, who: &Principal) -> bool {
+    profile
+        .approval
+        .as_ref()
+        .is_some_and(|a| a.approvers.iter().any(|g| g.matches(&who.arn)))
+}
+
+/// Is `who` on the security team?
+pub fn is_admin(admins: &[Glob], who: &Principal) -> bool {
+    admins.iter().any(|g| g.matches(&who.arn))
+}
+
+/// The security team manages every profile; approvers manage theirs
+/// (their sessions, their revocations).
+pub fn manages(set: &PolicySet, admins: &[Glob], who: &Principal, profile: &str) -> bool {
+    is_admin(admins, who) || set.get(profile).is_some_and(|p| is_approver(p, who))
+}
+
+/// A request is visible to its requester and to its profile's approvers.
+pub fn may_see_request(request: &RequestView, profile: Option<&Profile>, who: &Principal) -> bool {
+    request.caller == who.stable_id() || profile.is_some_and(|p| is_approver(p, who))
+}
+
+/// May `who` do `action` to `request`? Principals, not session names: a
+/// requester cannot approve its own request under another session name.
+pub fn may_act(
+    action: RequestAction,
+    request: &RequestView,
+    profile: Option<&Profile>,
+    who: &Principal,
+) -> Result<(), Refusal> {
+    let mine = request.caller == who.stable_id();
+    match action {
+        RequestAction::Cancel if mine => Ok(()),
+        RequestAction::Cancel => Err(Refusal::NotRequester),
+        _ if mine => Err(Refusal::OwnRequest),
+        _ if !profile.is_some_and(|p| is_approver(p, who)) => Err(Refusal::NotApprover),
+        _ => Ok(()),
+    }
+}
+
+/// `required` distinct approvers.
+pub fn quorum_reached(distinct_approvals: usize, required: u32) -> bool {
+    distinct_approvals >= required as usize
+}
+
+/// How long an approval of this profile lets its requester vend.
+pub fn approval_ttl(profile: Option<&Profile>) -> u32 {
+    profile
+        .and_then(|p| p.approval.as_ref())
+        .map_or(DEFAULT_APPROVAL_TTL, |a| a.ttl)
+}
+
+/// Check `POST /v1/requests`: the justification (trimmed) and the duration.
+pub fn check_request(ask: &CreateRequest) -> Result<&str, BadAsk> {
+    let justification = ask.justification.trim();
+    let length = justification.chars().count();
+    if !(MIN_REQUEST_JUSTIFICATION..=MAX_REQUEST_JUSTIFICATION).contains(&length)
+        || justification.chars().any(char::is_control)
+    {
+        return Err(BadAsk(format!(
+            "justification must be {MIN_REQUEST_JUSTIFICATION}-{MAX_REQUEST_JUSTIFICATION} characters without control characters"
+        )));
+    }
+    if let Some(d) = ask.duration_seconds {
+        if !(MIN_DURATION..=MAX_DURATION).contains(&d) {
+            return Err(BadAsk(format!(
+                "duration_seconds must be between {MIN_DURATION} and {MAX_DURATION}"
+            )));
+        }
+    }
+    Ok(justification)
+}
+
+/// A new pending request of `caller` for `profile`. `None` when the profile
+/// has no approval block (a policy problem: no rule could have sent it here).
+pub fn new_request(
+    id: String,
+    caller: &Principal,
+    profile: &Profile,
+    duration: Option<u32>,
+    justification: &str,
+    now: i64,
+) -> Option<RequestView> {
+    let approval = profile.approval.as_ref()?;
+    Some(RequestView {
+        id,
+        profile: profile.name.clone(),
+        caller: caller.stable_id(),
+        caller_arn: caller.arn.clone(),
+        justification: if justification.is_empty() {
+            VEND_JUSTIFICATION.to_string()
+        } else {
+            justification.to_string()
+        },
+        duration_seconds: duration
+            .unwrap_or(profile.default_duration)
+            .min(profile.max_duration),
+        status: RequestStatus::Pending,
+        created_at: now,
+        expires_at: now + PENDING_SECONDS,
+        required: approval.required,
+        approvals: vec![],
+        valid_until: None,
+        decided_by: None,
+    })
+}
+
+/// A break-glass event `caller` may open on `profile` with `ask`, or why not.
+pub fn open_break_glass(
+    id: String,
+    caller: &Principal,
+    profile: &Profile,
+    ask: &OpenBreakGlass,
+    now: i64,
+) -> Result<BreakGlassView, BreakGlassError> {
+    let bg = profile
+        .break_glass
+        .as_ref()
+        .filter(|b| b.principals.iter().any(|g| g.matches(&caller.arn)))
+        .ok_or(BreakGlassError::Refused(Refusal::NotBreakGlassPrincipal))?;
+    let bad = |m: String| BreakGlassError::Bad(BadAsk(m));
+    if !BREAK_GLASS_REASONS.contains(&ask.reason.as_str()) {
+        return Err(bad(format!(
+            "reason must be one of {}",
+            BREAK_GLASS_REASONS.join(", ")
+        )));
+    }
+    let justification = ask.justification.trim();
+    let length = justification.chars().count();
+    if length < bg.min_justification as usize
+        || length > MAX_BREAK_GLASS_JUSTIFICATION
+        || justification.chars().any(char::is_control)
+    {
+        return Err(bad(format!(
+            "justification must be {}-{MAX_BREAK_GLASS_JUSTIFICATION} characters without control characters",
+            bg.min_justification
+        )));
+    }
+    let duration = ask.duration_seconds.unwrap_or(bg.max_duration);
+    if !(MIN_DURATION..=bg.max_duration).contains(&duration) {
+        return Err(bad(format!(
+            "duration_seconds must be between {MIN_DURATION} and {}",
+            bg.max_duration
+        )));
+    }
+    Ok(BreakGlassView {
+        id,
+        profile: profile.name.clone(),
+        caller: caller.stable_id(),
+        caller_arn: caller.arn.clone(),
+        reason: ask.reason.clone(),
+        justification: justification.to_string(),
+        status: BreakGlassStatus::Open,
+        opened_at: now,
+        ends_at: now + i64::from(duration),
+        closed_by: None,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BreakGlassError {
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Bad(BadAsk),
+}
+
+/// Its opener and the security team see and close an event.
+pub fn may_manage_break_glass(event: &BreakGlassView, admins: &[Glob], who: &Principal) -> bool {
+    event.caller == who.stable_id() || is_admin(admins, who)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,37 @@
+//! Policy documents: one per profile, YAML or JSON, parsed and validated as a
+//! whole. A document with any error is refused entirely; the errors name the
+//! field and the problem.
+//!
+//! - `document`: the shape as written (serde, unknown keys refused);
+//! - `parse`: from a document to the model, collecting every problem;
+//! - `model`: the validated profile, its rules and their conditions;
+//! - `time`: the weekly time windows rules may carry;
+//! - `session_policy`: the session policy template.
+
+mod document;
+mod model;
+mod parse;
+pub mod session_policy;
+mod time;
+
+pub use model::{Approval, BreakGlass, Conditions, Effect, PolicySet, Profile, Rule};
+pub use parse::{parse_profile, valid_profile_name, FieldError, PolicyError};
+pub use session_policy::PolicyTemplate;
+pub use time::TimeWindow;
+
+/// Variables every rendering can use, filled from the caller and the vend.
+pub const BUILTIN_VARS: &[&str] = &[
+    "caller.account",
+    "caller.partition",
+    "caller.kind",
+    "caller.name",
+    "caller.role_name",
+    "caller.user_name",
+    "caller.session_name",
+    "caller.org_id",
+    "profile",
+    "session_id",
+];
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The validated policy model: what a document means once it has been
+//! checked. Every value here is valid by construction (see `parse`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::session_policy::PolicyTemplate;
+use super::time::TimeWindow;
+use crate::glob::Glob;
+use crate::principal::{Principal, PrincipalKind, RoleArn};
+use crate::rate::RateLimit;
+use crate::template::Template;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Allow,
+    Deny,
+    RequireApproval,
+    BreakGlass,
+}
+
+impl Effect {
+    pub(super) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allow" => Some(Self::Allow),
+            "deny" => Some(Self::Deny),
+            "require_approval" => Some(Self::RequireApproval),
+            "break_glass" => Some(Self::BreakGlass),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::RequireApproval => "require_approval",
+            Self::BreakGlass => "break_glass",
+        }
+    }
+}
+
+/// Who a rule applies to. Every field that is set must match (AND); within a
+/// field any entry may match (OR). An empty field does not constrain.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub principals: Vec<Glob>,
+    pub accounts: Vec<String>,
+    pub org_ids: Vec<String>,
+    pub kinds: Vec<PrincipalKind>,
+    pub role_names: Vec<Glob>,
+    pub user_names: Vec<Glob>,
+    pub session_names: Vec<Glob>,
+}
+
+impl Conditions {
+    pub(super) fn names_a_principal(&self) -> bool {
+        !(self.principals.is_empty()
+            && self.accounts.is_empty()
+            && self.org_ids.is_empty()
+            && self.role_names.is_empty()
+            && self.user_names.is_empty())
+    }
+
+    pub fn matches(&self, caller: &Principal) -> bool {
+        fn any_glob(globs: &[Glob], value: Option<&str>) -> bool {
+            globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
+        }
+        any_glob(&self.principals, Some(&caller.arn))
+            && (self.accounts.is_empty() || self.accounts.contains(&caller.account))
+            && (self.org_ids.is_empty()
+                || caller
+                    .org_id
+                    .as_ref()
+                    .is_some_and(|o| self.org_ids.contains(o)))
+            && (self.kinds.is_empty() || self.kinds.contains(&caller.kind))
+            && any_glob(&self.role_names, caller.role_name())
+            && any_glob(&self.user_names, caller.user_name())
+            && any_glob(&self.session_names, caller.session_name.as_deref())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub effect: Effect,
+    pub conditions: Conditions,
+    pub time: Option<TimeWindow>,
+    /// Variables this rule binds for rendering, as templates over
+    /// `caller.*` and `attr.*`.
+    pub bind: BTreeMap<String, Template>,
+    /// Request attributes this rule accepts, each with its allowed pattern.
+    pub attributes: BTreeMap<String, Glob>,
+    pub max_duration: Option<u32>,
+}
+
+impl Rule {
+    pub fn applies(&self, caller: &Principal, now: DateTime<Utc>) -> bool {
+        self.conditions.matches(caller) && self.time.as_ref().is_none_or(|t| t.contains(now))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub approvers: Vec<Glob>,
+    pub required: u32,
+    pub ttl: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct BreakGlass {
+    pub principals: Vec<Glob>,
+    pub max_duration: u32,
+    pub min_justification: u32,
+}
+
+/// A validated profile: what a caller may get, and how.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    pub role_arn: RoleArn,
+    pub default_duration: u32,
+    pub max_duration: u32,
+    pub session_policy: Option<PolicyTemplate>,
+    pub session_tags: Vec<(String, Template)>,
+    pub rules: Vec<Rule>,
+    pub approval: Option<Approval>,
+    pub break_glass: Option<BreakGlass>,
+    /// Vends per caller principal and window; the deployment default when absent.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Every valid profile, by name.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    profiles: BTreeMap<String, Profile>,
+}
+
+impl PolicySet {
+    pub fn new(profiles: impl IntoIterator<Item = Profile>) -> Self {
+        Self {
+            profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
+        self.profiles.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+}

@@ -1,0 +1,214 @@
+//! From a grant to what the function does with it: the AssumeRole call (role,
+//! rendered session policy, tags, SourceIdentity, RoleSessionName, duration)
+//! and the session record written before it. The function and
+//! `tvm policy test` both plan with this, so what the test prints is what a
+//! vend would send.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::decision::{Grant, Via};
+use crate::principal::Principal;
+use crate::render::{caller_vars, render, role_session_name, source_identity, RenderError};
+use crate::template::ValueError;
+
+/// Everything one vend does, decided before any call is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendPlan {
+    pub assume: AssumeRole,
+    pub session: SessionRecord,
+}
+
+/// What STS AssumeRole is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub role_session_name: String,
+    pub source_identity: String,
+    pub duration_seconds: u32,
+    /// The rendered inline session policy, within STS's size limit.
+    pub policy: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// The record of one vend, written before AssumeRole is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    /// The API request (API Gateway's or Lambda's id) that vended it.
+    pub request_id: String,
+    pub caller_arn: String,
+    /// The caller's stable principal: the role or user, not the session name.
+    pub caller: String,
+    pub account: String,
+    pub profile: String,
+    pub role_arn: String,
+    pub rule: String,
+    pub via: Via,
+    pub duration_seconds: u32,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub source_identity: String,
+    /// When the record may be deleted (DynamoDB TTL).
+    pub delete_after: DateTime<Utc>,
+}
+
+/// The facts of one vend that do not come from the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct VendContext<'a> {
+    /// 32 lowercase hex characters, fresh for this vend.
+    pub session_id: &'a str,
+    pub request_id: &'a str,
+    pub now: DateTime<Utc>,
+    /// How long a record is kept after its credentials expire.
+    pub retention: chrono::Duration,
+}
+
+/// A grant that cannot be planned: the profile renders something STS would
+/// refuse, for this caller. A policy problem, never the caller's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Variable(#[from] ValueError),
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    #[error("could not build a SourceIdentity")]
+    SourceIdentity,
+}
+
+/// Plan the vend a grant allows.
+pub fn plan(
+    grant: &Grant<'_>,
+    caller: &Principal,
+    ctx: VendContext<'_>,
+) -> Result<VendPlan, PlanError> {
+    let mut vars = caller_vars(caller);
+    vars.extend(&grant.bindings);
+    vars.insert("profile", &grant.profile.name)?;
+    vars.insert("session_id", ctx.session_id)?;
+    let rendered = render(grant.profile, &vars)?;
+    let source_identity = source_identity(ctx.session_id)
+        .ok_or(PlanError::SourceIdentity)?
+        .as_str()
+        .to_string();
+    let expires_at = ctx.now + chrono::Duration::seconds(i64::from(grant.duration_seconds));
+    let role_arn = grant.profile.role_arn.to_string();
+    Ok(VendPlan {
+        assume: AssumeRole {
+            role_arn: role_arn.clone(),
+            role_session_name: role_session_name(caller, ctx.session_id)
+                .as_str()
+                .to_string(),
+            source_identity: source_identity.clone(),
+            duration_seconds: grant.duration_seconds,
+            policy: rendered.policy,
+            tags: rendered.tags,
+        },
+        session: SessionRecord {
+            session_id: ctx.session_id.to_string(),
+            request_id: ctx.request_id.to_string(),
+            caller_arn: caller.arn.clone(),
+            caller: caller.stable_id(),
+            account: caller.account.clone(),
+            profile: grant.profile.name.clone(),
+            role_arn,
+            rule: grant.rule.name.clone(),
+            via: grant.via.clone(),
+            duration_seconds: grant.duration_seconds,
+            issued_at: ctx.now,
+            expires_at,
+            source_identity,
+            delete_after: expires_at + ctx.retention,
+        },
+    })
+}
+
+impl fmt::Display for AssumeRole {
+    /// What `tvm policy test` prints: the call, readable.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "role:     {}", self.role_arn)?;
+        writeln!(f, "duration: {}s", self.duration_seconds)?;
+        for (k, v) in &self.tags {
+            writeln!(f, "tag:      {k}={v}")?;
+        }
+        if let Some(policy) = &self.policy {
+            let pretty = serde_json::from_str::<serde_json::Value>(policy)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_else(|_| policy.clone());
+            writeln!(f, "session policy:\n{pretty}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{decide, GateState, VendRequest};
+    use crate::policy::{parse_profile, PolicySet};
+
+    const DOC: &str = r#"
+profile: orders-tenant
+role_arn: arn:aws:iam::111122223333:role/tvm/orders-tenant
+session_policy: '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${tenant}/${session_id}"}]}'
+session_tags: {tenant: "${tenant}", profile: "${profile}"}
+rules:
+  - {name: ecs, effect: allow, principals: ["arn:aws:sts::111122223333:assumed-role/orders-task/*"],
+     bind: {tenant: "${caller.session_name}"}}
+"#;
+
+    #[test]
+    fn a_grant_plans_the_call_and_the_record_from_the_same_facts() {
+        let set = PolicySet::new([parse_profile(DOC, None).unwrap()]);
+        let caller = Principal::parse(
+            "arn:aws:sts::111122223333:assumed-role/orders-task/acme",
+            None,
+        )
+        .unwrap();
+        let request = VendRequest {
+            profile: "orders-tenant".into(),
+            duration_seconds: Some(1200),
+            attributes: Default::default(),
+        };
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let grant = decide(&set, &caller, &request, &GateState::default(), now).unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        let ctx = VendContext {
+            session_id: id,
+            request_id: "req-1",
+            now,
+            retention: chrono::Duration::days(90),
+        };
+        let p = plan(&grant, &caller, ctx).unwrap();
+        assert_eq!(p.assume.source_identity, format!("tvm-{id}"));
+        assert_eq!(p.assume.role_session_name, "acme.01234567");
+        assert_eq!(p.assume.duration_seconds, 1200);
+        assert!(p
+            .assume
+            .policy
+            .as_deref()
+            .unwrap()
+            .contains(&format!("b/acme/{id}")));
+        assert_eq!(
+            p.assume.tags,
+            [
+                ("profile".to_string(), "orders-tenant".to_string()),
+                ("tenant".to_string(), "acme".to_string())
+            ]
+        );
+        assert_eq!(
+            p.session.caller,
+            "arn:aws:iam::111122223333:role/orders-task"
+        );
+        assert_eq!(p.session.source_identity, p.assume.source_identity);
+        assert_eq!(p.session.role_arn, p.assume.role_arn);
+        assert_eq!((p.session.expires_at - now).num_seconds(), 1200);
+        assert_eq!(
+            (p.session.delete_after - p.session.expires_at).num_days(),
+            90
+        );
+        let shown = p.assume.to_string();
+        assert!(shown.contains("tag:      tenant=acme") && shown.contains("session policy:"));
+    }
+}

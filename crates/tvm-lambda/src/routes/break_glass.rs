@@ -1,0 +1,98 @@
+//! Break-glass: `POST /v1/breakglass`, `GET /v1/breakglass`,
+//! `POST /v1/breakglass/{id}/close`. Every event notifies.
+
+use serde_json::json;
+use tvm_core::api::{BreakGlassList, OpenBreakGlass};
+use tvm_core::approval::{self, is_admin, may_manage_break_glass, BreakGlassError};
+
+use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
+use crate::app::{notification, App};
+use crate::error::ApiError;
+use crate::event::body_json;
+
+impl App {
+    pub(super) async fn open_break_glass(&self, call: &Call<'_>) -> Handled {
+        let caller = &call.caller;
+        let ask: OpenBreakGlass = body_json(call.req)?;
+        let name = ask.profile.as_str();
+        let set = self.policies.get().await.in_profile(name)?;
+        let profile = set
+            .get(name)
+            .ok_or(ApiError::AccessDenied)
+            .in_profile(name)?;
+        let now = call.now.timestamp();
+        let event = match approval::open_break_glass(new_id(), caller, profile, &ask, now) {
+            Ok(event) => event,
+            Err(BreakGlassError::Refused(r)) => {
+                return Err(Failure::denied(r, None).in_profile(name))
+            }
+            Err(e) => return Err(Failure::from(e).in_profile(name)),
+        };
+        self.break_glass.open(&event, now).await.in_profile(name)?;
+        let details = json!({"reason": event.reason, "justification": event.justification, "ends_at": event.ends_at});
+        let n = notification(
+            "breakglass.opened",
+            caller,
+            &event.caller,
+            Some(&event.profile),
+            Some(&event.id),
+            details,
+            call.now,
+        );
+        self.announce(n, true).await;
+        Ok(Outcome::json(
+            201,
+            &event,
+            Facts::decided("break_glass").profile(name),
+        ))
+    }
+
+    pub(super) async fn list_break_glass(&self, call: &Call<'_>) -> Handled {
+        let admin = is_admin(&self.config.admins, &call.caller);
+        let me = call.caller.stable_id();
+        let events = self
+            .break_glass
+            .open_events(call.now.timestamp())
+            .await?
+            .into_iter()
+            .filter(|e| admin || e.caller == me)
+            .collect();
+        Ok(Outcome::json(
+            200,
+            &BreakGlassList { events },
+            Facts::default(),
+        ))
+    }
+
+    pub(super) async fn close_break_glass(&self, call: &Call<'_>, id: &str) -> Handled {
+        let caller = &call.caller;
+        let now = call.now.timestamp();
+        let not_found = || ApiError::Missing(format!("no break-glass event {id}"));
+        let event = self.break_glass.get(id, now).await?.ok_or_else(not_found)?;
+        if !may_manage_break_glass(&event, &self.config.admins, caller) {
+            return Err(not_found().into());
+        }
+        let name = event.profile.clone();
+        let closed = self
+            .break_glass
+            .close(&event, &caller.arn, now)
+            .await
+            .in_profile(&name)?;
+        let details = json!({"opened_at": closed.opened_at, "closed_at": closed.ends_at});
+        let n = notification(
+            "breakglass.closed",
+            caller,
+            &closed.caller,
+            Some(&closed.profile),
+            Some(&closed.id),
+            details,
+            call.now,
+        );
+        self.announce(n, true).await;
+        Ok(Outcome::json(
+            200,
+            &closed,
+            Facts::decided("ok").profile(&name),
+        ))
+    }
+}

@@ -1,0 +1,161 @@
+//! Approval, break-glass and revocation flows through the handler over the
+//! in-memory stores (fast; the same flows run on the emulator in tests/it).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::fakes::{app, app_with, Memory};
+
+const EVENT: &str = include_str!("../../../../fixtures/events/http-api-v2-iam.json");
+const DEV: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_1/jane";
+const DEV_AGAIN: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_1/other";
+const SEC: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Sec_1/bob";
+const ONCALL: &str = "arn:aws:sts::123456789012:assumed-role/oncall/ann";
+
+async fn call(app: &App, method: &str, path: &str, caller: &str, body: Value) -> (u16, Value) {
+    let mut e: Value = serde_json::from_str(EVENT).unwrap();
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["authorizer"]["iam"]["userArn"] = json!(caller);
+    e["body"] = json!(body.to_string());
+    let out = app.invoke(e, "lambda-req", None).await;
+    let answer = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    (out["statusCode"].as_u64().unwrap() as u16, answer)
+}
+
+async fn vend(app: &App, caller: &str) -> (u16, Value) {
+    call(
+        app,
+        "POST",
+        "/v1/credentials",
+        caller,
+        json!({"profile": "orders-tenant"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn given_an_approved_request_the_requester_vends_and_nobody_decides_twice() {
+    let app = app(Arc::new(Memory::default()));
+    // GIVEN a developer whose rule requires approval
+    let (code, first) = vend(&app, DEV).await;
+    assert_eq!(
+        (code, first["code"].as_str()),
+        (403, Some("ApprovalRequired"))
+    );
+    let id = first["approval_request_id"].as_str().unwrap().to_string();
+    let (_, again) = vend(&app, DEV).await;
+    assert_eq!(
+        again["approval_request_id"], id,
+        "the same pending request on repeat"
+    );
+    // WHEN the requester (under any session name) tries to approve it: refused
+    let approve = format!("/v1/requests/{id}/approve");
+    let (code, _) = call(&app, "POST", &approve, DEV_AGAIN, json!({})).await;
+    assert_eq!(code, 403);
+    // AND an approver approves it
+    let (code, approved) = call(&app, "POST", &approve, SEC, json!({})).await;
+    assert_eq!(
+        (code, approved["status"].as_str()),
+        (200, Some("approved")),
+        "{approved}"
+    );
+    // THEN the requester vends under the approval
+    let (code, creds) = vend(&app, DEV).await;
+    assert_eq!(code, 200, "{creds}");
+    // AND a decided request cannot be decided again: 409
+    let (code, body) = call(&app, "POST", &approve, SEC, json!({})).await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (409, Some("Conflict")),
+        "{body}"
+    );
+    let deny = format!("/v1/requests/{id}/deny");
+    let (code, _) = call(&app, "POST", &deny, SEC, json!({})).await;
+    assert_eq!(code, 409);
+}
+
+#[tokio::test]
+async fn a_request_is_seen_by_its_requester_and_approvers_only() {
+    let app = app(Arc::new(Memory::default()));
+    let body = json!({"profile": "orders-tenant", "justification": "debugging order 42"});
+    let (code, created) = call(&app, "POST", "/v1/requests", DEV, body).await;
+    assert_eq!(code, 201, "{created}");
+    let path = format!("/v1/requests/{}", created["id"].as_str().unwrap());
+    for (who, expected) in [(DEV_AGAIN, 200), (SEC, 200), (ONCALL, 404)] {
+        let (code, _) = call(&app, "GET", &path, who, json!({})).await;
+        assert_eq!(code, expected, "{who}");
+    }
+    let (code, _) = call(&app, "POST", &format!("{path}/cancel"), SEC, json!({})).await;
+    assert_eq!(code, 403, "only the requester cancels");
+    let (code, cancelled) = call(&app, "POST", &format!("{path}/cancel"), DEV, json!({})).await;
+    assert_eq!(
+        (code, cancelled["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+}
+
+const BREAK_GLASS: &str = r#"
+profile: orders-tenant
+role_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant
+rules:
+  - {name: oncall, effect: break_glass, role_names: [oncall]}
+break_glass: {principals: ["arn:aws:sts::123456789012:assumed-role/oncall/*"], max_duration: 1800, min_justification: 20}
+"#;
+
+#[tokio::test]
+async fn break_glass_vends_while_open_once_per_caller_and_not_after_it_closes() {
+    let app = app_with(Arc::new(Memory::default()), &[BREAK_GLASS]);
+    let (code, _) = vend(&app, ONCALL).await;
+    assert_eq!(code, 403);
+    let ask = json!({"profile": "orders-tenant", "reason": "incident", "justification": "the orders table is on fire"});
+    let (code, event) = call(&app, "POST", "/v1/breakglass", ONCALL, ask.clone()).await;
+    assert_eq!(
+        (code, event["status"].as_str()),
+        (201, Some("open")),
+        "{event}"
+    );
+    let (code, creds) = vend(&app, ONCALL).await;
+    assert_eq!(code, 200, "{creds}");
+    let (code, body) = call(&app, "POST", "/v1/breakglass", ONCALL, ask).await;
+    assert_eq!((code, body["code"].as_str()), (409, Some("Conflict")));
+    let close = format!("/v1/breakglass/{}/close", event["id"].as_str().unwrap());
+    let (code, closed) = call(&app, "POST", &close, ONCALL, json!({})).await;
+    assert_eq!((code, closed["status"].as_str()), (200, Some("closed")));
+    let (code, _) = vend(&app, ONCALL).await;
+    assert_eq!(code, 403, "closed: no more vends");
+    let (code, _) = call(&app, "POST", &close, ONCALL, json!({})).await;
+    assert_eq!(code, 409, "closing twice");
+}
+
+#[tokio::test]
+async fn a_revoked_session_stops_its_caller_and_denies_its_credentials() {
+    let memory = Arc::new(Memory::default());
+    let app = app(memory.clone());
+    let task = "arn:aws:sts::123456789012:assumed-role/orders-task/acme";
+    let (code, creds) = vend(&app, task).await;
+    assert_eq!(code, 200);
+    let session = creds["SessionId"].as_str().unwrap();
+    let revoke = format!("/v1/sessions/{session}/revoke");
+    // The caller itself manages nothing: its session answers as unknown.
+    let (code, _) = call(&app, "POST", &revoke, task, json!({"reason": "leaked"})).await;
+    assert_eq!(code, 404);
+    let (code, answer) = call(&app, "POST", &revoke, SEC, json!({"reason": "leaked"})).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        memory.denied(),
+        [(
+            "arn:aws:iam::123456789012:role/tvm/orders-tenant".to_string(),
+            format!("tvm-{session}")
+        )]
+    );
+    let (code, body) = vend(
+        &app,
+        "arn:aws:sts::123456789012:assumed-role/orders-task/other",
+    )
+    .await;
+    assert_eq!((code, body["code"].as_str()), (403, Some("SessionRevoked")));
+}

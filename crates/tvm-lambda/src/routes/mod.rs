@@ -1,0 +1,376 @@
+//! The routes: one table, parsed once per request into a [`Route`], one
+//! dispatch, and one decision log line written from the route's outcome.
+//! Each resource has its file: `vend`, `profiles`, `sessions`,
+//! `revocation`, `approvals`, `break_glass`.
+
+mod approvals;
+mod break_glass;
+pub mod log;
+mod profiles;
+mod revocation;
+mod sessions;
+mod vend;
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use lambda_http::Body;
+use serde::Serialize;
+use tvm_core::admission::admit;
+use tvm_core::api::{ErrorBody, HealthResponse};
+use tvm_core::approval::RequestAction;
+use tvm_core::principal::Principal;
+
+use crate::app::App;
+use crate::error::{error_chain, ApiError};
+use crate::event::{self, check_body_size, truncate, Reply};
+use log::DecisionLog;
+
+/// Every route tvm serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Vend,
+    Profiles,
+    ListSessions,
+    RevokeSession(String),
+    RevokeCaller,
+    CreateRequest,
+    ListRequests,
+    GetRequest(String),
+    ActOnRequest(String, RequestAction),
+    OpenBreakGlass,
+    ListBreakGlass,
+    CloseBreakGlass(String),
+}
+
+/// One entry of the route table: a method, a path pattern (`{id}` is 32
+/// hex characters) and the route it makes.
+pub struct Entry {
+    pub method: &'static str,
+    pub path: &'static str,
+    make: fn(String) -> Route,
+}
+
+const fn entry(method: &'static str, path: &'static str, make: fn(String) -> Route) -> Entry {
+    Entry { method, path, make }
+}
+
+impl Route {
+    /// The route table. `docs/api.md`, `template.yaml` and the Terraform
+    /// module are checked against it (tests/it/route_table.rs).
+    pub const ALL: &'static [Entry] = &[
+        entry("GET", "/v1/health", |_| Route::Health),
+        entry("POST", "/v1/credentials", |_| Route::Vend),
+        entry("GET", "/v1/profiles", |_| Route::Profiles),
+        entry("GET", "/v1/sessions", |_| Route::ListSessions),
+        entry("POST", "/v1/sessions/{id}/revoke", Route::RevokeSession),
+        entry("POST", "/v1/callers/revoke", |_| Route::RevokeCaller),
+        entry("POST", "/v1/requests", |_| Route::CreateRequest),
+        entry("GET", "/v1/requests", |_| Route::ListRequests),
+        entry("GET", "/v1/requests/{id}", Route::GetRequest),
+        entry("POST", "/v1/requests/{id}/approve", |id| {
+            Route::ActOnRequest(id, RequestAction::Approve)
+        }),
+        entry("POST", "/v1/requests/{id}/deny", |id| {
+            Route::ActOnRequest(id, RequestAction::Deny)
+        }),
+        entry("POST", "/v1/requests/{id}/cancel", |id| {
+            Route::ActOnRequest(id, RequestAction::Cancel)
+        }),
+        entry("POST", "/v1/breakglass", |_| Route::OpenBreakGlass),
+        entry("GET", "/v1/breakglass", |_| Route::ListBreakGlass),
+        entry("POST", "/v1/breakglass/{id}/close", Route::CloseBreakGlass),
+    ];
+
+    /// The route for a method and path: 404 when no pattern matches the
+    /// path, 405 (with the methods it allows) when only the method is wrong.
+    pub fn parse(method: &str, path: &str) -> Result<Route, ApiError> {
+        let mut allow: Vec<&str> = Vec::new();
+        for e in Self::ALL {
+            let Some(id) = match_path(e.path, path) else {
+                continue;
+            };
+            if e.method == method {
+                return Ok((e.make)(id));
+            }
+            allow.push(e.method);
+        }
+        if allow.is_empty() {
+            return Err(ApiError::NotFound {
+                method: truncate(method, 16),
+                path: truncate(path, 128),
+            });
+        }
+        allow.sort_unstable();
+        allow.dedup();
+        Err(ApiError::MethodNotAllowed {
+            allow: allow.join(", "),
+        })
+    }
+}
+
+impl Route {
+    /// Does any route have this path (whatever its method)?
+    pub fn knows(path: &str) -> bool {
+        Self::ALL.iter().any(|e| match_path(e.path, path).is_some())
+    }
+}
+
+/// `Some(id)` (empty when the pattern has none) when `path` fits `pattern`.
+fn match_path(pattern: &str, path: &str) -> Option<String> {
+    let mut id = String::new();
+    let (mut p, mut s) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(seg))
+                if seg.len() == 32 && seg.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                id = seg.to_string();
+            }
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The facts the decision line records, as a route reports them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'static str>,
+    /// The approval request or break-glass event that allowed the vend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Facts {
+    pub fn decided(decision: &'static str) -> Self {
+        Self {
+            decision: Some(decision),
+            ..Default::default()
+        }
+    }
+
+    pub fn profile(mut self, profile: &str) -> Self {
+        self.profile = Some(profile.to_string());
+        self
+    }
+}
+
+/// A route's answer and what it decided.
+pub struct Outcome {
+    pub reply: Reply,
+    pub facts: Facts,
+}
+
+impl Outcome {
+    pub fn json(status: u16, body: &impl Serialize, facts: Facts) -> Self {
+        Self {
+            reply: Reply::json(status, body),
+            facts,
+        }
+    }
+}
+
+/// A route's failure and what it knew when it failed (boxed: failures
+/// travel through every `?`).
+pub struct Failure {
+    pub error: ApiError,
+    pub facts: Box<Facts>,
+}
+
+impl Failure {
+    /// A refusal the decision line records as `deny`, with its reason.
+    pub fn denied(error: impl Into<ApiError>, reason: impl Into<Option<String>>) -> Self {
+        Self {
+            error: error.into(),
+            facts: Box::new(Facts {
+                decision: Some("deny"),
+                reason: reason.into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn in_profile(mut self, profile: &str) -> Self {
+        self.facts
+            .profile
+            .get_or_insert_with(|| profile.to_string());
+        self
+    }
+}
+
+impl<E: Into<ApiError>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            error: e.into(),
+            facts: Box::default(),
+        }
+    }
+}
+
+/// `.in_profile(name)?`: a failure after the profile is known names it.
+pub trait InProfile<T> {
+    fn in_profile(self, profile: &str) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<Failure>> InProfile<T> for Result<T, E> {
+    fn in_profile(self, profile: &str) -> Result<T, Failure> {
+        self.map_err(|e| e.into().in_profile(profile))
+    }
+}
+
+pub type Handled = Result<Outcome, Failure>;
+
+/// One request as the routes see it: established once, `now` included.
+pub struct Call<'a> {
+    pub req: &'a http::Request<Body>,
+    pub request_id: &'a str,
+    pub now: DateTime<Utc>,
+    pub caller: Principal,
+}
+
+impl App {
+    pub async fn handle(
+        &self,
+        req: http::Request<Body>,
+        lambda_request_id: &str,
+        started: Instant,
+    ) -> Reply {
+        let request_id = event::request_id(&req).unwrap_or_else(|| lambda_request_id.to_string());
+        let path = event::route_path(&req, Route::knows);
+        let log = DecisionLog::new(&request_id, req.method().as_str(), &path);
+        let now = Utc::now();
+        let (reply, error, facts) = match self.dispatch(&req, &request_id, &path, now).await {
+            Ok(o) => (o.reply, None, o.facts),
+            Err(f) => {
+                if let ApiError::Dependency { dependency, .. } = &f.error {
+                    tracing::error!(request_id = %request_id, dependency = dependency.as_str(), error = %error_chain(&f.error), "dependency failed; no credentials issued");
+                }
+                let reply = error_reply(&f.error, &request_id, f.facts.profile.as_deref());
+                (reply, Some(f.error), *f.facts)
+            }
+        };
+        log.finish(&reply, error.as_ref(), facts, started);
+        reply
+    }
+
+    async fn dispatch(
+        &self,
+        req: &http::Request<Body>,
+        request_id: &str,
+        path: &str,
+        now: DateTime<Utc>,
+    ) -> Handled {
+        let route = Route::parse(req.method().as_str(), path)?;
+        if route == Route::Health {
+            let health = HealthResponse {
+                status: "ok".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            };
+            return Ok(Outcome::json(200, &health, Facts::default()));
+        }
+        check_body_size(req)?;
+        // Identity first: an unauthenticated caller learns nothing of the routes' rules.
+        let (caller, source) = self.identities.caller(req, now).await?;
+        let who = |facts: &mut Facts| {
+            facts.caller = Some(caller.arn.clone());
+            facts.account = Some(caller.account.clone());
+            facts.identity_source = Some(source);
+        };
+        let config = &self.config;
+        if let Err(e) = admit(&config.allowed_accounts, &config.allowed_org_ids, &caller) {
+            let mut f = Failure::denied(ApiError::AccessDenied, e.to_string());
+            who(&mut f.facts);
+            return Err(f);
+        }
+        let call = Call {
+            req,
+            request_id,
+            now,
+            caller: caller.clone(),
+        };
+        let handled = match route {
+            Route::Health => unreachable!("answered above"),
+            Route::Vend => self.vend(&call).await,
+            Route::Profiles => self.profiles(&call).await,
+            Route::ListSessions => self.list_sessions(&call).await,
+            Route::RevokeSession(id) => self.revoke_session(&call, &id).await,
+            Route::RevokeCaller => self.revoke_caller(&call).await,
+            Route::CreateRequest => self.create_request(&call).await,
+            Route::ListRequests => self.list_requests(&call).await,
+            Route::GetRequest(id) => self.get_request(&call, &id).await,
+            Route::ActOnRequest(id, action) => self.act_on_request(&call, &id, action).await,
+            Route::OpenBreakGlass => self.open_break_glass(&call).await,
+            Route::ListBreakGlass => self.list_break_glass(&call).await,
+            Route::CloseBreakGlass(id) => self.close_break_glass(&call, &id).await,
+        };
+        match handled {
+            Ok(mut o) => {
+                who(&mut o.facts);
+                Ok(o)
+            }
+            Err(mut f) => {
+                who(&mut f.facts);
+                Err(f)
+            }
+        }
+    }
+}
+
+/// The error answer: status, stable code, message, and the headers some
+/// answers need (`Retry-After` for 429, `Allow` for 405).
+pub(crate) fn error_reply(e: &ApiError, request_id: &str, profile: Option<&str>) -> Reply {
+    let (status, code, message) = e.answer(profile);
+    let approval_request_id = match e {
+        ApiError::ApprovalRequired { request_id } => request_id.clone(),
+        _ => None,
+    };
+    let mut reply = Reply::json(
+        status,
+        &ErrorBody {
+            code,
+            message,
+            request_id: request_id.to_string(),
+            approval_request_id,
+        },
+    );
+    match e {
+        ApiError::RateLimited { retry_after } => {
+            reply.headers.push(("retry-after", retry_after.to_string()))
+        }
+        ApiError::MethodNotAllowed { allow } => reply.headers.push(("allow", allow.clone())),
+        _ => {}
+    }
+    reply
+}
+
+/// A fresh id for a request, event or session: 32 lowercase hex.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod flows;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! `POST /v1/credentials`: decide, plan, record with the gates, assume.
+
+use chrono::SecondsFormat;
+use tvm_core::api::{CredentialsRequest, CredentialsResponse, SessionStatus};
+use tvm_core::decision::{decide, match_rules, Denial, GateState, VendRequest};
+use tvm_core::policy::valid_profile_name;
+use tvm_core::vend::{plan, VendContext};
+
+use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
+use crate::app::App;
+use crate::aws::Gates;
+use crate::error::{error_chain, ApiError};
+use crate::event::truncate;
+
+impl App {
+    pub(super) async fn vend(&self, call: &Call<'_>) -> Handled {
+        let caller = &call.caller;
+        let ask: CredentialsRequest = serde_json::from_slice(call.req.body().as_ref()).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body must be JSON {{\"profile\": NAME, \"duration_seconds\"?: 900..3600, \"attributes\"?: {{...}}}}: {}",
+                truncate(&e.to_string(), 160)
+            ))
+        })?;
+        if !valid_profile_name(&ask.profile) {
+            return Err(ApiError::BadRequest(
+                "profile must be 1-64 letters, digits, '-', '_' or '.'".into(),
+            )
+            .into());
+        }
+        let name = ask.profile.clone();
+        let set = self.policies.get().await.in_profile(&name)?;
+        let now = call.now;
+        let request = VendRequest {
+            profile: ask.profile,
+            duration_seconds: ask.duration_seconds,
+            attributes: ask.attributes,
+        };
+        // Approval and break-glass state is read only when they could matter.
+        let state = match set.get(&name) {
+            Some(profile) => {
+                let m = match_rules(profile, caller, now);
+                let gated = m.approval.is_some() || m.break_glass.is_some();
+                if m.deny.is_none() && m.allow.is_none() && gated {
+                    self.gate_states
+                        .state(&caller.stable_id(), &profile.name, now.timestamp())
+                        .await
+                        .in_profile(&name)?
+                } else {
+                    GateState::default()
+                }
+            }
+            None => GateState::default(),
+        };
+        let grant = match decide(&set, caller, &request, &state, now) {
+            Ok(grant) => grant,
+            Err(d) => {
+                let mut refused = Failure::denied(ApiError::AccessDenied, d.to_string());
+                refused.facts.rule = d.rule().map(str::to_string);
+                refused.error = match &d {
+                    Denial::ApprovalRequired { .. } => {
+                        let profile = set.get(&name).ok_or(ApiError::AccessDenied)?;
+                        // Off the vend's path: the notification is not awaited.
+                        let id = self
+                            .pending_request(call, profile, request.duration_seconds, "", false)
+                            .await
+                            .in_profile(&name)?;
+                        ApiError::ApprovalRequired {
+                            request_id: Some(id),
+                        }
+                    }
+                    Denial::Unbindable { .. } => {
+                        ApiError::PolicyInvalid(format!("profile {name}: {d}"))
+                    }
+                    _ => d.into(),
+                };
+                return Err(refused.in_profile(&name));
+            }
+        };
+        let session_id = new_id();
+        let context = VendContext {
+            session_id: &session_id,
+            request_id: call.request_id,
+            now,
+            retention: chrono::Duration::from_std(self.config.session_retention)
+                .unwrap_or_default(),
+        };
+        let planned = plan(&grant, caller, context)
+            .map_err(|e| ApiError::PolicyInvalid(format!("profile {name}: {e}")))
+            .in_profile(&name)?;
+        let facts = Facts {
+            rule: Some(grant.rule.name.clone()),
+            via: Some(grant.via.kind()),
+            via_id: grant.via.id().map(str::to_string),
+            duration_seconds: Some(grant.duration_seconds),
+            session_id: Some(session_id.clone()),
+            ..Facts::default().profile(&name)
+        };
+        // After the decision, a failure keeps what was decided (and is an error, not a deny).
+        let failed = |e: ApiError| Failure {
+            error: e,
+            facts: Box::new(facts.clone()),
+        };
+        // The record first, in one transaction with the revocation and rate
+        // gates: no credentials ever leave without a session item.
+        let gates = Gates {
+            rate_limit: grant.profile.rate_limit.unwrap_or(self.config.rate_limit),
+            now: now.timestamp(),
+        };
+        self.sessions
+            .record(&planned.session, gates)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let issued = match self.issuer.assume(&planned.assume).await {
+            Ok(issued) => issued,
+            Err(e) => {
+                if let Err(mark) = self
+                    .sessions
+                    .set_status(&session_id, SessionStatus::Failed)
+                    .await
+                {
+                    tracing::warn!(session_id = %session_id, error = %error_chain(&mark), "could not mark the session as failed");
+                }
+                return Err(failed(e.into()));
+            }
+        };
+        let answer = CredentialsResponse {
+            version: 1,
+            access_key_id: issued.access_key_id,
+            secret_access_key: issued.secret_access_key,
+            session_token: issued.session_token,
+            expiration: issued.expiration.to_rfc3339_opts(SecondsFormat::Secs, true),
+            session_id,
+            profile: planned.session.profile,
+            role_arn: planned.session.role_arn,
+        };
+        Ok(Outcome::json(
+            200,
+            &answer,
+            Facts {
+                decision: Some("allow"),
+                ..facts
+            },
+        ))
+    }
+}
