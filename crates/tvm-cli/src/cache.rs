@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,14 +90,44 @@ struct State {
     last_error: Option<String>,
 }
 
+impl State {
+    /// What may be handed out at `now`.
+    fn usable(&self, now: DateTime<Utc>) -> Option<&Held> {
+        self.held.as_ref().filter(|h| now < h.usable_until)
+    }
+
+    /// tvm failed lately: do not call it again before `retry_after`.
+    fn backing_off(&self, now: DateTime<Utc>) -> bool {
+        self.retry_after.is_some_and(|t| now < t)
+    }
+}
+
+/// What a caller waiting for the fetch slot needs; checked again once it
+/// holds the slot, so a fetch that finished meanwhile (or just before) counts.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// Credentials to hand out now: a request with nothing usable held.
+    Usable,
+    /// A refresh asked for when `seen` fetches had succeeded: done by any
+    /// fetch since, and not needed while what is held is outside the window.
+    Fresh { seen: u64 },
+}
+
 pub struct CredentialCache {
     fetcher: Box<dyn Fetch>,
     policy: RefreshPolicy,
     state: Mutex<State>,
-    /// Held during a fetch: one fetch at a time, the others wait for it.
+    /// The fetch slot. Every fetch (a request's, a background refresh's,
+    /// the refresher's) holds it, so there is one at a time; whoever gets it
+    /// next re-checks what is held before fetching again.
     inflight: tokio::sync::Mutex<()>,
-    fetches: std::sync::atomic::AtomicU64,
+    /// A background refresh task has been spawned and has not finished.
+    refreshing: AtomicBool,
+    fetches: AtomicU64,
 }
+
+/// The refresher never wakes more often than this.
+const MIN_PAUSE: Duration = Duration::from_millis(200);
 
 fn secs(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -115,17 +146,25 @@ impl CredentialCache {
                 last_error: None,
             }),
             inflight: tokio::sync::Mutex::new(()),
-            fetches: std::sync::atomic::AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+            fetches: AtomicU64::new(0),
         })
     }
 
     /// How many times tvm was called.
     pub fn fetches(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+        self.fetches.load(Ordering::SeqCst)
     }
 
-    fn held(&self) -> Option<Held> {
-        self.state.lock().ok().and_then(|s| s.held.clone())
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, CacheError> {
+        self.state
+            .lock()
+            .map_err(|_| CacheError::Fetch("poisoned".into()))
+    }
+
+    /// In the refresh window: less than `window` left before STS's expiry.
+    fn in_window(&self, h: &Held, now: DateTime<Utc>) -> bool {
+        now >= h.usable_until + secs(self.policy.margin) - secs(self.policy.window)
     }
 
     /// Usable credentials: from memory while fresh; in the refresh window a
@@ -133,63 +172,87 @@ impl CredentialCache {
     /// usable time, the caller waits for (one shared) fetch.
     pub async fn get(self: &Arc<Self>) -> Result<Held, CacheError> {
         let now = Utc::now();
-        if let Some(h) = self.held() {
-            if now < h.usable_until {
-                if now >= h.usable_until + secs(self.policy.margin) - secs(self.policy.window) {
-                    self.refresh_in_background();
-                }
-                return Ok(h);
+        let held = self.state()?.usable(now).cloned();
+        if let Some(h) = held {
+            if self.in_window(&h, now) {
+                self.refresh_in_background();
             }
+            return Ok(h);
         }
-        // Nothing usable and tvm just failed: answer with that failure rather
-        // than call it again before the backoff is over.
-        if let Ok(s) = self.state.lock() {
-            if let (Some(until), Some(err)) = (s.retry_after, &s.last_error) {
-                if now < until {
-                    return Err(CacheError::Fetch(err.clone()));
-                }
-            }
-        }
-        self.refresh_now().await
+        self.fetch_unless(Need::Usable).await
     }
 
     fn refresh_in_background(self: &Arc<Self>) {
-        let backing_off = self
-            .state
-            .lock()
-            .ok()
-            .and_then(|s| s.retry_after)
-            .is_some_and(|t| Utc::now() < t);
-        if backing_off || self.inflight.try_lock().is_err() {
+        let backing_off = self.state.lock().is_ok_and(|s| s.backing_off(Utc::now()));
+        if backing_off
+            || self.inflight.try_lock().is_err()
+            || self.refreshing.swap(true, Ordering::SeqCst)
+        {
             return;
         }
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let _ = me.refresh_now().await;
+            let _ = me.refresh().await;
+            me.refreshing.store(false, Ordering::SeqCst);
         });
     }
 
-    /// Fetch now, unless another caller's fetch finished while this one
-    /// waited for its turn (then share that result).
-    pub async fn refresh_now(&self) -> Result<Held, CacheError> {
-        let seen = self.state.lock().map(|s| s.generation).unwrap_or_default();
-        let _one = self.inflight.lock().await;
-        if let Ok(s) = self.state.lock() {
-            if let Some(h) = s
-                .held
-                .as_ref()
-                .filter(|h| s.generation != seen && Utc::now() < h.usable_until)
-            {
-                return Ok(h.clone());
+    /// Refresh if still needed once this caller's turn comes: not when a
+    /// fetch succeeded since the call, nor while what is held is outside the
+    /// refresh window, nor (while tvm is failing) before the backoff is over.
+    pub async fn refresh(&self) -> Result<Held, CacheError> {
+        let seen = self.state()?.generation;
+        self.fetch_unless(Need::Fresh { seen }).await
+    }
+
+    /// The background refresher: wake when the next refresh is due, refresh,
+    /// report failures to `on_error`; runs until its task is dropped.
+    pub async fn refresh_ahead(&self, mut on_error: impl FnMut(&CacheError)) {
+        loop {
+            let wait = self.next_refresh_in().max(MIN_PAUSE);
+            tokio::time::sleep(wait).await;
+            if let Err(e) = self.refresh().await {
+                on_error(&e);
             }
         }
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The single flight: take the fetch slot, then fetch only if `need` is
+    /// still unmet.
+    async fn fetch_unless(&self, need: Need) -> Result<Held, CacheError> {
+        let _slot = self.inflight.lock().await;
+        {
+            let s = self.state()?;
+            let now = Utc::now();
+            if let Some(h) = s.usable(now) {
+                let met = match need {
+                    Need::Usable => true,
+                    Need::Fresh { seen } => s.generation != seen || !self.in_window(h, now),
+                };
+                if met {
+                    return Ok(h.clone());
+                }
+            }
+            // Nothing usable (or only a refresh wanted) and tvm just failed:
+            // answer with that failure rather than call it again before the
+            // backoff is over.
+            if s.backing_off(now) {
+                if let Some(h) = s.usable(now) {
+                    return Ok(h.clone());
+                }
+                if let Some(err) = &s.last_error {
+                    return Err(CacheError::Fetch(err.clone()));
+                }
+            }
+        }
+        self.fetch().await
+    }
+
+    /// Call tvm (the caller holds the fetch slot) and keep what it answers.
+    async fn fetch(&self) -> Result<Held, CacheError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
         let result = self.fetcher.fetch().await;
-        let mut s = self
-            .state
-            .lock()
-            .map_err(|_| CacheError::Fetch("poisoned".into()))?;
+        let mut s = self.state()?;
         match result
             .map_err(|e| CacheError::Fetch(e.to_string()))
             .and_then(|c| self.hold(c))
@@ -207,10 +270,10 @@ impl CredentialCache {
                 let backoff = self.backoff(s.failures);
                 s.retry_after = Some(Utc::now() + secs(backoff));
                 s.last_error = Some(e.to_string());
-                match &s.held {
+                match s.usable(Utc::now()) {
                     // Keep serving what is still usable while tvm is unreachable.
-                    Some(h) if Utc::now() < h.usable_until => Ok(h.clone()),
-                    _ => Err(e),
+                    Some(h) => Ok(h.clone()),
+                    None => Err(e),
                 }
             }
         }
@@ -283,124 +346,4 @@ fn uuid_bits() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-    struct Fake {
-        lifetime: i64,
-        down: AtomicBool,
-        calls: AtomicU64,
-        delay: Duration,
-    }
-
-    impl Fetch for Fake {
-        fn fetch(&self) -> BoxFut<'_, Result<CredentialsResponse, ClientError>> {
-            Box::pin(async move {
-                tokio::time::sleep(self.delay).await;
-                let n = self.calls.fetch_add(1, Ordering::SeqCst);
-                if self.down.load(Ordering::SeqCst) {
-                    return Err(ClientError::Unreachable {
-                        endpoint: "tvm".into(),
-                        reason: "down".into(),
-                    });
-                }
-                Ok(CredentialsResponse {
-                    version: 1,
-                    access_key_id: format!("ASIA{n}"),
-                    secret_access_key: "s".into(),
-                    session_token: "t".into(),
-                    expiration: (Utc::now() + chrono::Duration::seconds(self.lifetime))
-                        .to_rfc3339(),
-                    session_id: "x".into(),
-                    profile: "p".into(),
-                    role_arn: "r".into(),
-                })
-            })
-        }
-    }
-
-    fn cache(
-        lifetime: i64,
-        window: u64,
-        margin: u64,
-        delay_ms: u64,
-    ) -> (Arc<CredentialCache>, &'static Fake) {
-        let fake: &'static Fake = Box::leak(Box::new(Fake {
-            lifetime,
-            down: AtomicBool::new(false),
-            calls: AtomicU64::new(0),
-            delay: Duration::from_millis(delay_ms),
-        }));
-        struct Ref(&'static Fake);
-        impl Fetch for Ref {
-            fn fetch(&self) -> BoxFut<'_, Result<CredentialsResponse, ClientError>> {
-                self.0.fetch()
-            }
-        }
-        let policy = RefreshPolicy {
-            window: Duration::from_secs(window),
-            margin: Duration::from_secs(margin),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(200),
-        };
-        (CredentialCache::new(Box::new(Ref(fake)), policy), fake)
-    }
-
-    #[tokio::test]
-    async fn concurrent_callers_share_one_fetch() {
-        let (c, fake) = cache(900, 300, 60, 100);
-        let tasks: Vec<_> = (0..50)
-            .map(|_| {
-                let c = Arc::clone(&c);
-                tokio::spawn(async move { c.get().await.unwrap().credentials.access_key_id })
-            })
-            .collect();
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), "ASIA0");
-        }
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn in_the_window_the_held_credentials_are_served_while_one_refresh_runs() {
-        // 900 s credentials, a window of 900 s: due for refresh at once.
-        let (c, fake) = cache(900, 900, 60, 50);
-        assert_eq!(c.get().await.unwrap().credentials.access_key_id, "ASIA0");
-        for _ in 0..20 {
-            assert_eq!(
-                c.get().await.unwrap().credentials.access_key_id,
-                "ASIA0",
-                "no caller waits for the refresh"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(c.get().await.unwrap().credentials.access_key_id, "ASIA1");
-        assert!(fake.calls.load(Ordering::SeqCst) <= 3);
-    }
-
-    #[tokio::test]
-    async fn while_tvm_is_down_unexpired_credentials_are_served_then_an_error() {
-        // Usable for 1 s (900 s minus an 899 s margin).
-        let (c, fake) = cache(900, 899, 899, 0);
-        c.get().await.unwrap();
-        fake.down.store(true, Ordering::SeqCst);
-        assert_eq!(c.get().await.unwrap().credentials.access_key_id, "ASIA0");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let err = c.get().await.unwrap_err();
-        assert!(err.to_string().contains("could not reach tvm"), "{err}");
-        assert!(c.last_error().is_some());
-    }
-
-    #[tokio::test]
-    async fn failures_back_off() {
-        let (c, fake) = cache(900, 300, 60, 0);
-        fake.down.store(true, Ordering::SeqCst);
-        assert!(c.get().await.is_err());
-        assert!(
-            c.next_refresh_in() >= Duration::from_millis(40),
-            "{:?}",
-            c.next_refresh_in()
-        );
-    }
-}
+mod tests;

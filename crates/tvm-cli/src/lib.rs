@@ -2,9 +2,9 @@
 //! AWS credential chain, optionally attach a presigned GetCallerIdentity, and
 //! parse tvm's answers. The `tvm` binary is a thin CLI over this.
 
+pub mod api;
 pub mod cache;
 pub mod client;
-pub mod people;
 pub mod presign;
 pub mod provider;
 pub mod serve;

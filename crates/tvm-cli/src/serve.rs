@@ -132,13 +132,9 @@ pub async fn serve(
     let refresher = {
         let cache = Arc::clone(&cache);
         tokio::spawn(async move {
-            loop {
-                let wait = cache.next_refresh_in().max(Duration::from_millis(200));
-                tokio::time::sleep(wait).await;
-                if let Err(e) = cache.refresh_now().await {
-                    eprintln!("tvm serve: refresh failed, will retry: {e}");
-                }
-            }
+            cache
+                .refresh_ahead(|e| eprintln!("tvm serve: refresh failed, will retry: {e}"))
+                .await
         })
     };
     tokio::pin!(shutdown);

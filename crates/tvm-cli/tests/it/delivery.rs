@@ -326,6 +326,39 @@ fn tvm_serve_refreshes_ahead_and_serves_until_expiry_while_tvm_is_down() {
     block_on_spawned(async move { lambda.stop().await });
 }
 
+/// The credential requests a function instance has answered (its decision lines).
+fn vends(lambda: &tvm_devstack::runtime::Lambda) -> usize {
+    lambda
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "decision" && v["path"] == "/v1/credentials")
+        .count()
+}
+
+#[test]
+fn tvm_serve_vends_once_at_start_up() {
+    // GIVEN `tvm serve` on a deployment of its own (nobody else vends there)
+    // and an SDK asking as soon as it is up,
+    let (lambda, gateway) = own_deployment();
+    let serve = Serve::start(&task("acme"), &gateway.url(), &[]);
+    for _ in 0..5 {
+        let (status, body) = serve.credentials();
+        assert_eq!(status, 200, "{body}");
+    }
+    // THEN the background refresher (first turn 200 ms after start) shares
+    // that fetch instead of vending again: watch well past its first turn.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert!(vends(&lambda) <= 1, "vended {} times", vends(&lambda));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(vends(&lambda), 1);
+    drop(serve);
+    gateway.stop();
+    block_on_spawned(async move { lambda.stop().await });
+}
+
 #[test]
 fn tvm_serve_exec_runs_the_child_and_sigterm_stops_cleanly() {
     let creds = task("acme");

@@ -1,15 +1,40 @@
-//! Commands for people: approval requests, break-glass, sessions and
-//! revocation, over the API (never writing DynamoDB directly). Tables for
-//! reading, `--json` for scripts.
+//! Everything the `tvm` binary shows: aligned tables and key/value blocks for
+//! people, pretty JSON for scripts (`--json`), colour only on a terminal.
+
+use std::io::IsTerminal;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use tvm_core::api::{
-    BreakGlassList, BreakGlassView, RequestView, RequestsResponse, RevocationResponse,
-    SessionsResponse,
+    BreakGlassList, BreakGlassView, ProfilesResponse, RequestView, RequestsResponse,
+    RevocationResponse, SessionsResponse,
 };
+use tvm_core::decision::Access;
+use tvm_core::principal::Principal;
 
-use crate::client::{query_value, ClientError, TvmClient};
+use crate::error::CliError;
+
+/// Print for people or for scripts.
+pub fn output<T: serde::Serialize>(
+    json_out: bool,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<(), CliError> {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", human(value));
+    }
+    Ok(())
+}
+
+/// ANSI colour only when stderr is a terminal and NO_COLOR is unset.
+pub fn paint(text: &str, code: &str) -> String {
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
 
 /// "14m left", "2h 5m left", "expired".
 pub fn time_left(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -52,6 +77,47 @@ pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String 
 
 fn short_role(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// `tvm profiles`: the caller, then one row a profile.
+pub fn profiles_table(answer: &ProfilesResponse) -> String {
+    let rows: Vec<[String; 4]> = answer
+        .profiles
+        .iter()
+        .map(|p| {
+            let how = match p.access {
+                Access::Allow => "allow",
+                Access::Approval => "approval",
+                Access::BreakGlass => "break-glass",
+            };
+            [
+                p.profile.clone(),
+                how.into(),
+                format!("{}m", p.max_duration / 60),
+                p.role_arn.clone(),
+            ]
+        })
+        .collect();
+    format!(
+        "caller: {}\n{}",
+        answer.caller,
+        table(["PROFILE", "ACCESS", "MAX", "ROLE"], &rows)
+    )
+}
+
+/// `tvm whoami`: the caller as tvm parses it.
+pub fn show_caller(caller: &Principal, profiles: usize) -> String {
+    let mut lines = vec![
+        format!("arn:     {}", caller.arn),
+        format!("account: {}", caller.account),
+        format!("kind:    {}", caller.kind.as_str()),
+        format!("name:    {}", caller.name),
+    ];
+    if let Some(s) = &caller.session_name {
+        lines.push(format!("session: {s}"));
+    }
+    lines.push(format!("profiles available: {profiles}"));
+    lines.join("\n")
 }
 
 pub fn show_request(r: &RequestView) -> String {
@@ -161,125 +227,33 @@ pub fn show_revocation(r: &RevocationResponse) -> String {
     )
 }
 
-/// The calls behind the commands.
-pub struct Api<'a>(pub &'a TvmClient);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Api<'_> {
-    pub async fn create_request(
-        &self,
-        profile: &str,
-        justification: &str,
-        duration: Option<u32>,
-    ) -> Result<RequestView, ClientError> {
-        let body = json!({"profile": profile, "justification": justification, "duration_seconds": duration});
-        self.0.json("POST", "/v1/requests", Some(&body)).await
-    }
-
-    pub async fn requests(&self, status: &str) -> Result<RequestsResponse, ClientError> {
-        self.0
-            .json(
-                "GET",
-                &format!("/v1/requests?status={}", query_value(status)),
-                None,
-            )
-            .await
-    }
-
-    pub async fn act(&self, id: &str, action: &str) -> Result<RequestView, ClientError> {
-        self.0
-            .json(
-                "POST",
-                &format!("/v1/requests/{id}/{action}"),
-                Some(&json!({})),
-            )
-            .await
-    }
-
-    pub async fn open_break_glass(
-        &self,
-        profile: &str,
-        reason: &str,
-        justification: &str,
-        duration: Option<u32>,
-    ) -> Result<BreakGlassView, ClientError> {
-        let body = json!({"profile": profile, "reason": reason, "justification": justification, "duration_seconds": duration});
-        self.0.json("POST", "/v1/breakglass", Some(&body)).await
-    }
-
-    pub async fn break_glass(&self) -> Result<BreakGlassList, ClientError> {
-        self.0.json("GET", "/v1/breakglass", None).await
-    }
-
-    pub async fn close_break_glass(&self, id: &str) -> Result<BreakGlassView, ClientError> {
-        self.0
-            .json(
-                "POST",
-                &format!("/v1/breakglass/{id}/close"),
-                Some(&json!({})),
-            )
-            .await
-    }
-
-    pub async fn sessions(
-        &self,
-        caller: Option<&str>,
-        profile: Option<&str>,
-        active: bool,
-    ) -> Result<SessionsResponse, ClientError> {
-        let mut q: Vec<String> = Vec::new();
-        if let Some(c) = caller {
-            q.push(format!("caller={}", query_value(c)));
-        }
-        if let Some(p) = profile {
-            q.push(format!("profile={}", query_value(p)));
-        }
-        if active {
-            q.push("active=true".into());
-        }
-        let path = if q.is_empty() {
-            "/v1/sessions".to_string()
-        } else {
-            format!("/v1/sessions?{}", q.join("&"))
-        };
-        self.0.json("GET", &path, None).await
-    }
-
-    pub async fn revoke_session(
-        &self,
-        id: &str,
-        reason: &str,
-        duration: Option<u32>,
-    ) -> Result<RevocationResponse, ClientError> {
-        let body = json!({"reason": reason, "duration_seconds": duration});
-        self.0
-            .json("POST", &format!("/v1/sessions/{id}/revoke"), Some(&body))
-            .await
-    }
-
-    pub async fn revoke_caller(
-        &self,
-        principal: &str,
-        reason: &str,
-        duration: Option<u32>,
-    ) -> Result<RevocationResponse, ClientError> {
-        let body = json!({"principal": principal, "reason": reason, "duration_seconds": duration});
-        self.0.json("POST", "/v1/callers/revoke", Some(&body)).await
-    }
-}
-
-/// Print for people or for scripts.
-pub fn output<T: serde::Serialize>(
-    json_out: bool,
-    value: &T,
-    human: impl FnOnce(&T) -> String,
-) -> Result<(), String> {
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
+    #[test]
+    fn durations_read_like_people_say_them() {
+        let now = Utc::now();
+        assert_eq!(
+            time_left(now + chrono::Duration::seconds(14 * 60 + 5), now),
+            "14m left"
         );
-    } else {
-        println!("{}", human(value));
+        assert_eq!(
+            time_left(now + chrono::Duration::seconds(2 * 3600 + 300), now),
+            "2h 5m left"
+        );
+        assert_eq!(
+            time_left(now - chrono::Duration::seconds(1), now),
+            "expired"
+        );
     }
-    Ok(())
+
+    #[test]
+    fn columns_line_up_under_their_header() {
+        let rows = [["orders-tenant".to_string(), "allow".to_string()]];
+        assert_eq!(
+            table(["PROFILE", "ACCESS"], &rows),
+            "PROFILE        ACCESS\norders-tenant  allow"
+        );
+    }
 }

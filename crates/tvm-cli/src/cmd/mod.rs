@@ -1,0 +1,12 @@
+//! One module per command (or family of commands); each command is a struct
+//! with its own `run`.
+
+pub mod approvals;
+pub mod breakglass;
+pub mod completions;
+pub mod credential_process;
+pub mod exec;
+pub mod policy;
+pub mod profiles;
+pub mod serve;
+pub mod sessions;
