@@ -36,6 +36,15 @@ pub enum ClientError {
     Protocol { status: u16 },
 }
 
+impl From<crate::presign::PresignError> for ClientError {
+    fn from(e: crate::presign::PresignError) -> Self {
+        match e {
+            crate::presign::PresignError::Endpoint(m) => Self::Config(m),
+            crate::presign::PresignError::Signing(m) => Self::Signing(m),
+        }
+    }
+}
+
 /// Where tvm is, and how to prove who we are to it.
 #[derive(Debug, Clone)]
 pub struct Endpoint {

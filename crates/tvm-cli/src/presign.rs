@@ -10,7 +10,14 @@ use aws_sigv4::sign::v4;
 use base64::Engine;
 use tvm_core::api::{IdentityEnvelope, GET_CALLER_IDENTITY_BODY, SERVER_ID_HEADER};
 
-use crate::client::ClientError;
+/// Why a presigned identity could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PresignError {
+    #[error("{0}")]
+    Endpoint(String),
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
 
 /// Build the base64 `X-Tvm-Identity` value.
 pub fn identity_header(
@@ -19,13 +26,17 @@ pub fn identity_header(
     sts_endpoint: &str,
     server_id: &str,
     at: SystemTime,
-) -> Result<String, ClientError> {
+) -> Result<String, PresignError> {
     let url: http::Uri = format!("{}/", sts_endpoint.trim_end_matches('/'))
         .parse()
-        .map_err(|_| ClientError::Config(format!("STS endpoint {sts_endpoint:?} is not a URL")))?;
+        .map_err(|_| {
+            PresignError::Endpoint(format!("STS endpoint {sts_endpoint:?} is not a URL"))
+        })?;
     let host = url
         .authority()
-        .ok_or_else(|| ClientError::Config(format!("STS endpoint {sts_endpoint:?} has no host")))?
+        .ok_or_else(|| {
+            PresignError::Endpoint(format!("STS endpoint {sts_endpoint:?} has no host"))
+        })?
         .to_string();
     let mut headers: Vec<(String, String)> = vec![
         ("host".into(), host),
@@ -43,7 +54,7 @@ pub fn identity_header(
         .time(at)
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| ClientError::Signing(e.to_string()))?
+        .map_err(|e| PresignError::Signing(e.to_string()))?
         .into();
     let signable = SignableRequest::new(
         "POST",
@@ -51,9 +62,9 @@ pub fn identity_header(
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         SignableBody::Bytes(GET_CALLER_IDENTITY_BODY.as_bytes()),
     )
-    .map_err(|e| ClientError::Signing(e.to_string()))?;
+    .map_err(|e| PresignError::Signing(e.to_string()))?;
     let (instructions, _) = sign(signable, &params)
-        .map_err(|e| ClientError::Signing(e.to_string()))?
+        .map_err(|e| PresignError::Signing(e.to_string()))?
         .into_parts();
     let (added, _) = instructions.into_parts();
     for h in added {
@@ -64,6 +75,6 @@ pub fn identity_header(
         headers,
         body: GET_CALLER_IDENTITY_BODY.into(),
     };
-    let json = serde_json::to_vec(&envelope).map_err(|e| ClientError::Signing(e.to_string()))?;
+    let json = serde_json::to_vec(&envelope).map_err(|e| PresignError::Signing(e.to_string()))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(json))
 }

@@ -5,8 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{BreakGlassStatus, RequestStatus};
 use crate::decision::Access;
+pub use crate::status::SessionStatus;
+use crate::status::{BreakGlassStatus, RequestStatus};
 
 /// Header carrying a presigned STS GetCallerIdentity request (base64 JSON of
 /// [`IdentityEnvelope`]).
@@ -186,38 +187,6 @@ pub struct SessionView {
     pub expires_at: i64,
     pub source_identity: String,
     pub status: SessionStatus,
-}
-
-/// A session's state: `issued`, `failed` (STS refused, no credentials left
-/// tvm) or `revoked`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionStatus {
-    Issued,
-    Failed,
-    Revoked,
-}
-
-impl SessionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Issued => "issued",
-            Self::Failed => "failed",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Issued, Self::Failed, Self::Revoked]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for SessionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// `GET /v1/sessions`.

@@ -9,6 +9,7 @@
 //! - `render`, `template`, `glob`: rendering session policies and tags;
 //! - `approval`: approval requests and break-glass events, their states and actors;
 //! - `revocation`: revocation terms and the revocation policy on protected roles;
+//! - `status`: the states of sessions, requests and events, one way;
 //! - `rate`: rate-limit windows;
 //! - `limits`: AWS's documented limits checked before calling AWS;
 //! - `api`: the wire types shared with the client.
@@ -24,5 +25,6 @@ pub mod principal;
 pub mod rate;
 pub mod render;
 pub mod revocation;
+pub mod status;
 pub mod template;
 pub mod vend;

@@ -192,26 +192,6 @@ impl From<PlanError> for ApiError {
     }
 }
 
-/// An error and its sources on one line, for logs (never for callers).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    let mut depth = 0;
-    while let Some(s) = next {
-        if depth == 8 {
-            break;
-        }
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-        depth += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,11 +14,12 @@ use tvm_lambda::aws::gates::DynamoGates;
 use tvm_lambda::aws::iam::IamRevocations;
 use tvm_lambda::aws::sns::SnsNotifier;
 use tvm_lambda::aws::ssm::SsmPolicies;
-use tvm_lambda::aws::sts::{StsIdentity, StsIssuer};
+use tvm_lambda::aws::sts::StsIssuer;
 use tvm_lambda::aws::Notifier;
 use tvm_lambda::config::Config;
 use tvm_lambda::identity::apigw::ApigwSource;
 use tvm_lambda::identity::presigned::PresignedSource;
+use tvm_lambda::identity::replay::StsIdentity;
 use tvm_lambda::identity::{Identities, IdentitySource};
 use tvm_lambda::policies::PolicyCache;
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use tvm_core::policy::{parse_profile, PolicySet};
 
+use crate::aws::error_chain;
 use crate::aws::{PolicyParameter, PolicySource};
-use crate::error::{error_chain, ApiError};
+use crate::error::ApiError;
 
 pub struct PolicyCache {
     source: Arc<dyn PolicySource>,

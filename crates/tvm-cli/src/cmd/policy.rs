@@ -8,7 +8,7 @@ use clap::Subcommand;
 use tvm_core::decision::{decide, GateState, VendRequest};
 use tvm_core::policy::{parse_profile, PolicySet};
 use tvm_core::principal::Principal;
-use tvm_core::render::{caller_vars, render};
+use tvm_core::vend::{plan, VendContext};
 
 use crate::error::CliError;
 use crate::flags::attributes;
@@ -114,24 +114,17 @@ fn test(
             Ok(ExitCode::from(2))
         }
         Ok(grant) => {
-            let mut vars = caller_vars(&who);
-            vars.extend(&grant.bindings);
-            let _ = vars.insert("profile", &grant.profile.name);
-            let _ = vars.insert("session_id", "00000000000000000000000000000000");
-            let rendered = render(grant.profile, &vars).map_err(|e| format!("rendering: {e}"))?;
+            // The plan a vend would make, with a placeholder session id.
+            let context = VendContext {
+                session_id: "00000000000000000000000000000000",
+                request_id: "policy-test",
+                now,
+                retention: chrono::Duration::zero(),
+            };
+            let planned = plan(&grant, &who, context).map_err(|e| format!("rendering: {e}"))?;
             println!("decision: allow");
             println!("rule:     {}", grant.rule.name);
-            println!("role:     {}", grant.profile.role_arn);
-            println!("duration: {}s", grant.duration_seconds);
-            for (k, v) in &rendered.tags {
-                println!("tag:      {k}={v}");
-            }
-            if let Some(policy) = rendered.policy {
-                let pretty = serde_json::from_str::<serde_json::Value>(&policy)
-                    .and_then(|v| serde_json::to_string_pretty(&v))
-                    .unwrap_or(policy);
-                println!("session policy:\n{pretty}");
-            }
+            print!("{}", planned.assume);
             Ok(ExitCode::SUCCESS)
         }
     }

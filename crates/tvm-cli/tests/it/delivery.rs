@@ -1,5 +1,7 @@
 //! Client delivery: `tvm serve` for any SDK's container provider, `tvm exec`,
 //! the Rust provider, and a SigV4 client nobody here wrote (awscurl).
+//! Over 400 lines on purpose: each test is a whole delivery path against the
+//! one served stack the file sets up.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

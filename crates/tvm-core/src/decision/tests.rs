@@ -1,3 +1,7 @@
+//! The decision, by example and by property (deny always wins, no match is a
+//! deny). Over 400 lines on purpose: every case reads the one fixture
+//! profile at the top, which splitting would repeat.
+
 use super::*;
 use crate::policy::parse_profile;
 use crate::render::{caller_vars, render};

@@ -82,7 +82,7 @@ impl IamRevocations {
             .send()
             .await
         {
-            tracing::warn!(error = %crate::error::error_chain(&e), "could not prune expired revocations");
+            tracing::warn!(error = %super::error_chain(&e), "could not prune expired revocations");
         }
     }
 }

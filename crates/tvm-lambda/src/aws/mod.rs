@@ -1,6 +1,6 @@
 //! Thin adapters around the AWS SDK clients, built once at cold start, and
 //! the small traits the handler sees them through (so tests can fake them:
-//! `crate::fakes` holds in-memory versions that really store).
+//! the `fakes` module holds in-memory versions that really store).
 //!
 //! Adapters report [`AwsError`], never an HTTP answer: `crate::error` is the
 //! one place that maps failures to statuses and codes.
@@ -285,6 +285,26 @@ impl fmt::Debug for Issued {
 /// STS AssumeRole.
 pub trait Issuer: Send + Sync {
     fn assume<'a>(&'a self, spec: &'a AssumeRole) -> BoxFut<'a, Result<Issued, AwsError>>;
+}
+
+/// An error and its sources on one line, for logs (never for callers).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    let mut depth = 0;
+    while let Some(s) = next {
+        if depth == 8 {
+            break;
+        }
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+        depth += 1;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -8,13 +8,14 @@
 //! - `apigw`: the IAM identity API Gateway (REST v1, HTTP API v2) or a
 //!   function URL put in the request context after checking SigV4;
 //! - `presigned`: a presigned STS GetCallerIdentity in `X-Tvm-Identity`,
-//!   checked here and replayed to tvm's own STS endpoint.
+//!   checked here and replayed (`replay`) to tvm's own STS endpoint.
 //!
 //! A new source (OIDC, say) is one more implementation of [`IdentitySource`]
 //! added to the list in `main.rs`.
 
 pub mod apigw;
 pub mod presigned;
+pub mod replay;
 
 use chrono::{DateTime, Utc};
 use lambda_http::Body;

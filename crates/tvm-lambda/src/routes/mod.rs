@@ -11,7 +11,7 @@ mod revocation;
 mod sessions;
 mod vend;
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use lambda_http::Body;
@@ -22,8 +22,11 @@ use tvm_core::approval::RequestAction;
 use tvm_core::principal::Principal;
 
 use crate::app::App;
-use crate::error::{error_chain, ApiError};
-use crate::event::{self, check_body_size, truncate, Reply};
+use serde_json::Value;
+
+use crate::aws::error_chain;
+use crate::error::ApiError;
+use crate::event::{self, check_body_size, parse_event, raw_request_id, truncate, Reply};
 use log::DecisionLog;
 
 /// Every route tvm serves.
@@ -250,7 +253,59 @@ pub struct Call<'a> {
     pub caller: Principal,
 }
 
+/// How long before Lambda's deadline tvm gives up and answers.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+
 impl App {
+    /// One Lambda invocation: any JSON event in, an HTTP response event out.
+    /// A payload that is not an API Gateway or function URL event gets a 400.
+    /// `deadline`: when Lambda stops the invocation. Retries and waits are
+    /// bounded by it: a little before, the answer is 503 and no credentials.
+    pub async fn invoke(
+        &self,
+        event: Value,
+        lambda_request_id: &str,
+        deadline: Option<SystemTime>,
+    ) -> Value {
+        // For a malformed event, still answer with API Gateway's id when it has one.
+        let request_id = raw_request_id(&event)
+            .unwrap_or(lambda_request_id)
+            .to_string();
+        let started = Instant::now();
+        let req = match parse_event(event) {
+            Ok(req) => req,
+            Err(e) => {
+                let err = ApiError::BadRequest(
+                    "the event is not an API Gateway or function URL HTTP request".into(),
+                );
+                let reason = format!("malformed event: {}", truncate(&e, 200));
+                return DecisionLog::failed(&request_id, &err, reason, started).to_event_response();
+            }
+        };
+        let work = self.handle(req, lambda_request_id, started);
+        let budget = deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(DEADLINE_MARGIN)
+        });
+        match budget {
+            None => work.await,
+            Some(budget) => match tokio::time::timeout(budget, work).await {
+                Ok(reply) => reply,
+                Err(_) => {
+                    tracing::error!(request_id = %request_id, dependency = "aws", "the Lambda deadline came before AWS answered; no credentials issued");
+                    DecisionLog::failed(
+                        &request_id,
+                        &ApiError::OutOfTime,
+                        "the Lambda deadline came first".into(),
+                        started,
+                    )
+                }
+            },
+        }
+        .to_event_response()
+    }
+
     pub async fn handle(
         &self,
         req: http::Request<Body>,

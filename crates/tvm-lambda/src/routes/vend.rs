@@ -8,8 +8,9 @@ use tvm_core::vend::{plan, VendContext};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::App;
+use crate::aws::error_chain;
 use crate::aws::Gates;
-use crate::error::{error_chain, ApiError};
+use crate::error::ApiError;
 use crate::event::truncate;
 
 impl App {

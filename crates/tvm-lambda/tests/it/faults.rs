@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tvm_devstack::proxy::{Call, Fault, Proxy};
 use tvm_devstack::runtime::Lambda;
+use tvm_devstack::stack::free_port;
 
 use crate::harness::*;
 
@@ -47,7 +48,9 @@ async fn fails_closed(lambda: &Lambda, dependency: &str, fault: &str) {
     assert!(
         !message.contains("Throttl")
             && !message.contains("Exception")
-            && !message.contains("injected"),
+            && !message.contains("injected")
+            && !message.contains("arn:")
+            && !message.contains("error"),
         "{message}"
     );
     assert!(
@@ -115,5 +118,57 @@ fn sts_failing_in_any_way_fails_closed_after_recording_the_session() {
                 "sts {name}: the record comes first"
             );
         }
+    });
+}
+
+#[test]
+fn ssm_unreachable_fails_closed() {
+    run(async {
+        let dead = format!("http://127.0.0.1:{}", free_port());
+        let lambda = own_lambda(&[
+            ("AWS_ENDPOINT_URL_SSM", &dead),
+            ("TVM_AWS_TIMEOUT_MS", "1000"),
+        ])
+        .await;
+        fails_closed(&lambda, "ssm", "unreachable").await;
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn dynamodb_failing_fails_closed_before_any_assume_role() {
+    run(async {
+        let (lambda, proxy) = counted_lambda(&[("TVM_AWS_TIMEOUT_MS", "1000")]).await;
+        proxy.set_fault("dynamodb", Some(Fault::Status(500)));
+        fails_closed(&lambda, "dynamodb", "500").await;
+        assert!(
+            assume_role_calls(&proxy.calls()).is_empty(),
+            "no credentials are minted without a session record"
+        );
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn sts_failing_fails_closed_and_marks_the_session_failed() {
+    run(async {
+        let (lambda, proxy) = counted_lambda(&[("TVM_AWS_TIMEOUT_MS", "1000")]).await;
+        proxy.set_fault("sts", Some(Fault::Reset));
+        fails_closed(&lambda, "sts", "reset").await;
+        let d = decisions(&lambda).into_iter().last().unwrap();
+        let sid = d["session_id"]
+            .as_str()
+            .expect("the session was recorded first");
+        // Bounded wait for the best-effort status update.
+        let mut status = String::new();
+        for _ in 0..50 {
+            status = s(&session_item(sid).await, "status");
+            if status == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, "failed");
+        lambda.stop().await;
     });
 }

@@ -1,6 +1,7 @@
 //! Revocation that bites, rate limits, and session listings, through the
 //! real bootstrap. The tests use a profile of their own (`gates`) and callers
-//! no other test uses, so revoking them blocks nothing else.
+//! no other test uses, so revoking them blocks nothing else. Over 400 lines
+//! on purpose: the gates share that profile and its callers.
 
 use std::time::Duration;
 

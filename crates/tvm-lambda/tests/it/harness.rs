@@ -169,3 +169,63 @@ pub async fn counted_lambda(extra: &[(&str, &str)]) -> (Lambda, tvm_devstack::pr
     env.extend_from_slice(extra);
     (own_lambda(&env).await, proxy)
 }
+
+/// Read a session item straight from the emulator.
+pub async fn session_item(
+    session_id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk());
+    ddb.get_item()
+        .table_name("tvm-sessions")
+        .key(
+            "session_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(session_id.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get_item")
+        .item
+        .expect("the session item exists")
+}
+
+pub fn s(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    k: &str,
+) -> String {
+    match &item[k] {
+        aws_sdk_dynamodb::types::AttributeValue::S(v)
+        | aws_sdk_dynamodb::types::AttributeValue::N(v) => v.clone(),
+        other => panic!("{k}: {other:?}"),
+    }
+}
+
+/// Put a policy document into the emulator's SSM.
+pub async fn put_policy(profile: &str, text: &str, kind: aws_sdk_ssm::types::ParameterType) {
+    aws_sdk_ssm::Client::new(&sdk())
+        .put_parameter()
+        .name(format!("/tvm/policies/{profile}"))
+        .value(text)
+        .r#type(kind)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+pub async fn delete_policy(profile: &str) {
+    aws_sdk_ssm::Client::new(&sdk())
+        .delete_parameter()
+        .name(format!("/tvm/policies/{profile}"))
+        .send()
+        .await
+        .unwrap();
+}
+
+pub fn assume_role_calls(calls: &[tvm_devstack::proxy::Call]) -> Vec<tvm_devstack::proxy::Call> {
+    calls
+        .iter()
+        .filter(|c| c.action == "AssumeRole")
+        .cloned()
+        .collect()
+}

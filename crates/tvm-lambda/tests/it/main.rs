@@ -8,4 +8,6 @@ mod gates;
 mod harness;
 mod notify;
 mod presigned;
+mod refusals;
+mod route_table;
 mod vend;

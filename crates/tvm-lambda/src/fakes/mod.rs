@@ -1,0 +1,270 @@
+//! In-memory adapters that really store: the handler's unit tests (vend,
+//! approval and break-glass flows) and its benchmark run over these, beside
+//! the emulator tests of the real adapters. Never wired into `bootstrap`.
+//! They keep the same rules as the DynamoDB adapters: one-way transitions,
+//! one open request or event per caller and profile, gates checked with the
+//! record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use tvm_core::api::{BreakGlassView, RequestView, SessionStatus, SessionView};
+
+use tvm_core::revocation::Revoked;
+use tvm_core::vend::{AssumeRole, SessionRecord};
+
+mod gates;
+
+use crate::app::App;
+use crate::aws::{
+    keys, AwsError, BoxFut, Dependency, Gates, Issued, Issuer, PolicyParameter, PolicySource,
+    RevocationMarker, RoleRevocations, SessionQuery, SessionStore,
+};
+use crate::config::Config;
+use crate::identity::apigw::ApigwSource;
+use crate::identity::Identities;
+use crate::policies::PolicyCache;
+
+pub struct StaticPolicies(pub Vec<PolicyParameter>);
+
+impl PolicySource for StaticPolicies {
+    fn load(&self) -> BoxFut<'_, Result<Vec<PolicyParameter>, AwsError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+/// Every store and STS, in memory. `steps` records the calls that matter
+/// to a vend's order; the `fail_*` and `slow_assume` knobs inject faults.
+#[derive(Default)]
+pub struct Memory {
+    pub steps: Mutex<Vec<String>>,
+    pub fail_record: bool,
+    pub fail_assume: bool,
+    /// STS takes this long.
+    pub slow_assume: Option<Duration>,
+    pub state: Mutex<State>,
+}
+
+/// What the in-memory stores hold.
+#[derive(Default)]
+pub struct State {
+    pub(crate) sessions: BTreeMap<String, SessionView>,
+    /// Revocation markers and rate counters, by their DynamoDB keys.
+    pub(crate) until: HashMap<String, i64>,
+    pub(crate) counts: HashMap<String, u32>,
+    pub(crate) requests: BTreeMap<String, RequestView>,
+    pub(crate) events: BTreeMap<String, BreakGlassView>,
+    /// `open#caller#profile` -> the request or event that matters.
+    pub(crate) request_pointers: HashMap<String, String>,
+    pub(crate) event_pointers: HashMap<String, String>,
+    pub(crate) denied: Vec<(String, Revoked)>,
+}
+
+impl Memory {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn step(&self, s: String) {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
+
+    /// The sessions denied on their roles so far: (role, SourceIdentity).
+    pub fn denied(&self) -> Vec<(String, String)> {
+        let s = self.state();
+        s.denied
+            .iter()
+            .map(|(r, d)| (r.clone(), d.source_identity.clone()))
+            .collect()
+    }
+}
+
+pub(crate) fn ready<'a, T: Send + 'a>(v: T) -> BoxFut<'a, T> {
+    Box::pin(std::future::ready(v))
+}
+
+impl SessionStore for Memory {
+    fn record<'a>(&'a self, r: &'a SessionRecord, g: Gates) -> BoxFut<'a, Result<(), AwsError>> {
+        self.step(format!("record {}", r.profile));
+        if self.fail_record {
+            return ready(Err(AwsError::unavailable(
+                Dependency::DynamoDb,
+                "ProvisionedThroughputExceededException: details",
+            )));
+        }
+        let mut s = self.state();
+        let revoked = [
+            keys::revoked_caller(&r.caller),
+            keys::revoked_pair(&r.caller, &r.profile),
+        ]
+        .iter()
+        .any(|k| s.until.get(k).is_some_and(|u| *u > g.now));
+        if revoked {
+            return ready(Err(AwsError::Revoked));
+        }
+        let window = g.rate_limit.window(g.now);
+        let count = s
+            .counts
+            .entry(keys::rate(&r.caller, &r.profile, window.start))
+            .or_default();
+        if *count >= g.rate_limit.requests {
+            return ready(Err(AwsError::RateLimited {
+                retry_after: window.retry_after(g.now),
+            }));
+        }
+        *count += 1;
+        let view = SessionView {
+            session_id: r.session_id.clone(),
+            caller: r.caller.clone(),
+            caller_arn: r.caller_arn.clone(),
+            profile: r.profile.clone(),
+            role_arn: r.role_arn.clone(),
+            rule: r.rule.clone(),
+            via: r.via.kind().to_string(),
+            duration_seconds: r.duration_seconds,
+            issued_at: r.issued_at.timestamp(),
+            expires_at: r.expires_at.timestamp(),
+            source_identity: r.source_identity.clone(),
+            status: SessionStatus::Issued,
+        };
+        s.sessions.insert(r.session_id.clone(), view);
+        ready(Ok(()))
+    }
+
+    fn set_status<'a>(
+        &'a self,
+        id: &'a str,
+        status: SessionStatus,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        self.step(format!("status {status}"));
+        if let Some(v) = self.state().sessions.get_mut(id) {
+            v.status = status;
+        }
+        ready(Ok(()))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, AwsError>> {
+        ready(Ok(self.state().sessions.get(id).cloned()))
+    }
+
+    fn list<'a>(&'a self, q: &'a SessionQuery) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>> {
+        let s = self.state();
+        let (by_caller, key, limit) = match q {
+            SessionQuery::Caller { caller, limit } => (true, caller, *limit),
+            SessionQuery::Profile { profile, limit } => (false, profile, *limit),
+        };
+        let mut list: Vec<SessionView> = s
+            .sessions
+            .values()
+            .filter(|v| {
+                if by_caller {
+                    &v.caller == key
+                } else {
+                    &v.profile == key
+                }
+            })
+            .cloned()
+            .collect();
+        list.sort_by_key(|v| std::cmp::Reverse(v.issued_at));
+        list.truncate(limit);
+        ready(Ok(list))
+    }
+
+    fn revoke<'a>(&'a self, m: &'a RevocationMarker) -> BoxFut<'a, Result<(), AwsError>> {
+        let mut s = self.state();
+        let until = s.until.entry(keys::revoked(&m.scope)).or_default();
+        *until = (*until).max(m.until);
+        ready(Ok(()))
+    }
+}
+
+impl Issuer for Memory {
+    fn assume<'a>(&'a self, spec: &'a AssumeRole) -> BoxFut<'a, Result<Issued, AwsError>> {
+        Box::pin(async move {
+            self.step(format!(
+                "assume {} {}",
+                spec.role_arn, spec.duration_seconds
+            ));
+            if let Some(d) = self.slow_assume {
+                tokio::time::sleep(d).await;
+            }
+            if self.fail_assume {
+                return Err(AwsError::unavailable(
+                    Dependency::Sts,
+                    "AccessDenied: not authorized",
+                ));
+            }
+            Ok(Issued {
+                access_key_id: "ASIAFAKE".into(),
+                secret_access_key: "secret".into(),
+                session_token: "token".into(),
+                expiration: Utc::now()
+                    + chrono::Duration::seconds(i64::from(spec.duration_seconds)),
+            })
+        })
+    }
+}
+
+impl RoleRevocations for Memory {
+    fn deny<'a>(
+        &'a self,
+        role_arn: &'a str,
+        sessions: &'a [Revoked],
+        _now: i64,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        let mut s = self.state();
+        s.denied
+            .extend(sessions.iter().map(|r| (role_arn.to_string(), r.clone())));
+        ready(Ok(()))
+    }
+}
+
+/// The handler over one in-memory world, serving
+/// `examples/policies/orders-tenant.yaml`, API Gateway identity mode.
+pub fn app(memory: Arc<Memory>) -> App {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/policies/orders-tenant.yaml"
+    ))
+    .expect("examples/policies/orders-tenant.yaml");
+    app_with(memory, &[&doc])
+}
+
+/// The handler over one in-memory world, serving these policy documents.
+pub fn app_with(memory: Arc<Memory>, docs: &[&str]) -> App {
+    let params = docs
+        .iter()
+        .map(|doc| {
+            let name = doc
+                .lines()
+                .find_map(|l| l.strip_prefix("profile: "))
+                .unwrap_or_default()
+                .trim();
+            PolicyParameter {
+                name: format!("/tvm/policies/{name}"),
+                value: doc.to_string(),
+            }
+        })
+        .collect();
+    let config = Config::from_lookup(|k| (k == "TVM_SESSIONS_TABLE").then(|| "s".to_string()))
+        .expect("config");
+    App {
+        policies: PolicyCache::new(
+            Arc::new(StaticPolicies(params)),
+            config.policy_prefix.clone(),
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+        ),
+        identities: Identities::new(vec![Box::new(ApigwSource)]),
+        sessions: memory.clone(),
+        gate_states: memory.clone(),
+        approvals: memory.clone(),
+        break_glass: memory.clone(),
+        issuer: memory.clone(),
+        revocations: memory,
+        notifier: None,
+        config,
+    }
+}
