@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use tvm_client::client::{Endpoint, PresignTarget, TvmClient};
 use tvm_client::settings::FileSettings;
-use tvm_core::api::CredentialsRequest;
+use tvm_core::api::{CredentialsRequest, CredentialsResponse};
 
 use crate::error::CliError;
 
@@ -106,6 +106,17 @@ impl VendArgs {
             duration_seconds: self.duration,
             attributes: attributes(&self.attributes)?,
         })
+    }
+
+    /// Vend once from the endpoint the flags name.
+    pub async fn vend(&self, endpoint: &EndpointArgs) -> Result<CredentialsResponse, CliError> {
+        let request = self.request()?;
+        endpoint
+            .client()
+            .await?
+            .credentials(&request)
+            .await
+            .map_err(CliError::tvm(Some(&request.profile)))
     }
 }
 

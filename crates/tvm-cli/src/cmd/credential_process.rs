@@ -23,12 +23,7 @@ impl CredentialProcess {
             return Err("credential-process was invoked by itself: the AWS profile tvm signs with must not use `tvm credential-process`".into());
         }
         std::env::set_var(DEPTH_VAR, "1");
-        let request = self.vend.request()?;
-        let client = global.endpoint.client().await?;
-        let creds = client
-            .credentials(&request)
-            .await
-            .map_err(CliError::tvm(Some(&request.profile)))?;
+        let creds = self.vend.vend(&global.endpoint).await?;
         println!(
             "{}",
             serde_json::to_string(&ProcessCredentials::from(creds))?

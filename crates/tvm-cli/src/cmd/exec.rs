@@ -20,17 +20,12 @@ pub struct Exec {
 
 impl Exec {
     pub async fn run(self, global: &Global) -> Result<ExitCode, CliError> {
-        let request = self.vend.request()?;
-        let client = global.endpoint.client().await?;
-        let creds = client
-            .credentials(&request)
-            .await
-            .map_err(CliError::tvm(Some(&request.profile)))?;
+        let creds = self.vend.vend(&global.endpoint).await?;
         if std::io::stderr().is_terminal() {
             if let Ok(exp) = creds.expiration.parse::<DateTime<Utc>>() {
                 eprintln!(
                     "tvm: {} as {} ({})",
-                    request.profile,
+                    self.vend.profile,
                     creds.role_arn,
                     time_left(exp, Utc::now())
                 );

@@ -4,27 +4,26 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 use tvm_core::api::RequestView;
 use tvm_core::approval::{quorum_reached, RequestStatus};
 
-use super::{dep, pointer, request_view, text, DynamoGates, KEEP_SECONDS};
+use super::{dep, open_pointer, pointer, request_view, text, DynamoGates, KEEP_SECONDS};
 use crate::aws::attr::{n, s};
 use crate::aws::{keys, ApprovalStore, AwsError, BoxFut, Dependency};
 
 impl ApprovalStore for DynamoGates {
     fn open<'a>(&'a self, r: &'a RequestView, now: i64) -> BoxFut<'a, Result<String, AwsError>> {
         Box::pin(async move {
-            let pointer_put = Put::builder()
-                .table_name(&self.approvals)
-                .item("pk", pointer(&r.caller, &r.profile))
-                .item("request_id", s(&r.id))
-                .item("state", s(RequestStatus::Pending.as_str()))
-                .item("until", n(r.expires_at))
-                .item("duration_seconds", n(i64::from(r.duration_seconds)))
-                .item("ttl", n(r.expires_at + KEEP_SECONDS))
-                // Only when nothing pending or approved is in the way.
-                .condition_expression("attribute_not_exists(pk) OR #until <= :now")
-                .expression_attribute_names("#until", "until")
-                .expression_attribute_values(":now", n(now))
-                .build()
-                .map_err(dep)?;
+            // Only when nothing pending or approved is in the way.
+            let pointer_put = open_pointer(
+                &self.approvals,
+                &r.caller,
+                &r.profile,
+                ("request_id", &r.id),
+                r.expires_at,
+                now,
+            )
+            .item("state", s(RequestStatus::Pending.as_str()))
+            .item("duration_seconds", n(i64::from(r.duration_seconds)))
+            .build()
+            .map_err(dep)?;
             let record = Put::builder()
                 .table_name(&self.approvals)
                 .item("pk", s(&keys::request(&r.id)))

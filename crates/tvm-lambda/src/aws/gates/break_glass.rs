@@ -4,24 +4,23 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use tvm_core::api::BreakGlassView;
 use tvm_core::approval::BreakGlassStatus;
 
-use super::{dep, event_view, pointer, DynamoGates, KEEP_SECONDS};
+use super::{dep, event_view, open_pointer, pointer, DynamoGates, KEEP_SECONDS};
 use crate::aws::attr::{n, s};
 use crate::aws::{keys, AwsError, BoxFut, BreakGlassStore, Dependency};
 
 impl BreakGlassStore for DynamoGates {
     fn open<'a>(&'a self, e: &'a BreakGlassView, now: i64) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            let pointer_put = Put::builder()
-                .table_name(&self.breakglass)
-                .item("pk", pointer(&e.caller, &e.profile))
-                .item("event_id", s(&e.id))
-                .item("until", n(e.ends_at))
-                .item("ttl", n(e.ends_at + KEEP_SECONDS))
-                .condition_expression("attribute_not_exists(pk) OR #until <= :now")
-                .expression_attribute_names("#until", "until")
-                .expression_attribute_values(":now", n(now))
-                .build()
-                .map_err(dep)?;
+            let pointer_put = open_pointer(
+                &self.breakglass,
+                &e.caller,
+                &e.profile,
+                ("event_id", &e.id),
+                e.ends_at,
+                now,
+            )
+            .build()
+            .map_err(dep)?;
             let record = Put::builder()
                 .table_name(&self.breakglass)
                 .item("pk", s(&keys::break_glass_event(&e.id)))

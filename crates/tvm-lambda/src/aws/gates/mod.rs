@@ -48,6 +48,29 @@ pub(super) const KEEP_SECONDS: i64 = 90 * 86_400;
 pub(super) fn pointer(caller: &str, profile: &str) -> AttributeValue {
     s(&keys::open_pointer(caller, profile))
 }
+/// The pointer of a caller and profile to `id` (in attribute `link`), put
+/// only when nothing open is in the way: no pointer, or one whose `until`
+/// has passed. Callers add their own attributes and build it.
+pub(super) fn open_pointer(
+    table: &str,
+    caller: &str,
+    profile: &str,
+    (link, id): (&str, &str),
+    until: i64,
+    now: i64,
+) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+    use super::attr::n;
+    aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .item("pk", pointer(caller, profile))
+        .item(link, s(id))
+        .item("until", n(until))
+        .item("ttl", n(until + KEEP_SECONDS))
+        .condition_expression("attribute_not_exists(pk) OR #until <= :now")
+        .expression_attribute_names("#until", "until")
+        .expression_attribute_values(":now", n(now))
+}
+
 pub(super) fn dep<E: std::error::Error + Send + Sync + 'static>(e: E) -> AwsError {
     AwsError::unavailable(Dependency::DynamoDb, e)
 }
