@@ -29,6 +29,7 @@ test: venv
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	cargo test --workspace
+	$(VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
 	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py scripts/moto_serial.py bench/report.py
 	$(MAKE) bench-smoke
 	$(MAKE) lint-infra
