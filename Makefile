@@ -13,7 +13,7 @@ VENV_CHECKOV := .venv-checkov
 VENV_LAMBDA := .venv-lambda
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test venv bins lint-infra build package deploy bench bench-smoke fuzz fmt clean
+.PHONY: demo test help check venv bins lint-infra build package deploy bench bench-smoke fuzz fmt clean
 
 FUZZ_CASES ?= 20000
 FUZZ_SECONDS ?= 60
@@ -29,9 +29,21 @@ test: venv
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	cargo test --workspace
+	$(VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
 	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py scripts/moto_serial.py bench/report.py
 	$(MAKE) bench-smoke
 	$(MAKE) lint-infra
+
+## help: list the targets with what they do (from the Makefile's own `## target: text` lines)
+help:
+	@awk '/^## [A-Za-z0-9_-]+: / { sub(/^## /, ""); n = index($$0, ":"); printf "  %-12s %s\n", substr($$0, 1, n - 1), substr($$0, n + 2); more = 1; next } \
+	  /^## / && more { sub(/^## /, ""); printf "  %-12s %s\n", "", $$0; next } { more = 0 }' $(MAKEFILE_LIST)
+
+## check: the fast loop: format, clippy, unit tests only (no emulator, no infra linting)
+check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace --lib --bins
 
 ## lint-infra: SAM, cfn-lint, checkov, terraform fmt, cross-checks, LocalStack hooks
 lint-infra: venv $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VENV_CHECKOV),scripts/requirements-checkov.txt)
@@ -75,13 +87,14 @@ bench: venv $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
 	target/release/tvm-bench target/release/bootstrap bench/results/runtime.json $(BENCH_FLAGS)
 	$(VENV)/bin/python bench/report.py
 
-## bench-smoke (part of make test): the benchmark pipeline end to end with --quick on the
+## bench-smoke: part of make test: the benchmark pipeline end to end with --quick on the
 ## debug bootstrap, so that make bench cannot rot; its numbers are thrown away
 bench-smoke: venv
 	@mkdir -p target/bench-smoke
 	target/debug/tvm-bench target/debug/bootstrap target/bench-smoke/runtime.json --quick
 	$(VENV)/bin/python bench/report.py target/bench-smoke/runtime.json target/bench-smoke/performance.md
 
+## venv: the Python venv the demo and the tests use (.venv, from scripts/requirements.txt)
 venv: $(call stamp,$(VENV),scripts/requirements.txt)
 
 # One rule for every venv: create it, install its pinned requirements, stamp it.
@@ -113,13 +126,16 @@ fuzz:
 	done
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p tvm-core -p tvm-lambda --lib fuzz_
 
+## bins: debug builds of every workspace binary (the demo and the tests run them)
 bins:
 	cargo build --workspace --bins
 
+## fmt: format the Rust and the Terraform
 fmt:
 	cargo fmt --all
 	terraform fmt -recursive infra/terraform
 
+## clean: remove the venvs, the local stack's state, SAM's build and cargo's target
 clean:
 	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) .tvm .aws-sam
 	cargo clean

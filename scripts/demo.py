@@ -29,16 +29,114 @@ def title(text):
     print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}")
 
 
-def wait_for_stack(proc, limit=90):
-    path = os.path.join(STATE, "stack.json")
+# What a run of tvm-local leaves in its state directory.
+STATE_FILES = ("stack.json", "calls.json", "lambda.log")
+
+
+def read_stack(state):
+    """The state file, or None while there is none (tvm-local writes it whole,
+    by rename, so a file that exists is complete)."""
+    try:
+        with open(os.path.join(state, "stack.json")) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def is_tvm_local(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv0 = f.read().split(b"\0")[0]
+    except OSError:
+        return False
+    return os.path.basename(argv0) == b"tvm-local"
+
+
+def wait_exit(pid, limit):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if not is_tvm_local(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def clear_stale_state(state, limit=20):
+    """An earlier run that was killed (SIGKILL: no cleanup) leaves its state
+    files, and maybe its tvm-local, behind. Stop that tvm-local if it still
+    runs, then drop every file it wrote, so that nothing of it is read as this
+    run's."""
+    stale = read_stack(state) or {}
+    pid = stale.get("pid")
+    if isinstance(pid, int) and is_tvm_local(pid):
+        print(f"stopping the local stack an earlier run left running (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        if not wait_exit(pid, limit):
+            os.kill(pid, signal.SIGKILL)
+            wait_exit(pid, 5)
+    for name in STATE_FILES:
+        try:
+            os.remove(os.path.join(state, name))
+        except FileNotFoundError:
+            pass
+
+
+def wait_for_stack(proc, state=STATE, limit=90):
+    """Bounded readiness poll for the state file of *this* tvm-local: it names
+    its own pid, so a file left by another run never passes."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             sys.exit(f"tvm-local exited early with {proc.returncode}")
-        if os.path.exists(path):
-            return json.load(open(path))
-        time.sleep(0.1)
+        stack = read_stack(state)
+        if stack is not None and stack.get("pid") == proc.pid:
+            return stack
+        time.sleep(0.05)
     sys.exit(f"the local stack did not come up within {limit}s")
+
+
+def stop_with_parent():
+    """For the child: SIGTERM (a clean stop) when the demo dies, even by
+    SIGKILL, so that no stack outlives the run that started it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def hook():
+        PR_SET_PDEATHSIG = 1
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the demo died before prctl
+            os._exit(1)
+
+    return hook
+
+
+def start_stack(state=STATE):
+    os.makedirs(state, exist_ok=True)
+    clear_stale_state(state)
+    proc = subprocess.Popen(
+        [os.path.join(BIN, "tvm-local"), "--state-dir", state],
+        env=clean_env(),
+        preexec_fn=stop_with_parent(),
+    )
+    try:
+        return proc, wait_for_stack(proc, state)
+    except BaseException:
+        stop_stack(proc)
+        raise
+
+
+def stop_stack(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def clean_env(**extra):
@@ -94,11 +192,9 @@ def main():
     for b in ("tvm-local", "tvm", "bootstrap"):
         if not os.path.exists(os.path.join(BIN, b)):
             sys.exit(f"{BIN}/{b} is missing: run `make demo` (it builds first)")
-    os.makedirs(STATE, exist_ok=True)
     title("Starting the local stack: moto (IAM auth enforced), the real bootstrap, a SigV4-checking HTTP front")
-    proc = subprocess.Popen([os.path.join(BIN, "tvm-local"), "--state-dir", STATE], env=clean_env())
+    proc, stack = start_stack()
     try:
-        stack = wait_for_stack(proc)
         print(f"tvm endpoint {stack['endpoint']}, AWS emulator {stack['aws_endpoint']}")
 
         for tenant in ("acme", "globex"):
@@ -121,12 +217,7 @@ def main():
             out = tvm_credential_process(stack, task_credentials(stack, tenant), profile)
             print(f"{tenant} -> {profile}: exit {out.returncode}: {out.stderr.strip()}")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_stack(proc)
 
     calls = json.load(open(os.path.join(STATE, "calls.json")))
     policies = []

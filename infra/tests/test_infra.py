@@ -167,6 +167,14 @@ class Function(unittest.TestCase):
         lam = tf_resources("modules/tvm/function.tf", "aws_lambda_function")["tvm"]
         self.assertEqual((lam["runtime"], lam["architectures"], lam["handler"]), ("provided.al2023", ["arm64"], "bootstrap"))
 
+    def test_sam_builds_the_function_crate_alone(self):
+        # cargo-lambda runs in CodeUri: the function's crate, so that the
+        # bootstrap gets the function's dependency features only.
+        fn = sam()["Resources"]["Function"]
+        manifest = read(fn["Properties"]["CodeUri"], "Cargo.toml")
+        self.assertIn('name = "tvm-lambda"', manifest)
+        self.assertIn('[[bin]]\nname = "{}"'.format(fn["Metadata"]["BuildProperties"]["Binary"]), manifest)
+
     def test_every_environment_variable_is_one_the_code_reads(self):
         sam_env = sam()["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
         tf_env = tf_resources("modules/tvm/function.tf", "aws_lambda_function")["tvm"]["environment"][0]["variables"]

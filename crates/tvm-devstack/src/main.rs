@@ -1,10 +1,12 @@
 //! `tvm-local`: the whole stack on loopback until SIGINT/SIGTERM.
 //!
-//! Writes `<state-dir>/stack.json` (endpoint, emulator URL, demo identities)
-//! once everything answers; on shutdown writes `<state-dir>/calls.json` (every
-//! AWS call the function made, as the proxy saw it) and `<state-dir>/lambda.log`.
+//! Writes `<state-dir>/stack.json` (its own pid, endpoint, emulator URL, demo
+//! identities) once everything answers; on shutdown writes
+//! `<state-dir>/calls.json` (every AWS call the function made, as the proxy saw
+//! it) and `<state-dir>/lambda.log`. Each file appears whole (written beside,
+//! then renamed), and `pid` tells a reader which run wrote `stack.json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use tvm_devstack::gateway::{Auth, Gateway};
@@ -47,6 +49,7 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let state = json!({
+        "pid": std::process::id(),
         "endpoint": gateway.url(),
         "bootstrap_pid": lambda.pid(),
         "aws_endpoint": stack.proxy.url(),
@@ -59,11 +62,10 @@ async fn main() -> Result<(), String> {
             "task_role": stack.ids.task_role,
         },
     });
-    std::fs::write(
-        state_dir.join("stack.json"),
-        serde_json::to_vec_pretty(&state).unwrap(),
-    )
-    .map_err(|e| e.to_string())?;
+    write_whole(
+        &state_dir.join("stack.json"),
+        &serde_json::to_vec_pretty(&state).unwrap(),
+    )?;
     eprintln!(
         "tvm-local: tvm at {} (emulator {}); Ctrl-C to stop",
         gateway.url(),
@@ -82,17 +84,26 @@ async fn main() -> Result<(), String> {
         .iter()
         .map(|c| json!({"service": c.service, "action": c.action, "status": c.status, "params": if c.service == "sts" { json!(c.params()) } else { json!(null) }}))
         .collect();
-    std::fs::write(
-        state_dir.join("calls.json"),
-        serde_json::to_vec_pretty(&calls).unwrap(),
-    )
-    .map_err(|e| e.to_string())?;
-    std::fs::write(
-        state_dir.join("lambda.log"),
-        lambda.logs().join("\n") + "\n",
-    )
-    .map_err(|e| e.to_string())?;
+    write_whole(
+        &state_dir.join("calls.json"),
+        &serde_json::to_vec_pretty(&calls).unwrap(),
+    )?;
+    write_whole(
+        &state_dir.join("lambda.log"),
+        (lambda.logs().join("\n") + "\n").as_bytes(),
+    )?;
     lambda.stop().await;
     eprintln!("tvm-local: stopped");
     Ok(())
+}
+
+/// Write `path` so that a reader sees no file or the whole file, never a part:
+/// a temporary file beside it (named for this process), then a rename.
+fn write_whole(path: &Path, contents: &[u8]) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, contents)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
