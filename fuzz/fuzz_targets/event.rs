@@ -3,8 +3,8 @@
 #![no_main]
 use lambda_http::RequestExt;
 use libfuzzer_sys::fuzz_target;
-use tvm_lambda::identity::from_context;
-use tvm_lambda::routes::parse_event;
+use tvm_lambda::event::parse_event;
+use tvm_lambda::identity::apigw::from_context;
 
 fuzz_target!(
     init: {

@@ -2,7 +2,7 @@
 //! panic; accepted envelopes carry only the allowed, signed headers.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tvm_lambda::identity::{check_presigned, parse_caller_identity, PresignRules};
+use tvm_lambda::identity::presigned::{check_presigned, parse_caller_identity, PresignRules};
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_caller_identity(data);
