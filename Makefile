@@ -27,7 +27,9 @@ demo: venv bins
 test: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo build --workspace --bins
+	@# All targets, so that the binaries share the tests' dependency features
+	@# (tokio test-util is a dev-dependency): one build, not two.
+	cargo build --workspace --all-targets
 	cargo test --workspace
 	$(VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
 	$(VENV)/bin/python -m py_compile scripts/bootstrap.py scripts/demo.py scripts/moto_serial.py bench/report.py
@@ -128,7 +130,7 @@ fuzz:
 
 ## bins: debug builds of every workspace binary (the demo and the tests run them)
 bins:
-	cargo build --workspace --bins
+	cargo build --workspace --all-targets
 
 ## fmt: format the Rust and the Terraform
 fmt:

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::cmd::approvals::{Act, Request, Requests};
-use crate::cmd::breakglass::Breakglass;
+use crate::cmd::break_glass::BreakGlass;
 use crate::cmd::completions::Completions;
 use crate::cmd::credential_process::CredentialProcess;
 use crate::cmd::exec::Exec;
@@ -64,8 +64,8 @@ enum Command {
     /// Cancel your own pending request.
     Cancel(Act),
     /// Break-glass: open, list, close emergency access.
-    #[command(subcommand)]
-    Breakglass(Breakglass),
+    #[command(subcommand, name = "breakglass")]
+    BreakGlass(BreakGlass),
     /// List sessions: yours, a caller's (security team), a profile's (its approvers).
     Sessions(Sessions),
     /// Revoke a session (its caller and profile), or with --caller every session of a caller.
@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Approve(c) => c.run("approve", global).await,
         Command::Deny(c) => c.run("deny", global).await,
         Command::Cancel(c) => c.run("cancel", global).await,
-        Command::Breakglass(c) => c.run(global).await,
+        Command::BreakGlass(c) => c.run(global).await,
         Command::Sessions(c) => c.run(global).await,
         Command::Revoke(c) => c.run(global).await,
         Command::Policy(c) => c.run(),

@@ -22,7 +22,7 @@ pub struct Config {
     pub policy_max_stale: Duration,
     pub sessions_table: String,
     pub approvals_table: String,
-    pub breakglass_table: String,
+    pub break_glass_table: String,
     pub identity_modes: IdentityModes,
     pub server_id: Option<String>,
     pub allowed_accounts: Vec<String>,
@@ -189,7 +189,7 @@ impl Config {
                 name: "TVM_SESSIONS_TABLE",
             })?,
             approvals_table: var("TVM_APPROVALS_TABLE").unwrap_or_else(|| "tvm-approvals".into()),
-            breakglass_table: var("TVM_BREAKGLASS_TABLE")
+            break_glass_table: var("TVM_BREAKGLASS_TABLE")
                 .unwrap_or_else(|| "tvm-breakglass".into()),
             identity_modes,
             server_id,

@@ -118,6 +118,7 @@ impl From<AwsError> for ApiError {
         match e {
             AwsError::Unavailable { dependency, source } => Self::Dependency { dependency, source },
             AwsError::Conflict(m) => Self::Conflict(m),
+            AwsError::Missing(m) => Self::Missing(m),
             AwsError::Revoked => Self::SessionRevoked,
             AwsError::RateLimited { retry_after } => Self::RateLimited { retry_after },
             AwsError::PolicyTooLarge => Self::PolicyInvalid(

@@ -107,7 +107,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let gates = Arc::new(DynamoGates::new(
         dynamodb.clone(),
         config.approvals_table.clone(),
-        config.breakglass_table.clone(),
+        config.break_glass_table.clone(),
     ));
     let app = Arc::new(App {
         notifier,

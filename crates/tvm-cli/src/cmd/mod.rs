@@ -2,7 +2,7 @@
 //! with its own `run`.
 
 pub mod approvals;
-pub mod breakglass;
+pub mod break_glass;
 pub mod completions;
 pub mod credential_process;
 pub mod exec;

@@ -251,6 +251,13 @@ fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
         issued_at: num("issued_at")?,
         expires_at: num("expires_at")?,
         source_identity: text("source_identity")?,
-        status: SessionStatus::parse(&text("status")?)?,
+        // A status tvm did not write (edited by hand) reads as issued: such a
+        // session stays listed and revocable rather than vanishing.
+        status: text("status")
+            .and_then(|s| SessionStatus::parse(&s))
+            .unwrap_or_else(|| {
+                tracing::warn!(session_id = ?text("session_id"), "session item with an unknown status; treated as issued");
+                SessionStatus::Issued
+            }),
     })
 }

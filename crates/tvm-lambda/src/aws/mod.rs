@@ -92,6 +92,9 @@ pub enum AwsError {
     /// The stored state does not allow the change (a decided request).
     #[error("{0}")]
     Conflict(String),
+    /// The record is not there (any more).
+    #[error("{0}")]
+    Missing(String),
     /// A vend gate refused: the caller, or the caller and profile, is revoked.
     #[error("a revocation is in place")]
     Revoked,

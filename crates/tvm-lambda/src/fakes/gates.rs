@@ -7,7 +7,7 @@ use tvm_core::approval::{quorum_reached, BreakGlassStatus, RequestStatus};
 use tvm_core::decision::{ActiveBreakGlass, ApprovedRequest, GateState};
 
 use super::{ready, Memory};
-use crate::aws::{keys, ApprovalStore, AwsError, BoxFut, BreakGlassStore, Dependency, GateStates};
+use crate::aws::{keys, ApprovalStore, AwsError, BoxFut, BreakGlassStore, GateStates};
 
 impl GateStates for Memory {
     fn state<'a>(
@@ -100,10 +100,7 @@ impl ApprovalStore for Memory {
     ) -> BoxFut<'a, Result<RequestView, AwsError>> {
         let mut s = self.state();
         let Some(stored) = s.requests.get_mut(&r.id) else {
-            return ready(Err(AwsError::unavailable(
-                Dependency::DynamoDb,
-                "the request vanished",
-            )));
+            return ready(Err(AwsError::Missing(format!("no request {}", r.id))));
         };
         let status = stored.status.at(stored.expires_at, now);
         if status != RequestStatus::Pending {
@@ -140,10 +137,7 @@ impl ApprovalStore for Memory {
         let mut guard = self.state();
         let s = &mut *guard;
         let Some(stored) = s.requests.get_mut(&r.id) else {
-            return ready(Err(AwsError::unavailable(
-                Dependency::DynamoDb,
-                "the request vanished",
-            )));
+            return ready(Err(AwsError::Missing(format!("no request {}", r.id))));
         };
         let current = stored.status.at(stored.expires_at, now);
         if !current.may_become(status) {
@@ -215,10 +209,10 @@ impl BreakGlassStore for Memory {
         let mut guard = self.state();
         let s = &mut *guard;
         let Some(stored) = s.events.get_mut(&e.id) else {
-            return ready(Err(AwsError::unavailable(
-                Dependency::DynamoDb,
-                "the event vanished",
-            )));
+            return ready(Err(AwsError::Missing(format!(
+                "no break-glass event {}",
+                e.id
+            ))));
         };
         if stored.status.at(stored.ends_at, now) != BreakGlassStatus::Open {
             return ready(Err(AwsError::Conflict(format!(

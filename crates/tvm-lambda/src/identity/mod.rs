@@ -70,17 +70,20 @@ impl Identities {
         Self(sources)
     }
 
-    /// The first caller a source finds, and that source's name.
+    /// The first caller a source finds, and that source's name; on failure,
+    /// the source that refused (none when no source found anything).
     pub async fn caller(
         &self,
         req: &http::Request<Body>,
         now: DateTime<Utc>,
-    ) -> Result<(Principal, &'static str), IdentityFailure> {
+    ) -> Result<(Principal, &'static str), (IdentityFailure, Option<&'static str>)> {
         for source in &self.0 {
-            if let Some(p) = source.identify(req, now).await? {
-                return Ok((p, source.name()));
+            match source.identify(req, now).await {
+                Ok(Some(p)) => return Ok((p, source.name())),
+                Ok(None) => {}
+                Err(e) => return Err((e, Some(source.name()))),
             }
         }
-        Err(IdentityError::Missing.into())
+        Err((IdentityError::Missing.into(), None))
     }
 }

@@ -315,8 +315,7 @@ impl App {
         let request_id = event::request_id(&req).unwrap_or_else(|| lambda_request_id.to_string());
         let path = event::route_path(&req, Route::knows);
         let log = DecisionLog::new(&request_id, req.method().as_str(), &path);
-        let now = Utc::now();
-        let (reply, error, facts) = match self.dispatch(&req, &request_id, &path, now).await {
+        let (reply, error, facts) = match self.dispatch(&req, &request_id, &path).await {
             Ok(o) => (o.reply, None, o.facts),
             Err(f) => {
                 if let ApiError::Dependency { dependency, .. } = &f.error {
@@ -330,13 +329,7 @@ impl App {
         reply
     }
 
-    async fn dispatch(
-        &self,
-        req: &http::Request<Body>,
-        request_id: &str,
-        path: &str,
-        now: DateTime<Utc>,
-    ) -> Handled {
+    async fn dispatch(&self, req: &http::Request<Body>, request_id: &str, path: &str) -> Handled {
         let route = Route::parse(req.method().as_str(), path)?;
         if route == Route::Health {
             let health = HealthResponse {
@@ -347,7 +340,17 @@ impl App {
         }
         check_body_size(req)?;
         // Identity first: an unauthenticated caller learns nothing of the routes' rules.
-        let (caller, source) = self.identities.caller(req, now).await?;
+        let (caller, source) = match self.identities.caller(req, Utc::now()).await {
+            Ok(found) => found,
+            Err((failure, source)) => {
+                let mut f = Failure::from(failure);
+                f.facts.identity_source = source;
+                return Err(f);
+            }
+        };
+        // The request's one `now`, read once the caller is known (identity may
+        // have waited on STS): every decision and record of the request uses it.
+        let now = Utc::now();
         let who = |facts: &mut Facts| {
             facts.caller = Some(caller.arn.clone());
             facts.account = Some(caller.account.clone());

@@ -59,14 +59,25 @@ impl App {
                 refused.facts.rule = d.rule().map(str::to_string);
                 refused.error = match &d {
                     Denial::ApprovalRequired { .. } => {
-                        let profile = set.get(&name).ok_or(ApiError::AccessDenied)?;
                         // Off the vend's path: the notification is not awaited.
-                        let id = self
-                            .pending_request(call, profile, request.duration_seconds, "", false)
-                            .await
-                            .in_profile(&name)?;
-                        ApiError::ApprovalRequired {
-                            request_id: Some(id),
+                        let opened = match set.get(&name) {
+                            Some(profile) => {
+                                self.pending_request(
+                                    call,
+                                    profile,
+                                    request.duration_seconds,
+                                    "",
+                                    false,
+                                )
+                                .await
+                            }
+                            None => Err(ApiError::AccessDenied),
+                        };
+                        match opened {
+                            Ok(id) => ApiError::ApprovalRequired {
+                                request_id: Some(id),
+                            },
+                            Err(e) => e,
                         }
                     }
                     Denial::Unbindable { .. } => {
@@ -85,9 +96,6 @@ impl App {
             retention: chrono::Duration::from_std(self.config.session_retention)
                 .unwrap_or_default(),
         };
-        let planned = plan(&grant, caller, context)
-            .map_err(|e| ApiError::PolicyInvalid(format!("profile {name}: {e}")))
-            .in_profile(&name)?;
         let facts = Facts {
             rule: Some(grant.rule.name.clone()),
             via: Some(grant.via.kind()),
@@ -101,6 +109,8 @@ impl App {
             error: e,
             facts: Box::new(facts.clone()),
         };
+        let planned = plan(&grant, caller, context)
+            .map_err(|e| failed(ApiError::PolicyInvalid(format!("profile {name}: {e}"))))?;
         // The record first, in one transaction with the revocation and rate
         // gates: no credentials ever leave without a session item.
         let gates = Gates {

@@ -184,7 +184,7 @@ impl ApprovalStore for DynamoGates {
             }
             ApprovalStore::get(self, &r.id, now)
                 .await?
-                .ok_or_else(|| AwsError::unavailable(Dependency::DynamoDb, "the request vanished"))
+                .ok_or_else(|| AwsError::Missing(format!("no request {}", r.id)))
         })
     }
     fn finish<'a>(
@@ -222,7 +222,7 @@ impl ApprovalStore for DynamoGates {
             }
             ApprovalStore::get(self, &r.id, now)
                 .await?
-                .ok_or_else(|| AwsError::unavailable(Dependency::DynamoDb, "the request vanished"))
+                .ok_or_else(|| AwsError::Missing(format!("no request {}", r.id)))
         })
     }
 }

@@ -6,13 +6,13 @@ use tvm_core::approval::BreakGlassStatus;
 
 use super::{dep, event_view, open_pointer, pointer, DynamoGates, KEEP_SECONDS};
 use crate::aws::attr::{n, s};
-use crate::aws::{keys, AwsError, BoxFut, BreakGlassStore, Dependency};
+use crate::aws::{keys, AwsError, BoxFut, BreakGlassStore};
 
 impl BreakGlassStore for DynamoGates {
     fn open<'a>(&'a self, e: &'a BreakGlassView, now: i64) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let pointer_put = open_pointer(
-                &self.breakglass,
+                &self.break_glass,
                 &e.caller,
                 &e.profile,
                 ("event_id", &e.id),
@@ -22,7 +22,7 @@ impl BreakGlassStore for DynamoGates {
             .build()
             .map_err(dep)?;
             let record = Put::builder()
-                .table_name(&self.breakglass)
+                .table_name(&self.break_glass)
                 .item("pk", s(&keys::break_glass_event(&e.id)))
                 .item("id", s(&e.id))
                 .item("profile", s(&e.profile))
@@ -58,7 +58,7 @@ impl BreakGlassStore for DynamoGates {
     ) -> BoxFut<'a, Result<Option<BreakGlassView>, AwsError>> {
         Box::pin(async move {
             let item = self
-                .get_item(&self.breakglass, s(&keys::break_glass_event(id)))
+                .get_item(&self.break_glass, s(&keys::break_glass_event(id)))
                 .await?;
             Ok(item.and_then(|i| event_view(&i, now)))
         })
@@ -66,7 +66,7 @@ impl BreakGlassStore for DynamoGates {
     fn open_events<'a>(&'a self, now: i64) -> BoxFut<'a, Result<Vec<BreakGlassView>, AwsError>> {
         Box::pin(async move {
             let items = self
-                .by_status(&self.breakglass, BreakGlassStatus::Open.as_str())
+                .by_status(&self.break_glass, BreakGlassStatus::Open.as_str())
                 .await?;
             Ok(items.iter().filter_map(|i| event_view(i, now)).collect())
         })
@@ -79,7 +79,7 @@ impl BreakGlassStore for DynamoGates {
     ) -> BoxFut<'a, Result<BreakGlassView, AwsError>> {
         Box::pin(async move {
             let close = Update::builder()
-                .table_name(&self.breakglass)
+                .table_name(&self.break_glass)
                 .key("pk", s(&keys::break_glass_event(&e.id)))
                 .update_expression("SET #s = :closed, closed_by = :by, ends_at = :now")
                 .condition_expression("#s = :open AND ends_at > :now")
@@ -92,7 +92,7 @@ impl BreakGlassStore for DynamoGates {
                 .map_err(dep)?;
             let pointer_key = pointer(&e.caller, &e.profile);
             if !self
-                .update_and_unlink(&self.breakglass, close, pointer_key, "event_id", &e.id)
+                .update_and_unlink(&self.break_glass, close, pointer_key, "event_id", &e.id)
                 .await?
             {
                 return Err(AwsError::Conflict(format!(
@@ -102,9 +102,7 @@ impl BreakGlassStore for DynamoGates {
             }
             BreakGlassStore::get(self, &e.id, now)
                 .await?
-                .ok_or_else(|| {
-                    AwsError::unavailable(Dependency::DynamoDb, "the break-glass event vanished")
-                })
+                .ok_or_else(|| AwsError::Missing(format!("no break-glass event {}", e.id)))
         })
     }
 }

@@ -29,15 +29,15 @@ use super::{keys, AwsError, BoxFut, Dependency, GateStates};
 pub struct DynamoGates {
     pub(super) client: Client,
     pub(super) approvals: String,
-    pub(super) breakglass: String,
+    pub(super) break_glass: String,
 }
 
 impl DynamoGates {
-    pub fn new(client: Client, approvals: String, breakglass: String) -> Self {
+    pub fn new(client: Client, approvals: String, break_glass: String) -> Self {
         Self {
             client,
             approvals,
-            breakglass,
+            break_glass,
         }
     }
 }
@@ -86,9 +86,20 @@ pub(super) fn num(item: &Item, k: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// A record's status; one tvm did not write is logged and the record read as
+/// absent (it never vends: the vend path reads the pointers).
+fn parsed<T>(item: &Item, parse: fn(&str) -> Option<T>) -> Option<T> {
+    let raw = text(item, "status")?;
+    let status = parse(&raw);
+    if status.is_none() {
+        tracing::warn!(id = ?text(item, "id"), status = %raw, "record with an unknown status; read as absent");
+    }
+    status
+}
+
 pub(super) fn request_view(item: &Item, now: i64) -> Option<RequestView> {
     let expires_at = num(item, "expires_at")?;
-    let status = RequestStatus::parse(&text(item, "status")?)?.at(expires_at, now);
+    let status = parsed(item, RequestStatus::parse)?.at(expires_at, now);
     let mut approvals: Vec<String> = item
         .get("approvals")
         .and_then(|v| v.as_ss().ok())
@@ -114,7 +125,7 @@ pub(super) fn request_view(item: &Item, now: i64) -> Option<RequestView> {
 
 pub(super) fn event_view(item: &Item, now: i64) -> Option<BreakGlassView> {
     let ends_at = num(item, "ends_at")?;
-    let status = BreakGlassStatus::parse(&text(item, "status")?)?.at(ends_at, now);
+    let status = parsed(item, BreakGlassStatus::parse)?.at(ends_at, now);
     Some(BreakGlassView {
         id: text(item, "id")?,
         profile: text(item, "profile")?,
@@ -239,7 +250,7 @@ impl GateStates for DynamoGates {
                 .batch_get_item()
                 .set_request_items(Some(HashMap::from([
                     keys(&self.approvals).map_err(dep)?,
-                    keys(&self.breakglass).map_err(dep)?,
+                    keys(&self.break_glass).map_err(dep)?,
                 ])))
                 .send()
                 .await
@@ -270,7 +281,7 @@ impl GateStates for DynamoGates {
                         .unwrap_or_default(),
                     })
             });
-            let break_glass = first(&self.breakglass).and_then(|p| {
+            let break_glass = first(&self.break_glass).and_then(|p| {
                 (num(&p, "until")? > now).then(|| ActiveBreakGlass {
                     id: text(&p, "event_id").unwrap_or_default(),
                     ends_at: chrono::DateTime::from_timestamp(num(&p, "until").unwrap_or(0), 0)

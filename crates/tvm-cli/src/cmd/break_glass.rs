@@ -10,7 +10,7 @@ use crate::flags::Global;
 use crate::output::{break_glass_table, output, show_break_glass};
 
 #[derive(Subcommand)]
-pub enum Breakglass {
+pub enum BreakGlass {
     /// Open an event: while it is open you can vend the profile.
     Open(Open),
     /// Open events: yours (the security team sees all).
@@ -32,7 +32,7 @@ pub struct Open {
     duration: Option<u32>,
 }
 
-impl Breakglass {
+impl BreakGlass {
     pub async fn run(self, global: &Global) -> Result<ExitCode, CliError> {
         let client = global.endpoint.client().await?;
         let api = Api(&client);
