@@ -57,10 +57,17 @@ async fn fails_closed(lambda: &Lambda, dependency: &str, fault: &str) {
         took < Duration::from_millis(2500),
         "{dependency} {fault}: answered after {took:?}, past the timeout bound"
     );
-    let logged = lambda
-        .logs()
-        .iter()
-        .any(|l| l.contains(&format!("\"dependency\":\"{dependency}\"")));
+    // The function's output is read from its pipe as it comes: the answer can
+    // arrive before the log line is collected, so poll for it (bounded).
+    let needle = format!("\"dependency\":\"{dependency}\"");
+    let mut logged = false;
+    for _ in 0..100 {
+        logged = lambda.logs().iter().any(|l| l.contains(&needle));
+        if logged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         logged,
         "{dependency} {fault}: no log line names the dependency"
