@@ -12,18 +12,24 @@ use tvm_devstack::stack::free_port;
 
 use crate::harness::*;
 
-/// One AWS operation may take this long, retries included.
-const TIMEOUT_MS: &str = "600";
+/// One AWS operation may take this long, retries included. Not shorter: the
+/// calls that are not faulted go to moto, whose TransactWriteItems slows as
+/// the suite fills the sessions table (seen at ~800 ms, which timed out the
+/// record before STS was ever reached).
+const TIMEOUT_MS: u64 = 2000;
+/// The answer comes within two operations (the record, then the faulted
+/// call) and a margin.
+const ANSWER_BOUND: Duration = Duration::from_millis(2 * TIMEOUT_MS + 1000);
 
 const FAULTS: [(&str, Fault); 4] = [
     ("unreachable", Fault::Reset),
-    ("slow", Fault::Delay(Duration::from_secs(3))),
+    ("slow", Fault::Delay(Duration::from_secs(5))),
     ("throttling", Fault::Throttle),
     ("500", Fault::Status(500)),
 ];
 
 async fn deployment() -> (Lambda, Proxy) {
-    counted_lambda(&[("TVM_AWS_TIMEOUT_MS", TIMEOUT_MS)]).await
+    counted_lambda(&[("TVM_AWS_TIMEOUT_MS", &TIMEOUT_MS.to_string())]).await
 }
 
 fn vend() -> serde_json::Value {
@@ -54,7 +60,7 @@ async fn fails_closed(lambda: &Lambda, dependency: &str, fault: &str) {
         "{message}"
     );
     assert!(
-        took < Duration::from_millis(2500),
+        took < ANSWER_BOUND,
         "{dependency} {fault}: answered after {took:?}, past the timeout bound"
     );
     // The function's output is read from its pipe as it comes: the answer can
@@ -70,7 +76,8 @@ async fn fails_closed(lambda: &Lambda, dependency: &str, fault: &str) {
     }
     assert!(
         logged,
-        "{dependency} {fault}: no log line names the dependency"
+        "{dependency} {fault}: no log line names the dependency: {:?}",
+        lambda.logs()
     );
 }
 
@@ -94,16 +101,11 @@ fn ssm_failing_in_any_way_fails_closed() {
 /// while it failed, after checking the vend failed closed.
 async fn warm_then_failing(service: &str, name: &str, fault: Fault) -> Vec<Call> {
     let (lambda, proxy) = deployment().await;
-    // Warm up: the timeout is short on purpose, so a loaded machine may need
-    // a second try before the first vend (policy load, first connections) fits.
-    let mut warm = 0;
-    for _ in 0..5 {
-        warm = call(&lambda, vend()).await.status;
-        if warm == 200 {
-            break;
-        }
-    }
-    assert_eq!(warm, 200, "{service} {name}: the instance never warmed up");
+    assert_eq!(
+        call(&lambda, vend()).await.status,
+        200,
+        "{service} {name}: warm-up"
+    );
     proxy.set_fault(service, Some(fault));
     let mark = proxy.mark();
     fails_closed(&lambda, service, name).await;
@@ -127,10 +129,7 @@ fn dynamodb_failing_in_any_way_fails_closed_before_any_assume_role() {
 #[test]
 fn sts_failing_in_any_way_fails_closed_after_recording_the_session() {
     run(async {
-        // KNOWN OPEN (issue 11 note): with STS throttling, two clean make test
-        // runs found no log line naming the dependency; left out of this loop
-        // until it is understood, not hidden: the other faults still run.
-        for (name, fault) in FAULTS.iter().filter(|(n, _)| *n != "throttling").cloned() {
+        for (name, fault) in FAULTS {
             let calls = warm_then_failing("sts", name, fault).await;
             assert!(
                 calls.iter().any(|c| c.action == "TransactWriteItems"),
