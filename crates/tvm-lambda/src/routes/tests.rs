@@ -259,10 +259,13 @@ async fn a_named_stage_is_dropped_once_only() {
         "../../../../fixtures/events/http-api-v2-stage-v1.json"
     ))
     .unwrap();
-    // The client asked for /v1/credentials without the stage's own segment: no such route.
-    e["rawPath"] = json!("/v1/credentials/x");
-    let (code, _) = status(&app(Arc::new(Memory::default())), e).await;
-    assert_eq!(code, 404);
+    e["body"] = json!(r#"{"profile":"orders-tenant"}"#);
+    e["isBase64Encoded"] = json!(false);
+    // Stage v1, then /v1/v1/credentials: dropping the stage twice would make
+    // it a route.
+    e["rawPath"] = json!("/v1/v1/v1/credentials");
+    let (code, body) = status(&app(Arc::new(Memory::default())), e).await;
+    assert_eq!(code, 404, "{body}");
 }
 
 // ---------------------------------------------------------------- fuzzing

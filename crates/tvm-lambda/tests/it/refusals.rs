@@ -131,6 +131,23 @@ fn health_needs_no_identity_profiles_do_and_unknown_routes_are_404() {
         )
         .await;
         assert_eq!((a.status, a.code()), (404, "NotFound"));
+        // A route's path with another method: 405, and the methods it takes.
+        let a = call(
+            &sh.lambda,
+            v2("GET", "/v1/credentials", Some(&format!("{TASK}acme")), None),
+        )
+        .await;
+        assert_eq!(a.status, 405, "{:?}", a.body);
+        assert_eq!(a.headers["allow"], "POST");
+        let a = call(
+            &sh.lambda,
+            v2("DELETE", "/v1/requests", Some(&format!("{TASK}acme")), None),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.headers["allow"].as_str()),
+            (405, Some("GET, POST"))
+        );
         let a = call(&sh.lambda, v2("GET", "/v1/profiles", None, None)).await;
         assert_eq!(a.status, 401);
 

@@ -79,6 +79,46 @@ fn rest_api_v1_events_with_a_stage_in_the_path_vend_too() {
     });
 }
 
+/// AWS's own event shapes through the real bootstrap: a REST API stage and an
+/// HTTP API stage both named `v1` (the first path segment), the SAM CLI's
+/// samples of them, a function URL. Before, a stage named `v1` was stripped
+/// twice and every route answered 404.
+#[test]
+fn every_event_shape_vends_whatever_the_stage_is_named() {
+    run(async {
+        // Its own instance with a wide rate limit: these vends share the
+        // orders-task role's window with the rest of the suite.
+        let lambda = own_lambda(&[("TVM_RATE_LIMIT", "1000/60")]).await;
+        for (name, text) in [
+            (
+                "http-api-v2-stage-v1",
+                include_str!("../../../../fixtures/events/http-api-v2-stage-v1.json"),
+            ),
+            (
+                "http-api-v2-stage-v1-sam",
+                include_str!("../../../../fixtures/events/http-api-v2-stage-v1-sam.json"),
+            ),
+            (
+                "rest-v1-stage-v1-sam",
+                include_str!("../../../../fixtures/events/rest-v1-stage-v1-sam.json"),
+            ),
+            (
+                "function-url-iam",
+                include_str!("../../../../fixtures/events/function-url-iam.json"),
+            ),
+        ] {
+            let mut e: Value = serde_json::from_str(text).unwrap();
+            e["body"] = json!(r#"{"profile":"orders-tenant"}"#);
+            e["isBase64Encoded"] = json!(false);
+            let a = call(&lambda, e).await;
+            assert_eq!(a.status, 200, "{name}: {:?}", a.body);
+            let item = session_item(a.body["SessionId"].as_str().unwrap()).await;
+            assert_eq!(s(&item, "caller_arn"), format!("{TASK}acme"), "{name}");
+        }
+        lambda.stop().await;
+    });
+}
+
 #[test]
 fn two_tenants_get_session_policies_that_differ_only_in_their_tenant() {
     run(async {
