@@ -37,16 +37,6 @@ pub enum RequestAction {
     Cancel,
 }
 
-impl RequestAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Deny => "deny",
-            Self::Cancel => "cancel",
-        }
-    }
-}
-
 /// Why a caller may not do what it asked. Each is a 403; the text goes to
 /// the decision log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use tvm_core::api::{SessionStatus, SessionView};
@@ -10,7 +9,8 @@ use tvm_core::vend::SessionRecord;
 
 use super::attr::{n, s};
 use super::{
-    keys, AwsError, BoxFut, Dependency, Gates, RevocationMarker, SessionQuery, SessionStore,
+    failed_condition, keys, AwsError, BoxFut, Dependency, Gates, RevocationMarker, SessionQuery,
+    SessionStore,
 };
 
 pub struct DynamoSessions {
@@ -109,21 +109,14 @@ impl SessionStore for DynamoSessions {
             {
                 Ok(_) => Ok(()),
                 Err(e) => {
-                    if let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
-                        e.as_service_error()
-                    {
-                        let failed = |i: usize| {
-                            c.cancellation_reasons().get(i).and_then(|r| r.code())
-                                == Some("ConditionalCheckFailed")
-                        };
-                        if failed(1) || failed(2) {
-                            return Err(AwsError::Revoked);
-                        }
-                        if failed(3) {
-                            return Err(AwsError::RateLimited {
-                                retry_after: window.retry_after(gates.now),
-                            });
-                        }
+                    // Items 1 and 2 are the revocation checks, 3 the counter.
+                    if failed_condition(&e, 1) || failed_condition(&e, 2) {
+                        return Err(AwsError::Revoked);
+                    }
+                    if failed_condition(&e, 3) {
+                        return Err(AwsError::RateLimited {
+                            retry_after: window.retry_after(gates.now),
+                        });
                     }
                     Err(dep(e))
                 }

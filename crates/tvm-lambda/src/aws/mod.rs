@@ -290,6 +290,18 @@ pub trait Issuer: Send + Sync {
     fn assume<'a>(&'a self, spec: &'a AssumeRole) -> BoxFut<'a, Result<Issued, AwsError>>;
 }
 
+/// Which item of a cancelled transaction failed its condition.
+pub(crate) fn failed_condition<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+    index: usize,
+) -> bool {
+    matches!(e.as_service_error(), Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c))
+        if c.cancellation_reasons().get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+}
+
 /// An error and its sources on one line, for logs (never for callers).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

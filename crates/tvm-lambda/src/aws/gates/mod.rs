@@ -14,7 +14,6 @@ mod break_glass;
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, TransactWriteItem, Update,
 };
@@ -24,7 +23,7 @@ use tvm_core::approval::{BreakGlassStatus, RequestStatus};
 use tvm_core::decision::{ActiveBreakGlass, ApprovedRequest, GateState};
 
 use super::attr::s;
-use super::{keys, AwsError, BoxFut, Dependency, GateStates};
+use super::{failed_condition, keys, AwsError, BoxFut, Dependency, GateStates};
 
 pub struct DynamoGates {
     pub(super) client: Client,
@@ -138,15 +137,6 @@ pub(super) fn event_view(item: &Item, now: i64) -> Option<BreakGlassView> {
         ends_at,
         closed_by: text(item, "closed_by"),
     })
-}
-
-/// Which item of a cancelled transaction failed its condition.
-fn failed_condition<R>(
-    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
-    index: usize,
-) -> bool {
-    matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(c))
-        if c.cancellation_reasons().get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
 }
 
 impl DynamoGates {
