@@ -181,6 +181,9 @@ pub struct SessionView {
     pub role_arn: String,
     pub rule: String,
     pub via: String,
+    /// The approval request or break-glass event it was vended under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_id: Option<String>,
     pub duration_seconds: u32,
     /// Epoch seconds.
     pub issued_at: i64,
@@ -236,6 +239,10 @@ pub struct CreateRequest {
     pub justification: String,
     #[serde(default)]
     pub duration_seconds: Option<u32>,
+    /// The request attributes the vend under the approval will send: the
+    /// approval is for these and no others.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// An approval request, as the API shows it.
@@ -245,6 +252,8 @@ pub struct RequestView {
     pub profile: String,
     /// The role or user behind the requester.
     pub caller: String,
+    /// The exact requesting caller, session name included: only it vends
+    /// under the approval.
     pub caller_arn: String,
     pub justification: String,
     pub duration_seconds: u32,
@@ -253,8 +262,19 @@ pub struct RequestView {
     /// Pending until then; once approved, vends until `valid_until`.
     pub expires_at: i64,
     pub required: u32,
-    /// Distinct approving principals so far.
+    /// Distinct approving persons so far (session or user names, see the
+    /// security model).
     pub approvals: Vec<String>,
+    /// The ARNs they approved with.
+    #[serde(default)]
+    pub approved_by: Vec<String>,
+    /// The request attributes the approval is for.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// What the profile's rule binds for this caller and these attributes:
+    /// what the approvers approve. A vend must render the same.
+    #[serde(default)]
+    pub bindings: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -64,12 +64,12 @@ pub fn is_approver(profile: &Profile, who: &Principal) -> bool {
     profile
         .approval
         .as_ref()
-        .is_some_and(|a| a.approvers.iter().any(|g| g.matches(&who.arn)))
+        .is_some_and(|a| a.approvers.iter().any(|g| who.matched_by(g)))
 }
 
 /// Is `who` on the security team?
 pub fn is_admin(admins: &[Glob], who: &Principal) -> bool {
-    admins.iter().any(|g| g.matches(&who.arn))
+    admins.iter().any(|g| who.matched_by(g))
 }
 
 /// The security team manages every profile; approvers manage theirs
@@ -83,15 +83,24 @@ pub fn may_see_request(request: &RequestView, profile: Option<&Profile>, who: &P
     request.caller == who.stable_id() || profile.is_some_and(|p| is_approver(p, who))
 }
 
-/// May `who` do `action` to `request`? Principals, not session names: a
-/// requester cannot approve its own request under another session name.
+/// Is `who` the requester of `request`: the same principal (any session of
+/// its role), or the same person under another role or account (the same
+/// session or user name, see [`Principal::person`])?
+pub fn is_requester(request: &RequestView, who: &Principal) -> bool {
+    request.caller == who.stable_id()
+        || Principal::parse(&request.caller_arn, None).is_ok_and(|r| r.person() == who.person())
+}
+
+/// May `who` do `action` to `request`? A requester cannot approve or deny
+/// its own request under another session name, another role or another
+/// account.
 pub fn may_act(
     action: RequestAction,
     request: &RequestView,
     profile: Option<&Profile>,
     who: &Principal,
 ) -> Result<(), Refusal> {
-    let mine = request.caller == who.stable_id();
+    let mine = is_requester(request, who);
     match action {
         RequestAction::Cancel if mine => Ok(()),
         RequestAction::Cancel => Err(Refusal::NotRequester),
@@ -101,7 +110,8 @@ pub fn may_act(
     }
 }
 
-/// `required` distinct approvers.
+/// `required` distinct approvers: distinct persons (see
+/// [`Principal::person`]), however many roles they approve under.
 pub fn quorum_reached(distinct_approvals: usize, required: u32) -> bool {
     distinct_approvals >= required as usize
 }
@@ -134,6 +144,15 @@ pub fn check_request(ask: &CreateRequest) -> Result<&str, BadAsk> {
     Ok(justification)
 }
 
+/// What a request asks for beyond its profile: the exact attributes and the
+/// bindings they give (see `decision::request_bindings`). A vend under the
+/// approval must bring the same.
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub bindings: std::collections::BTreeMap<String, String>,
+}
+
 /// A new pending request of `caller` for `profile`. `None` when the profile
 /// has no approval block (a policy problem: no rule could have sent it here).
 pub fn new_request(
@@ -142,6 +161,7 @@ pub fn new_request(
     profile: &Profile,
     duration: Option<u32>,
     justification: &str,
+    asked: Asked,
     now: i64,
 ) -> Option<RequestView> {
     let approval = profile.approval.as_ref()?;
@@ -163,6 +183,9 @@ pub fn new_request(
         expires_at: now + PENDING_SECONDS,
         required: approval.required,
         approvals: vec![],
+        approved_by: vec![],
+        attributes: asked.attributes,
+        bindings: asked.bindings,
         valid_until: None,
         decided_by: None,
     })
@@ -179,7 +202,7 @@ pub fn open_break_glass(
     let bg = profile
         .break_glass
         .as_ref()
-        .filter(|b| b.principals.iter().any(|g| g.matches(&caller.arn)))
+        .filter(|b| b.principals.iter().any(|g| caller.matched_by(g)))
         .ok_or(BreakGlassError::Refused(Refusal::NotBreakGlassPrincipal))?;
     let bad = |m: String| BreakGlassError::Bad(BadAsk(m));
     if !BREAK_GLASS_REASONS.contains(&ask.reason.as_str()) {

@@ -24,11 +24,16 @@ pub struct VendRequest {
 }
 
 /// An approved request for this caller and profile, as read from the store.
+/// It approves one person's one request: the exact caller ARN (session name
+/// included) and the bindings and attributes the approvers saw.
 #[derive(Debug, Clone)]
 pub struct ApprovedRequest {
     pub id: String,
     pub duration_seconds: u32,
     pub valid_until: DateTime<Utc>,
+    pub caller_arn: String,
+    pub bindings: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// An open break-glass event for this caller and profile.
@@ -102,6 +107,20 @@ pub enum Denial {
     /// The profile binds a variable this caller cannot fill: a policy problem.
     #[error("the profile cannot bind {name} for this caller: {reason}")]
     Unbindable { name: String, reason: String },
+    /// What allowed the vend ends sooner than STS's shortest session.
+    #[error("what allows this vend ({reason}) ends in {seconds_left} s, at {ends_at}; STS vends at least {MIN_DURATION} s, so nothing is vended until it allows a whole session")]
+    EndsTooSoon {
+        rule: String,
+        reason: &'static str,
+        seconds_left: i64,
+        ends_at: DateTime<Utc>,
+    },
+    /// An approved request exists for this caller, for other attributes.
+    #[error("request {id} was approved for other attributes or bindings than this vend's; vend with the approved ones or ask again")]
+    ApprovedForOther { rule: String, id: String },
+    /// A session of a profile's role, and no rule lets such sessions vend.
+    #[error("the caller is a session of a role tvm vends (role {role}); no rule of this profile allows vended sessions")]
+    VendedSession { role: String },
 }
 
 impl Denial {
@@ -110,7 +129,9 @@ impl Denial {
         match self {
             Self::Denied { rule }
             | Self::ApprovalRequired { rule }
-            | Self::BreakGlassRequired { rule } => Some(rule),
+            | Self::BreakGlassRequired { rule }
+            | Self::EndsTooSoon { rule, .. }
+            | Self::ApprovedForOther { rule, .. } => Some(rule),
             _ => None,
         }
     }
@@ -127,12 +148,18 @@ pub struct Matched<'p> {
 }
 
 pub fn match_rules<'p>(
+    set: &PolicySet,
     profile: &'p Profile,
     caller: &Principal,
     now: DateTime<Utc>,
 ) -> Matched<'p> {
+    let vended = set.vended(caller);
     let mut m = Matched::default();
-    for rule in profile.rules.iter().filter(|r| r.applies(caller, now)) {
+    for rule in profile
+        .rules
+        .iter()
+        .filter(|r| r.applies(caller, vended, now))
+    {
         let slot = match rule.effect {
             Effect::Deny => &mut m.deny,
             Effect::Allow => &mut m.allow,
@@ -153,8 +180,13 @@ pub enum Access {
     BreakGlass,
 }
 
-pub fn access(profile: &Profile, caller: &Principal, now: DateTime<Utc>) -> Option<Access> {
-    let m = match_rules(profile, caller, now);
+pub fn access(
+    set: &PolicySet,
+    profile: &Profile,
+    caller: &Principal,
+    now: DateTime<Utc>,
+) -> Option<Access> {
+    let m = match_rules(set, profile, caller, now);
     if m.deny.is_some() {
         None
     } else if m.allow.is_some() {
@@ -168,7 +200,8 @@ pub fn access(profile: &Profile, caller: &Principal, now: DateTime<Utc>) -> Opti
     }
 }
 
-/// Decide a vend.
+/// Decide a vend. The request's shape is checked before the profile is
+/// looked up, so that an unknown profile and a forbidden one answer alike.
 pub fn decide<'p>(
     set: &'p PolicySet,
     caller: &Principal,
@@ -176,37 +209,42 @@ pub fn decide<'p>(
     state: &GateState,
     now: DateTime<Utc>,
 ) -> Result<Grant<'p>, Denial> {
-    let profile = set.get(&request.profile).ok_or(Denial::UnknownProfile)?;
-    let requested = request.duration_seconds.unwrap_or(profile.default_duration);
-    if !(MIN_DURATION..=MAX_DURATION).contains(&requested) {
+    if request
+        .duration_seconds
+        .is_some_and(|d| !(MIN_DURATION..=MAX_DURATION).contains(&d))
+    {
         return Err(Denial::BadDuration);
     }
-    let m = match_rules(profile, caller, now);
+    let profile = set.get(&request.profile).ok_or(Denial::UnknownProfile)?;
+    let requested = request.duration_seconds.unwrap_or(profile.default_duration);
+    let m = match_rules(set, profile, caller, now);
     if let Some(rule) = m.deny {
         return Err(Denial::Denied {
             rule: rule.name.clone(),
         });
     }
     let mut cap = profile.max_duration;
+    // What else ends the grant, besides the rule's own window: an approval's
+    // validity, a break-glass event's end.
+    let mut ends: Option<(DateTime<Utc>, &'static str)> = None;
+    let approval = state
+        .approval
+        .as_ref()
+        .filter(|a| a.valid_until > now && a.caller_arn == caller.arn);
     let (rule, via) = if let Some(rule) = m.allow {
         (rule, Via::Rule)
-    } else if let (Some(rule), Some(a)) = (
-        m.approval,
-        state.approval.as_ref().filter(|a| a.valid_until > now),
-    ) {
+    } else if let (Some(rule), Some(a)) = (m.approval, approval) {
         cap = cap.min(a.duration_seconds);
+        ends = Some((a.valid_until, "the approval's valid_until"));
         (rule, Via::Approval(a.id.clone()))
     } else if let (Some(rule), Some(b)) = (
         m.break_glass,
         state.break_glass.as_ref().filter(|b| b.ends_at > now),
     ) {
-        let left = (b.ends_at - now)
-            .num_seconds()
-            .clamp(0, i64::from(MAX_DURATION)) as u32;
         if let Some(bg) = &profile.break_glass {
             cap = cap.min(bg.max_duration);
         }
-        cap = cap.min(left);
+        ends = Some((b.ends_at, "the break-glass event's end"));
         (rule, Via::BreakGlass(b.id.clone()))
     } else if let Some(rule) = m.approval {
         return Err(Denial::ApprovalRequired {
@@ -216,20 +254,49 @@ pub fn decide<'p>(
         return Err(Denial::BreakGlassRequired {
             rule: rule.name.clone(),
         });
+    } else if set.vended(caller) {
+        return Err(Denial::VendedSession {
+            role: caller.name.clone(),
+        });
     } else {
         return Err(Denial::NoMatchingRule);
     };
     if let Some(max) = rule.max_duration {
         cap = cap.min(max);
     }
-    // STS will not vend under its minimum: a break-glass event about to end
-    // cannot be stretched, so it no longer vends.
-    if cap < MIN_DURATION {
-        return Err(Denial::BreakGlassRequired {
-            rule: rule.name.clone(),
-        });
+    let horizon = now + chrono::Duration::seconds(i64::from(cap));
+    if let Some(end) = rule_end(set, profile, caller, rule.effect, now, horizon) {
+        if ends.is_none_or(|(at, _)| end < at) {
+            ends = Some((end, "the rule's time window, or a deny window that starts"));
+        }
+    }
+    if let Some((at, reason)) = ends {
+        let left = (at - now).num_seconds();
+        if left < i64::from(MIN_DURATION) {
+            return Err(Denial::EndsTooSoon {
+                rule: rule.name.clone(),
+                reason,
+                seconds_left: left,
+                ends_at: at,
+            });
+        }
+        cap = cap.min(left.min(i64::from(MAX_DURATION)) as u32);
     }
     let bindings = bind(rule, caller, &request.attributes)?;
+    if let Via::Approval(id) = &via {
+        let a = approval.expect("chosen above");
+        let same = a.attributes == request.attributes
+            && a.bindings.len() == bindings.iter().count()
+            && bindings
+                .iter()
+                .all(|(k, v)| a.bindings.get(k).map(String::as_str) == Some(v));
+        if !same {
+            return Err(Denial::ApprovedForOther {
+                rule: rule.name.clone(),
+                id: id.clone(),
+            });
+        }
+    }
     Ok(Grant {
         profile,
         rule,
@@ -237,6 +304,63 @@ pub fn decide<'p>(
         duration_seconds: requested.min(cap),
         bindings,
     })
+}
+
+/// The first minute boundary in `(now, horizon]` at which the grant's basis
+/// is gone: a deny rule applies, or no rule of `effect` does. `None` when it
+/// holds throughout (or no rule of the profile has a time window: nothing
+/// changes with time then). Windows are whole minutes in their timezones, so
+/// minute boundaries are where they open and close; the scan is bounded by
+/// the longest session (60 steps).
+fn rule_end(
+    set: &PolicySet,
+    profile: &Profile,
+    caller: &Principal,
+    effect: Effect,
+    now: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if profile.rules.iter().all(|r| r.time.is_none()) {
+        return None;
+    }
+    let first = now.timestamp().div_euclid(60) * 60 + 60;
+    (first..=horizon.timestamp())
+        .step_by(60)
+        .filter_map(|t| DateTime::from_timestamp(t, 0))
+        .find(|&t| {
+            let m = match_rules(set, profile, caller, t);
+            m.deny.is_some()
+                || match effect {
+                    Effect::Allow => m.allow.is_none(),
+                    Effect::RequireApproval => m.approval.is_none(),
+                    Effect::BreakGlass => m.break_glass.is_none(),
+                    Effect::Deny => true,
+                }
+        })
+}
+
+/// The bindings a require_approval rule gives `caller` with `attributes`:
+/// what a request records and its approvers see, and what a vend under the
+/// approval must reproduce.
+pub fn request_bindings(
+    set: &PolicySet,
+    profile: &Profile,
+    caller: &Principal,
+    attributes: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<String, String>, Denial> {
+    let m = match_rules(set, profile, caller, now);
+    if let Some(rule) = m.deny {
+        return Err(Denial::Denied {
+            rule: rule.name.clone(),
+        });
+    }
+    let rule = m.approval.ok_or(Denial::NoMatchingRule)?;
+    let vars = bind(rule, caller, attributes)?;
+    Ok(vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
 }
 
 /// Check request attributes against the rule's declarations and resolve its

@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::glob::Glob;
+
 /// The AWS partitions tvm serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -196,17 +198,62 @@ impl Principal {
         })
     }
 
-    /// The principal a rate limit or a revocation applies to: the role or the
-    /// user, never the caller-chosen session name.
+    /// The principal a rate limit, a revocation or "self" applies to: never
+    /// a name the caller chose.
+    ///
+    /// - an assumed role: the role (`arn:P:iam::A:role/NAME`), whatever the
+    ///   session name;
+    /// - an IAM user: the user without its path (`user/alice` and
+    ///   `user/ops/alice` are one user: names are unique per account);
+    /// - a federated user: every federated user of the account at once
+    ///   (`arn:P:sts::A:federated-user/*`): GetFederationToken lets its caller
+    ///   choose the name, so the name identifies nobody;
+    /// - root: the account's root.
     pub fn stable_id(&self) -> String {
+        let (p, a) = (self.partition.as_str(), &self.account);
         match self.kind {
-            PrincipalKind::AssumedRole => format!(
-                "arn:{}:iam::{}:role/{}",
-                self.partition.as_str(),
-                self.account,
+            PrincipalKind::AssumedRole => format!("arn:{p}:iam::{a}:role/{}", self.name),
+            PrincipalKind::User => format!("arn:{p}:iam::{a}:user/{}", self.name),
+            PrincipalKind::FederatedUser => format!("arn:{p}:sts::{a}:federated-user/*"),
+            PrincipalKind::Root => self.arn.clone(),
+        }
+    }
+
+    /// The caller's ARN without an IAM path: the form a policy author is
+    /// likely to write. Rules match either form; both name one principal.
+    pub fn unpathed_arn(&self) -> Option<String> {
+        if self.path == "/" {
+            return None;
+        }
+        let (p, a) = (self.partition.as_str(), &self.account);
+        match (self.kind, &self.session_name) {
+            (PrincipalKind::User, _) => Some(format!("arn:{p}:iam::{a}:user/{}", self.name)),
+            (PrincipalKind::AssumedRole, Some(session)) => Some(format!(
+                "arn:{p}:sts::{a}:assumed-role/{}/{session}",
                 self.name
-            ),
-            _ => self.arn.clone(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Does an ARN pattern match this caller, as AWS wrote its ARN or
+    /// without its IAM path?
+    pub fn matched_by(&self, pattern: &Glob) -> bool {
+        pattern.matches(&self.arn) || self.unpathed_arn().is_some_and(|u| pattern.matches(&u))
+    }
+
+    /// Who the caller is as a person, for "the requester cannot approve" and
+    /// "quorum counts distinct persons": the session name of an assumed role
+    /// (what AWS SSO sets to the user's name) or the user name, compared
+    /// without case and across roles and accounts, so that one person under
+    /// two permission sets is one person. Federated users are one person per
+    /// account (they choose their names); root is its account's.
+    pub fn person(&self) -> String {
+        match (self.kind, &self.session_name) {
+            (PrincipalKind::AssumedRole, Some(session)) => session.to_ascii_lowercase(),
+            (PrincipalKind::User, _) => self.name.to_ascii_lowercase(),
+            (PrincipalKind::FederatedUser, _) => format!("federated-user/*@{}", self.account),
+            _ => format!("root@{}", self.account),
         }
     }
 
@@ -268,7 +315,8 @@ impl fmt::Display for RoleArn {
 
 /// The principal a revocation or a listing is about, from a caller ARN, a
 /// user ARN or a role ARN: the role or user (paths dropped, as STS drops
-/// them from assumed-role ARNs). `None` for anything else.
+/// them from assumed-role ARNs), or every federated user of the account.
+/// `None` for anything else.
 pub fn stable_principal(arn: &str) -> Option<String> {
     if let Ok(p) = Principal::parse(arn, None) {
         return Some(p.stable_id());
@@ -278,6 +326,18 @@ pub fn stable_principal(arn: &str) -> Option<String> {
     let (head, path) = s.split_once(":role/")?;
     let name = path.rsplit('/').next().unwrap_or(path);
     Some(format!("{head}:role/{name}"))
+}
+
+/// Does an ARN pattern name one account? Its first five fields (`arn`,
+/// partition, service, region, account) are literal and the account is 12
+/// digits. Only then can a wildcard in the rest not reach another account.
+pub fn pins_account(pattern: &str) -> bool {
+    let fields: Vec<&str> = pattern.splitn(6, ':').collect();
+    fields.len() == 6
+        && fields[..5].iter().all(|f| !f.contains(['*', '?']))
+        && fields[0] == "arn"
+        && fields[4].len() == 12
+        && fields[4].bytes().all(|b| b.is_ascii_digit())
 }
 
 fn join_path(segments: &[&str]) -> Result<String, PrincipalError> {
@@ -314,6 +374,63 @@ mod tests {
         assert_eq!(p.session_name.as_deref(), Some("acme"));
         assert_eq!(p.org_id.as_deref(), Some("o-abcdefghij"));
         assert_eq!(p.stable_id(), "arn:aws:iam::111122223333:role/orders-task");
+        assert_eq!(p.person(), "acme");
+    }
+
+    #[test]
+    fn a_user_is_one_principal_with_or_without_its_path() {
+        let pathed = Principal::parse("arn:aws:iam::111122223333:user/ops/Alice", None).unwrap();
+        let plain = Principal::parse("arn:aws:iam::111122223333:user/Alice", None).unwrap();
+        assert_eq!(pathed.stable_id(), plain.stable_id());
+        assert_eq!(
+            pathed.unpathed_arn().as_deref(),
+            Some("arn:aws:iam::111122223333:user/Alice")
+        );
+        assert_eq!(plain.unpathed_arn(), None);
+        assert_eq!(
+            stable_principal("arn:aws:iam::111122223333:user/ops/Alice"),
+            stable_principal("arn:aws:iam::111122223333:user/Alice")
+        );
+        // One person: the user, and the same name as a role session elsewhere.
+        let session =
+            Principal::parse("arn:aws:sts::444455556666:assumed-role/Admin/alice", None).unwrap();
+        assert_eq!(pathed.person(), session.person());
+    }
+
+    #[test]
+    fn a_federated_user_is_never_its_chosen_name() {
+        let a =
+            Principal::parse("arn:aws:sts::111122223333:federated-user/analyst-x", None).unwrap();
+        let b = Principal::parse("arn:aws:sts::111122223333:federated-user/other", None).unwrap();
+        assert_eq!(a.stable_id(), "arn:aws:sts::111122223333:federated-user/*");
+        assert_eq!((a.stable_id(), a.person()), (b.stable_id(), b.person()));
+        assert_eq!(
+            stable_principal("arn:aws:sts::111122223333:federated-user/analyst-x").as_deref(),
+            Some("arn:aws:sts::111122223333:federated-user/*")
+        );
+    }
+
+    #[test]
+    fn only_a_pattern_with_a_literal_account_pins_it() {
+        for p in [
+            "arn:aws:sts::111122223333:assumed-role/orders-task/*",
+            "arn:aws:iam::111122223333:user/*",
+            "arn:aws:iam::111122223333:root",
+        ] {
+            assert!(pins_account(p), "{p}");
+        }
+        for p in [
+            "*",
+            "arn:aws:sts::*:assumed-role/orders-task/*",
+            "arn:aws:sts::1111222233?3:assumed-role/x/*",
+            "arn:aws:sts::11112222333*:assumed-role/x/*",
+            "arn:*:111122223333:*",
+            "arn:aws:*::111122223333:user/a",
+            "arn:aws:sts::*",
+            "arn:aws:sts::111122223333",
+        ] {
+            assert!(!pins_account(p), "{p}");
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use tvm_core::glob::Glob;
+use tvm_core::policy::UNPINNED;
+use tvm_core::principal::pins_account;
 use tvm_core::rate::RateLimit;
 
 /// Which identity sources the function accepts (`TVM_IDENTITY_MODES`).
@@ -135,6 +137,14 @@ impl Config {
                 problem: format!("{bad:?} is not a 12-digit account id"),
             });
         }
+        // A presigned GetCallerIdentity is valid from any AWS account in the
+        // world: the sts mode serves none unless they are named.
+        if identity_modes.sts && allowed_accounts.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "TVM_ALLOWED_ACCOUNTS",
+                problem: "the sts identity mode accepts callers from any AWS account: list the accounts it serves (comma-separated 12-digit ids)".into(),
+            });
+        }
         let allowed_org_ids = list("TVM_ALLOWED_ORG_IDS");
         if let Some(bad) = allowed_org_ids
             .iter()
@@ -169,7 +179,14 @@ impl Config {
                 problem,
             })?,
         };
-        let admins = list("TVM_ADMIN_PRINCIPALS")
+        let admin_patterns = list("TVM_ADMIN_PRINCIPALS");
+        if let Some(bad) = admin_patterns.iter().find(|g| !pins_account(g)) {
+            return Err(ConfigError::Invalid {
+                name: "TVM_ADMIN_PRINCIPALS",
+                problem: format!("{bad:?} {UNPINNED}"),
+            });
+        }
+        let admins = admin_patterns
             .iter()
             .map(|g| Glob::parse(g))
             .collect::<Result<Vec<_>, _>>()
@@ -250,11 +267,44 @@ mod tests {
             ("TVM_SESSIONS_TABLE", "s"),
             ("TVM_IDENTITY_MODES", "sts"),
             ("TVM_SERVER_ID", "tvm-local-1"),
+            ("TVM_ALLOWED_ACCOUNTS", "123456789012"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/"),
         ])
         .unwrap();
         assert_eq!(c.sts_endpoint, "http://127.0.0.1:5000");
         assert!(c.identity_modes.sts && !c.identity_modes.apigw);
+    }
+
+    #[test]
+    fn sts_mode_serves_only_named_accounts_and_admins_pin_theirs() {
+        let base = [
+            ("TVM_SESSIONS_TABLE", "s"),
+            ("TVM_IDENTITY_MODES", "apigw,sts"),
+            ("TVM_SERVER_ID", "tvm-local-1"),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        let e = cfg(&base).unwrap_err();
+        assert!(e.to_string().starts_with("TVM_ALLOWED_ACCOUNTS"), "{e}");
+        for admin in [
+            "arn:aws:sts::*:assumed-role/Security/*",
+            "*",
+            "arn:aws:iam::12345678901?:user/a",
+        ] {
+            let e =
+                cfg(&[("TVM_SESSIONS_TABLE", "s"), ("TVM_ADMIN_PRINCIPALS", admin)]).unwrap_err();
+            assert!(
+                e.to_string().starts_with("TVM_ADMIN_PRINCIPALS"),
+                "{admin}: {e}"
+            );
+        }
+        assert!(cfg(&[
+            ("TVM_SESSIONS_TABLE", "s"),
+            (
+                "TVM_ADMIN_PRINCIPALS",
+                "arn:aws:sts::123456789012:assumed-role/Security/*"
+            ),
+        ])
+        .is_ok());
     }
 
     #[test]

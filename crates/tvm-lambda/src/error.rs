@@ -26,6 +26,10 @@ pub enum ApiError {
     /// Deliberately the same for an unknown profile and a refused one.
     #[error("not allowed")]
     AccessDenied,
+    /// A refusal of a caller a rule applies to, that says what to do (a
+    /// grant that would end too soon, an approval for other attributes).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("approval required")]
     ApprovalRequired { request_id: Option<String> },
     #[error("revoked")]
@@ -77,6 +81,7 @@ impl ApiError {
                     None => "you may not do this".into(),
                 },
             ),
+            Self::Forbidden(m) => (403, ErrorCode::AccessDenied, m.clone()),
             Self::ApprovalRequired { request_id } => (
                 403,
                 ErrorCode::ApprovalRequired,
@@ -152,7 +157,11 @@ impl From<Denial> for ApiError {
             Denial::UnknownProfile
             | Denial::Denied { .. }
             | Denial::NoMatchingRule
+            | Denial::VendedSession { .. }
             | Denial::BreakGlassRequired { .. } => Self::AccessDenied,
+            Denial::EndsTooSoon { .. } | Denial::ApprovedForOther { .. } => {
+                Self::Forbidden(d.to_string())
+            }
             Denial::ApprovalRequired { .. } => Self::ApprovalRequired { request_id: None },
             Denial::BadDuration | Denial::BadAttribute { .. } => Self::BadRequest(d.to_string()),
             Denial::Unbindable { .. } => Self::PolicyInvalid(d.to_string()),

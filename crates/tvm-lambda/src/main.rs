@@ -35,6 +35,13 @@ fn log_filter() -> (tracing_subscriber::filter::Targets, bool) {
     }
 }
 
+/// tvm's own log lines: they never carry a secret at any level.
+fn own_target(target: &str) -> bool {
+    ["tvm_lambda", "tvm_core", "bootstrap"]
+        .iter()
+        .any(|own| target == *own || target.starts_with(&format!("{own}::")))
+}
+
 fn init_tracing() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -43,7 +50,16 @@ fn init_tracing() {
         .with_target(false)
         .without_time();
     let (filter, parsed) = log_filter();
-    let registry = tracing_subscriber::registry().with(filter);
+    // Whatever RUST_LOG says, other crates log at info at most: below it,
+    // lambda_runtime prints the raw event (the caller's Authorization,
+    // X-Amz-Security-Token and X-Tvm-Identity), the SDK every request and
+    // response (STS's credentials) and aws-sigv4 what it signs.
+    let secrets_guard = tracing_subscriber::filter::filter_fn(|m| {
+        own_target(m.target()) || *m.level() <= tracing::Level::INFO
+    });
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(secrets_guard);
     if text {
         registry.with(layer.with_ansi(false)).init();
     } else {

@@ -139,29 +139,70 @@ async fn run_child(cmd: &[String], vars: &[(String, String)]) -> Result<ExitCode
     })
 }
 
+/// The token in `path`, or a new random one written there. An existing file
+/// is adopted only when it is a regular file of the current user that no one
+/// else may read or write (no symlink is followed); a new one is created
+/// exclusively with mode 0600.
 fn token_from_file(path: &Path) -> Result<String, CliError> {
-    match std::fs::read_to_string(path) {
-        Ok(t) if t.trim().len() >= 16 => Ok(t.trim().to_string()),
-        Ok(_) => Err(format!(
-            "{}: the token must be at least 16 characters",
-            path.display()
-        )
-        .into()),
+    let at = |e: String| -> CliError { format!("{}: {e}", path.display()).into() };
+    match open_private(path) {
+        Ok(text) if text.trim().len() >= 16 => Ok(text.trim().to_string()),
+        Ok(_) => Err(at("the token must be at least 16 characters".into())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token = serve::random_token();
-            write_private(path, &token).map_err(|e| format!("{}: {e}", path.display()))?;
+            write_private(path, &token).map_err(|e| at(e.to_string()))?;
             Ok(token)
         }
-        Err(e) => Err(format!("{}: {e}", path.display()).into()),
+        Err(e) => Err(at(e.to_string())),
     }
 }
 
+/// Read a file only if it is a regular file owned by the current user with
+/// no group or other permission bits; a symlink is refused, not followed.
+fn open_private(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refuse("is a symbolic link; give the token file itself".into()),
+            _ => e,
+        })?;
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(refuse(format!(
+            "is owned by uid {}, not by the current user (uid {me}); the token would be someone else's",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(refuse(format!(
+            "has mode {:04o}; a token file must not be open to group or others (chmod 600)",
+            meta.mode() & 0o7777
+        )));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Create `path` exclusively (never through an existing file or symlink)
+/// with mode 0600.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())

@@ -549,3 +549,73 @@ fn whoami_and_profiles_read_the_endpoint_from_the_aws_config() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("credential-process"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `tvm serve --token-file` adopts a token only from a regular file of the
+/// current user that nobody else may read or write, never through a
+/// symlink; each refusal names the file and what to fix, before anything is
+/// served. (On main before the trust model v2, all three were adopted.)
+#[test]
+fn a_token_file_someone_else_could_read_or_plant_is_refused() {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    let dir = std::env::temp_dir().join(format!("tvm-serve-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let planted = "planted-token-0123456789abcdef";
+    let write = |name: &str, mode: u32| {
+        let p = dir.join(name);
+        std::fs::write(&p, planted).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    };
+    let readable = write("readable", 0o644);
+    let group_writable = write("group-writable", 0o620);
+    let mine = write("mine", 0o600);
+    let link = dir.join("link");
+    symlink(&mine, &link).unwrap();
+    let mut cases = vec![
+        (readable, "mode 0644"),
+        (group_writable, "mode 0620"),
+        (link, "symbolic link"),
+    ];
+    // Someone else's file with a private mode: as root (CI) a file given to
+    // `nobody`; as another user, a file root owns.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 {
+        let theirs = write("theirs", 0o600);
+        chown(&theirs, Some(65534), Some(65534)).unwrap();
+        cases.push((theirs, "not by the current user"));
+    } else if Path::new("/etc/hostname").exists() {
+        cases.push(("/etc/hostname".into(), "not by the current user"));
+    }
+    for (path, why) in cases {
+        let mut cmd = Command::new(tvm());
+        let out = clean(&mut cmd)
+            .args(["serve", "--profile", "orders-tenant", "--print-env"])
+            .args(["--endpoint", "http://127.0.0.1:9", "--token-file"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was adopted", path.display());
+        assert!(
+            stderr.contains(&path.display().to_string()) && stderr.contains(why),
+            "{}: {stderr}",
+            path.display()
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(planted));
+    }
+    // A dangling symlink where a new token would go is not written through.
+    let target = dir.join("elsewhere");
+    let dangling = dir.join("dangling");
+    symlink(&target, &dangling).unwrap();
+    let mut cmd = Command::new(tvm());
+    let out = clean(&mut cmd)
+        .args(["serve", "--profile", "orders-tenant", "--print-env"])
+        .args(["--endpoint", "http://127.0.0.1:9", "--token-file"])
+        .arg(&dangling)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!target.exists(), "the token was written through a symlink");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -7,8 +7,8 @@ const DOC: &str = r#"
 profile: p
 role_arn: arn:aws:iam::111122223333:role/r
 rules:
-  - {name: humans, effect: require_approval, role_names: [dev]}
-  - {name: oncall, effect: break_glass, role_names: [oncall]}
+  - {name: humans, effect: require_approval, role_names: [dev], accounts: ["111122223333"]}
+  - {name: oncall, effect: break_glass, role_names: [oncall], accounts: ["111122223333"]}
 approval: {approvers: ["arn:aws:sts::111122223333:assumed-role/sec/*"], required: 2, ttl: 600}
 break_glass: {principals: ["arn:aws:sts::111122223333:assumed-role/oncall/*"], max_duration: 1800, min_justification: 20}
 "#;
@@ -25,7 +25,16 @@ const DEV: &str = "arn:aws:sts::111122223333:assumed-role/dev/jane";
 const SEC: &str = "arn:aws:sts::111122223333:assumed-role/sec/bob";
 
 fn request() -> RequestView {
-    new_request("r1".into(), &who(DEV), &profile(), Some(3600), "", 1000).unwrap()
+    new_request(
+        "r1".into(),
+        &who(DEV),
+        &profile(),
+        Some(3600),
+        "",
+        Asked::default(),
+        1000,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -73,6 +82,20 @@ fn only_the_requester_cancels_and_only_other_approvers_decide() {
         may_act(RequestAction::Approve, &r, Some(&p), &me_again),
         Err(Refusal::OwnRequest)
     );
+    // The requester's session name under an approver role (another
+    // permission set, or another account) is the same person.
+    for same_person in [
+        "arn:aws:sts::111122223333:assumed-role/sec/jane",
+        "arn:aws:sts::111122223333:assumed-role/sec/JANE",
+        "arn:aws:sts::444455556666:assumed-role/sec/jane",
+        "arn:aws:iam::111122223333:user/jane",
+    ] {
+        assert_eq!(
+            may_act(RequestAction::Approve, &r, Some(&p), &who(same_person)),
+            Err(Refusal::OwnRequest),
+            "{same_person}"
+        );
+    }
     assert_eq!(
         may_act(RequestAction::Cancel, &r, Some(&p), &who(SEC)),
         Err(Refusal::NotRequester)
@@ -107,6 +130,7 @@ fn request_justifications_and_durations_are_bounded() {
         profile: "p".into(),
         justification: j.into(),
         duration_seconds: d,
+        attributes: Default::default(),
     };
     assert_eq!(
         check_request(&ask("  deploy hotfix  ", None)),

@@ -24,14 +24,14 @@ rules:
      bind: {tenant: "${caller.session_name}"}}
   - {name: saas, effect: allow, role_names: [saas-backend], accounts: ["111122223333"],
      attributes: {tenant: {pattern: "t-*"}}, bind: {tenant: "${attr.tenant}"}, max_duration: 900}
-  - {name: humans, effect: require_approval, principals: ["arn:aws:sts::*:assumed-role/AWSReservedSSO_Dev*/*"],
+  - {name: humans, effect: require_approval, principals: ["arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev*/*"],
      bind: {tenant: "${caller.session_name}"}}
-  - {name: oncall, effect: break_glass, role_names: [oncall],
+  - {name: oncall, effect: break_glass, role_names: [oncall], accounts: ["111122223333"],
      bind: {tenant: "${caller.session_name}"}}
   - {name: weekends, effect: deny, role_names: [weekend-*], time: {days: [sat, sun], timezone: Europe/Berlin}}
-  - {name: weekend-allow, effect: allow, role_names: [weekend-*], bind: {tenant: "${caller.session_name}"}}
-approval: {approvers: ["arn:aws:sts::*:assumed-role/AWSReservedSSO_Sec*/*"], required: 1, ttl: 3600}
-break_glass: {principals: ["arn:aws:sts::*:assumed-role/oncall/*"], max_duration: 1800, min_justification: 20}
+  - {name: weekend-allow, effect: allow, role_names: [weekend-*], accounts: ["111122223333"], bind: {tenant: "${caller.session_name}"}}
+approval: {approvers: ["arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Sec*/*"], required: 1, ttl: 3600}
+break_glass: {principals: ["arn:aws:sts::111122223333:assumed-role/oncall/*"], max_duration: 1800, min_justification: 20}
 "#;
 
 fn set() -> PolicySet {
@@ -46,6 +46,27 @@ fn req(duration: Option<u32>) -> VendRequest {
     VendRequest {
         profile: "orders-tenant".into(),
         duration_seconds: duration,
+        attributes: BTreeMap::new(),
+    }
+}
+
+/// An approval of `who`'s request without attributes.
+fn approved_for(
+    who: &Principal,
+    id: &str,
+    duration_seconds: u32,
+    valid_until: DateTime<Utc>,
+) -> ApprovedRequest {
+    ApprovedRequest {
+        id: id.into(),
+        duration_seconds,
+        valid_until,
+        caller_arn: who.arn.clone(),
+        bindings: [(
+            "tenant".to_string(),
+            who.session_name.clone().unwrap_or_default(),
+        )]
+        .into(),
         attributes: BTreeMap::new(),
     }
 }
@@ -167,11 +188,7 @@ fn require_approval_never_vends_without_a_valid_approval() {
         }
     );
     let expired = GateState {
-        approval: Some(ApprovedRequest {
-            id: "r1".into(),
-            duration_seconds: 900,
-            valid_until: wednesday(),
-        }),
+        approval: Some(approved_for(&dev, "r1", 900, wednesday())),
         break_glass: None,
     };
     assert!(matches!(
@@ -179,11 +196,12 @@ fn require_approval_never_vends_without_a_valid_approval() {
         Err(Denial::ApprovalRequired { .. })
     ));
     let approved = GateState {
-        approval: Some(ApprovedRequest {
-            id: "r1".into(),
-            duration_seconds: 1000,
-            valid_until: wednesday() + chrono::Duration::hours(1),
-        }),
+        approval: Some(approved_for(
+            &dev,
+            "r1",
+            1000,
+            wednesday() + chrono::Duration::hours(1),
+        )),
         break_glass: None,
     };
     let g = decide(&set, &dev, &req(Some(3600)), &approved, wednesday()).unwrap();
@@ -222,7 +240,13 @@ fn break_glass_vends_only_while_open_and_for_the_time_left() {
         (g.via, g.duration_seconds),
         (Via::BreakGlass("bg1".into()), 1200)
     );
-    assert!(decide(&set, &oncall, &req(None), &open(5), wednesday()).is_err());
+    assert!(matches!(
+        decide(&set, &oncall, &req(None), &open(5), wednesday()),
+        Err(Denial::EndsTooSoon {
+            seconds_left: 300,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -280,11 +304,12 @@ fn attributes_must_be_declared_and_match_their_pattern() {
 
 #[test]
 fn profiles_listing_says_how_each_profile_can_be_had() {
-    let p = &set();
-    let p = p.get("orders-tenant").unwrap();
+    let set = set();
+    let p = set.get("orders-tenant").unwrap();
     let at = wednesday();
     assert_eq!(
         access(
+            &set,
             p,
             &caller("arn:aws:sts::111122223333:assumed-role/orders-task/a1"),
             at
@@ -293,6 +318,7 @@ fn profiles_listing_says_how_each_profile_can_be_had() {
     );
     assert_eq!(
         access(
+            &set,
             p,
             &caller("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_1/j1"),
             at
@@ -301,6 +327,7 @@ fn profiles_listing_says_how_each_profile_can_be_had() {
     );
     assert_eq!(
         access(
+            &set,
             p,
             &caller("arn:aws:sts::111122223333:assumed-role/oncall/s1"),
             at
@@ -309,6 +336,7 @@ fn profiles_listing_says_how_each_profile_can_be_had() {
     );
     assert_eq!(
         access(
+            &set,
             p,
             &caller("arn:aws:sts::111122223333:assumed-role/orders-task/blocked-1"),
             at
@@ -356,16 +384,16 @@ fn arb_caller() -> impl Strategy<Value = Principal> {
 /// from a small vocabulary, so that matches actually happen.
 fn arb_profile() -> impl Strategy<Value = String> {
     let cond = prop::sample::select(vec![
-        "principals: ['*']",
+        "principals: ['arn:aws:sts::111122223333:*']",
         "accounts: ['111122223333']",
         "accounts: ['999988887777']",
-        "role_names: ['a*']",
-        "role_names: ['*b*']",
-        "session_names: ['*1*'], principals: ['*']",
+        "role_names: ['a*'], accounts: ['111122223333', '999988887777']",
+        "role_names: ['*b*'], accounts: ['999988887777']",
+        "session_names: ['*1*'], principals: ['arn:aws:sts::999988887777:*']",
     ]);
     let effect = prop::sample::select(vec!["allow", "deny", "require_approval", "break_glass"]);
     prop::collection::vec((effect, cond), 1..8).prop_map(|rules| {
-        let mut doc = String::from("profile: p\nrole_arn: arn:aws:iam::111122223333:role/r\napproval: {approvers: ['*']}\nbreak_glass: {principals: ['*']}\nrules:\n");
+        let mut doc = String::from("profile: p\nrole_arn: arn:aws:iam::111122223333:role/r\napproval: {approvers: ['arn:aws:sts::111122223333:*']}\nbreak_glass: {principals: ['arn:aws:sts::111122223333:*']}\nrules:\n");
         for (i, (effect, cond)) in rules.iter().enumerate() {
             doc.push_str(&format!("  - {{name: r{i}, effect: {effect}, {cond}}}\n"));
         }
@@ -378,9 +406,9 @@ proptest! {
     fn deny_always_wins(doc in arb_profile(), who in arb_caller()) {
         let set = PolicySet::new([parse_profile(&doc, None).unwrap()]);
         let profile = set.get("p").unwrap();
-        let any_deny = profile.rules.iter().any(|r| r.effect == Effect::Deny && r.applies(&who, wednesday()));
+        let any_deny = profile.rules.iter().any(|r| r.effect == Effect::Deny && r.applies(&who, false, wednesday()));
         let state = GateState {
-            approval: Some(ApprovedRequest { id: "a".into(), duration_seconds: 3600, valid_until: wednesday() + chrono::Duration::hours(1) }),
+            approval: Some(approved_for(&who, "a", 3600, wednesday() + chrono::Duration::hours(1))),
             break_glass: Some(ActiveBreakGlass { id: "b".into(), ends_at: wednesday() + chrono::Duration::hours(1) }),
         };
         let mut r = req(None);
@@ -396,7 +424,7 @@ proptest! {
     fn no_match_is_a_deny(doc in arb_profile(), who in arb_caller()) {
         let set = PolicySet::new([parse_profile(&doc, None).unwrap()]);
         let profile = set.get("p").unwrap();
-        let none = !profile.rules.iter().any(|r| r.applies(&who, wednesday()));
+        let none = !profile.rules.iter().any(|r| r.applies(&who, false, wednesday()));
         let mut r = req(None);
         r.profile = "p".into();
         let result = decide(&set, &who, &r, &GateState::default(), wednesday());

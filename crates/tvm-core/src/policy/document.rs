@@ -63,6 +63,8 @@ pub(super) struct RuleDoc {
     pub(super) attributes: BTreeMap<String, AttributeDoc>,
     #[serde(default)]
     pub(super) max_duration: Option<u32>,
+    #[serde(default)]
+    pub(super) allow_vended_sessions: bool,
 }
 
 #[derive(Debug, Deserialize)]

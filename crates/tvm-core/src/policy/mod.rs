@@ -15,7 +15,7 @@ pub mod session_policy;
 mod time;
 
 pub use model::{Approval, BreakGlass, Conditions, Effect, PolicySet, Profile, Rule};
-pub use parse::{parse_profile, valid_profile_name, FieldError, PolicyError};
+pub use parse::{parse_profile, valid_profile_name, FieldError, PolicyError, UNPINNED};
 pub use session_policy::PolicyTemplate;
 pub use time::TimeWindow;
 

@@ -1,7 +1,7 @@
 //! The validated policy model: what a document means once it has been
 //! checked. Every value here is valid by construction (see `parse`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
@@ -68,7 +68,13 @@ impl Conditions {
         fn any_glob(globs: &[Glob], value: Option<&str>) -> bool {
             globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
         }
-        any_glob(&self.principals, Some(&caller.arn))
+        // A federated user's name is whoever called GetFederationToken's
+        // choice: `user_names` means IAM users unless the rule opts in.
+        let user_name = caller.user_name().filter(|_| {
+            caller.kind != PrincipalKind::FederatedUser
+                || self.kinds.contains(&PrincipalKind::FederatedUser)
+        });
+        (self.principals.is_empty() || self.principals.iter().any(|g| caller.matched_by(g)))
             && (self.accounts.is_empty() || self.accounts.contains(&caller.account))
             && (self.org_ids.is_empty()
                 || caller
@@ -77,7 +83,7 @@ impl Conditions {
                     .is_some_and(|o| self.org_ids.contains(o)))
             && (self.kinds.is_empty() || self.kinds.contains(&caller.kind))
             && any_glob(&self.role_names, caller.role_name())
-            && any_glob(&self.user_names, caller.user_name())
+            && any_glob(&self.user_names, user_name)
             && any_glob(&self.session_names, caller.session_name.as_deref())
     }
 }
@@ -94,11 +100,20 @@ pub struct Rule {
     /// Request attributes this rule accepts, each with its allowed pattern.
     pub attributes: BTreeMap<String, Glob>,
     pub max_duration: Option<u32>,
+    /// `allow_vended_sessions: true`: this rule may vend to a session tvm
+    /// itself vended (a caller whose role is a profile's role). Off by
+    /// default: such a chain would outlive the first session's revocation.
+    pub allow_vended_sessions: bool,
 }
 
 impl Rule {
-    pub fn applies(&self, caller: &Principal, now: DateTime<Utc>) -> bool {
-        self.conditions.matches(caller) && self.time.as_ref().is_none_or(|t| t.contains(now))
+    /// Does this rule apply to `caller` at `now`? `vended` says the caller is
+    /// a session of a profile's role (see [`PolicySet::vended`]): only deny
+    /// rules and rules that opt in apply to it.
+    pub fn applies(&self, caller: &Principal, vended: bool, now: DateTime<Utc>) -> bool {
+        (!vended || self.effect == Effect::Deny || self.allow_vended_sessions)
+            && self.conditions.matches(caller)
+            && self.time.as_ref().is_none_or(|t| t.contains(now))
     }
 }
 
@@ -137,13 +152,33 @@ pub struct Profile {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     profiles: BTreeMap<String, Profile>,
+    /// (account, lowercase role name) of every profile's role.
+    roles: BTreeSet<(String, String)>,
 }
 
 impl PolicySet {
     pub fn new(profiles: impl IntoIterator<Item = Profile>) -> Self {
-        Self {
-            profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
-        }
+        let profiles: BTreeMap<String, Profile> =
+            profiles.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let roles = profiles
+            .values()
+            .map(|p| {
+                let arn = p.role_arn.as_str();
+                let name = arn.rsplit('/').next().unwrap_or(arn);
+                (p.role_arn.account().to_string(), name.to_ascii_lowercase())
+            })
+            .collect();
+        Self { profiles, roles }
+    }
+
+    /// Is `caller` a session of a role some profile vends (a session tvm
+    /// vended, or one that looks like it: assumed-role ARNs carry no path,
+    /// and role names are unique per account without case)?
+    pub fn vended(&self, caller: &Principal) -> bool {
+        caller.kind == PrincipalKind::AssumedRole
+            && self
+                .roles
+                .contains(&(caller.account.clone(), caller.name.to_ascii_lowercase()))
     }
 
     pub fn get(&self, name: &str) -> Option<&Profile> {

@@ -11,7 +11,7 @@ use super::time::parse_time;
 use super::BUILTIN_VARS;
 use crate::glob::Glob;
 use crate::limits::{MAX_DURATION, MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE, MIN_DURATION};
-use crate::principal::{is_iam_name_char, valid_org_id, PrincipalKind, RoleArn};
+use crate::principal::{is_iam_name_char, pins_account, valid_org_id, PrincipalKind, RoleArn};
 use crate::template::{Template, MAX_VALUE_LEN};
 
 /// One problem in a document: where, and what.
@@ -131,7 +131,7 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
     }
 
     let approval = doc.approval.map(|a| Approval {
-        approvers: globs(&mut p, "approval.approvers", &a.approvers),
+        approvers: pinned_globs(&mut p, "approval.approvers", &a.approvers),
         required: a.required,
         ttl: a.ttl,
     });
@@ -147,7 +147,7 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
         }
     }
     let break_glass = doc.break_glass.map(|b| BreakGlass {
-        principals: globs(&mut p, "break_glass.principals", &b.principals),
+        principals: pinned_globs(&mut p, "break_glass.principals", &b.principals),
         max_duration: b.max_duration,
         min_justification: b.min_justification,
     });
@@ -271,6 +271,20 @@ fn globs(p: &mut Problems, field: &str, patterns: &[String]) -> Vec<Glob> {
         .collect()
 }
 
+/// Globs that grant authority on their own (approvers, break-glass
+/// principals): each must name one account.
+fn pinned_globs(p: &mut Problems, field: &str, patterns: &[String]) -> Vec<Glob> {
+    for (i, s) in patterns.iter().enumerate() {
+        if !pins_account(s) {
+            p.add(format!("{field}[{i}]"), format!("{s:?} {UNPINNED}"));
+        }
+    }
+    globs(p, field, patterns)
+}
+
+/// Why an ARN pattern with a wildcard account is refused where it grants.
+pub const UNPINNED: &str = "must pin the account: its account field must be a literal 12-digit id (a wildcard there matches every AWS account in the world)";
+
 fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
     let at = |f: &str| format!("rules[{i}].{f}");
     let before = p.0.len();
@@ -328,11 +342,30 @@ fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
         user_names: globs(p, &at("user_names"), &r.user_names),
         session_names: globs(p, &at("session_names"), &r.session_names),
     };
-    if effect.is_some_and(|e| e != Effect::Deny) && !conditions.names_a_principal() {
-        p.add(
-            at("principals"),
-            "a rule that can vend must name who it applies to (principals, accounts, org_ids, role_names or user_names)",
-        );
+    if effect.is_some_and(|e| e != Effect::Deny) {
+        if !conditions.names_a_principal() {
+            p.add(
+                at("principals"),
+                "a rule that can vend must name who it applies to (principals, accounts, org_ids, role_names or user_names)",
+            );
+        } else if r.accounts.is_empty() {
+            // Without accounts:, the principals are what keeps every other
+            // AWS account out.
+            if r.principals.is_empty() {
+                p.add(
+                    at("accounts"),
+                    "a rule that can vend must pin the account: list accounts: or give principals with a literal account",
+                );
+            }
+            for (j, g) in r.principals.iter().enumerate() {
+                if !pins_account(g) {
+                    p.add(
+                        format!("{}[{j}]", at("principals")),
+                        format!("{g:?} {UNPINNED}, or the rule must list accounts:"),
+                    );
+                }
+            }
+        }
     }
     let time = r.time.as_ref().and_then(|t| parse_time(p, &at("time"), t));
 
@@ -399,6 +432,7 @@ fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
         bind,
         attributes,
         max_duration: r.max_duration,
+        allow_vended_sessions: r.allow_vended_sessions,
     })
 }
 

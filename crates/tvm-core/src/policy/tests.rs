@@ -16,10 +16,10 @@ session_tags: {tenant: "${tenant}"}
 rules:
   - {name: ecs-orders, effect: allow, principals: ["arn:aws:sts::111122223333:assumed-role/orders-task/*"],
      bind: {tenant: "${caller.session_name}"}}
-  - {name: humans, effect: require_approval, principals: ["arn:aws:sts::*:assumed-role/AWSReservedSSO_Dev*/*"],
+  - {name: humans, effect: require_approval, principals: ["arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev*/*"],
      bind: {tenant: "${caller.session_name}"}}
   - {name: nights, effect: deny, time: {days: [sat, sun], timezone: Europe/Berlin}}
-approval: {approvers: ["arn:aws:sts::*:assumed-role/AWSReservedSSO_Sec*/*"], required: 1, ttl: 3600}
+approval: {approvers: ["arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Sec*/*"], required: 1, ttl: 3600}
 "#;
 
 #[test]

@@ -240,6 +240,7 @@ fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
         role_arn: text("role_arn")?,
         rule: text("rule").unwrap_or_default(),
         via: text("via").unwrap_or_default(),
+        via_id: text("via_id"),
         duration_seconds: num("duration_seconds")? as u32,
         issued_at: num("issued_at")?,
         expires_at: num("expires_at")?,

@@ -188,12 +188,21 @@ pub struct RevocationMarker {
     pub at: i64,
 }
 
+/// Who approves: the person counted (see `Principal::person`) and the ARN
+/// shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Approver<'a> {
+    pub person: &'a str,
+    pub arn: &'a str,
+}
+
 /// The vend path's one read of the approval and break-glass gates.
 pub trait GateStates: Send + Sync {
-    /// The approval and break-glass state of a caller for a profile (one read).
+    /// The approval and break-glass state of a caller for a profile (one
+    /// read), by the caller's exact ARN: what one person opened.
     fn state<'a>(
         &'a self,
-        caller: &'a str,
+        caller_arn: &'a str,
         profile: &'a str,
         now: i64,
     ) -> BoxFut<'a, Result<GateState, AwsError>>;
@@ -216,11 +225,11 @@ pub trait ApprovalStore: Send + Sync {
         status: RequestStatus,
         now: i64,
     ) -> BoxFut<'a, Result<Vec<RequestView>, AwsError>>;
-    /// Count one approving principal; approve once `required` are counted.
+    /// Count one approving person; approve once `required` are counted.
     fn approve<'a>(
         &'a self,
         r: &'a RequestView,
-        approver: &'a str,
+        approver: Approver<'a>,
         ttl: u32,
         now: i64,
     ) -> BoxFut<'a, Result<RequestView, AwsError>>;

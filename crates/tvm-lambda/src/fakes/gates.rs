@@ -7,17 +7,17 @@ use tvm_core::approval::{quorum_reached, BreakGlassStatus, RequestStatus};
 use tvm_core::decision::{ActiveBreakGlass, ApprovedRequest, GateState};
 
 use super::{ready, Memory};
-use crate::aws::{keys, ApprovalStore, AwsError, BoxFut, BreakGlassStore, GateStates};
+use crate::aws::{keys, ApprovalStore, Approver, AwsError, BoxFut, BreakGlassStore, GateStates};
 
 impl GateStates for Memory {
     fn state<'a>(
         &'a self,
-        caller: &'a str,
+        caller_arn: &'a str,
         profile: &'a str,
         now: i64,
     ) -> BoxFut<'a, Result<GateState, AwsError>> {
         let s = self.state();
-        let pointer = keys::open_pointer(caller, profile);
+        let pointer = keys::open_pointer(caller_arn, profile);
         let approval = s
             .request_pointers
             .get(&pointer)
@@ -27,6 +27,9 @@ impl GateStates for Memory {
                 id: r.id.clone(),
                 duration_seconds: r.duration_seconds,
                 valid_until: chrono::DateTime::from_timestamp(r.expires_at, 0).unwrap_or_default(),
+                caller_arn: r.caller_arn.clone(),
+                attributes: r.attributes.clone(),
+                bindings: r.bindings.clone(),
             });
         let break_glass = s
             .event_pointers
@@ -54,7 +57,7 @@ fn seen(r: &RequestView, now: i64) -> RequestView {
 impl ApprovalStore for Memory {
     fn open<'a>(&'a self, r: &'a RequestView, now: i64) -> BoxFut<'a, Result<String, AwsError>> {
         let mut s = self.state();
-        let pointer = keys::open_pointer(&r.caller, &r.profile);
+        let pointer = keys::open_pointer(&r.caller_arn, &r.profile);
         let current = s
             .request_pointers
             .get(&pointer)
@@ -94,7 +97,7 @@ impl ApprovalStore for Memory {
     fn approve<'a>(
         &'a self,
         r: &'a RequestView,
-        approver: &'a str,
+        approver: Approver<'a>,
         ttl: u32,
         now: i64,
     ) -> BoxFut<'a, Result<RequestView, AwsError>> {
@@ -109,20 +112,21 @@ impl ApprovalStore for Memory {
                 r.id
             ))));
         }
-        if stored.approvals.iter().any(|a| a == approver) {
+        if stored.approvals.iter().any(|a| a == approver.person) {
             return ready(Err(AwsError::Conflict(format!(
                 "you already approved request {}; it needs {} distinct approvers",
                 r.id, r.required
             ))));
         }
-        stored.approvals.push(approver.to_string());
+        stored.approvals.push(approver.person.to_string());
+        stored.approved_by.push(approver.arn.to_string());
         stored.approvals.sort();
         if quorum_reached(stored.approvals.len(), stored.required) {
             let valid_until = now + i64::from(ttl);
             stored.status = RequestStatus::Approved;
             stored.valid_until = Some(valid_until);
             stored.expires_at = valid_until;
-            stored.decided_by = Some(approver.to_string());
+            stored.decided_by = Some(approver.arn.to_string());
         }
         ready(Ok(seen(stored, now)))
     }
@@ -149,7 +153,7 @@ impl ApprovalStore for Memory {
         stored.status = status;
         stored.decided_by = Some(by.to_string());
         let done = seen(stored, now);
-        let pointer = keys::open_pointer(&r.caller, &r.profile);
+        let pointer = keys::open_pointer(&r.caller_arn, &r.profile);
         if s.request_pointers.get(&pointer) == Some(&r.id) {
             s.request_pointers.remove(&pointer);
         }
@@ -160,7 +164,7 @@ impl ApprovalStore for Memory {
 impl BreakGlassStore for Memory {
     fn open<'a>(&'a self, e: &'a BreakGlassView, now: i64) -> BoxFut<'a, Result<(), AwsError>> {
         let mut s = self.state();
-        let pointer = keys::open_pointer(&e.caller, &e.profile);
+        let pointer = keys::open_pointer(&e.caller_arn, &e.profile);
         let current = s
             .event_pointers
             .get(&pointer)
@@ -224,7 +228,7 @@ impl BreakGlassStore for Memory {
         stored.closed_by = Some(by.to_string());
         stored.ends_at = now;
         let closed = stored.clone();
-        let pointer = keys::open_pointer(&e.caller, &e.profile);
+        let pointer = keys::open_pointer(&e.caller_arn, &e.profile);
         if s.event_pointers.get(&pointer) == Some(&e.id) {
             s.event_pointers.remove(&pointer);
         }

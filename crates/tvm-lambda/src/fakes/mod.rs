@@ -123,6 +123,7 @@ impl SessionStore for Memory {
             role_arn: r.role_arn.clone(),
             rule: r.rule.clone(),
             via: r.via.kind().to_string(),
+            via_id: r.via.id().map(str::to_string),
             duration_seconds: r.duration_seconds,
             issued_at: r.issued_at.timestamp(),
             expires_at: r.expires_at.timestamp(),

@@ -4,16 +4,19 @@
 //! announces.
 
 use serde_json::json;
+use std::collections::BTreeMap;
 use tvm_core::api::{CreateRequest, RequestView, RequestsResponse};
+
 use tvm_core::approval::{
-    approval_ttl, check_request, is_approver, may_act, may_see_request, new_request, RequestAction,
-    RequestStatus,
+    approval_ttl, check_request, is_approver, may_act, may_see_request, new_request, Asked,
+    RequestAction, RequestStatus,
 };
-use tvm_core::decision::match_rules;
-use tvm_core::policy::Profile;
+use tvm_core::decision::{match_rules, request_bindings, Denial};
+use tvm_core::policy::{PolicySet, Profile};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
+use crate::aws::Approver;
 use crate::error::ApiError;
 use crate::event::{body_json, query};
 
@@ -25,6 +28,7 @@ impl App {
         profile: &Profile,
         duration: Option<u32>,
         justification: &str,
+        asked: Asked,
         wait_for_notification: bool,
     ) -> Result<String, ApiError> {
         let now = call.now.timestamp();
@@ -34,6 +38,7 @@ impl App {
             profile,
             duration,
             justification,
+            asked,
             now,
         )
         .ok_or_else(|| {
@@ -41,7 +46,7 @@ impl App {
         })?;
         let id = self.approvals.open(&request, now).await?;
         if id == request.id {
-            let details = json!({"justification": justification, "duration_seconds": request.duration_seconds, "required": request.required});
+            let details = json!({"justification": justification, "duration_seconds": request.duration_seconds, "required": request.required, "caller_arn": request.caller_arn, "attributes": request.attributes, "bindings": request.bindings});
             let n = notification(
                 "request.created",
                 &call.caller,
@@ -56,6 +61,29 @@ impl App {
         Ok(id)
     }
 
+    /// What a request of this caller with these attributes asks for: the
+    /// attributes and the bindings the approvers will see.
+    pub(super) fn asked(
+        &self,
+        set: &PolicySet,
+        profile: &Profile,
+        call: &Call<'_>,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<Asked, ApiError> {
+        let bindings = request_bindings(set, profile, &call.caller, attributes, call.now).map_err(
+            |d| match d {
+                Denial::Unbindable { .. } => {
+                    ApiError::PolicyInvalid(format!("profile {}: {d}", profile.name))
+                }
+                other => other.into(),
+            },
+        )?;
+        Ok(Asked {
+            attributes: attributes.clone(),
+            bindings,
+        })
+    }
+
     pub(super) async fn create_request(&self, call: &Call<'_>) -> Handled {
         let ask: CreateRequest = body_json(call.req)?;
         let justification = check_request(&ask)?;
@@ -67,12 +95,22 @@ impl App {
             .get(name)
             .ok_or(ApiError::AccessDenied)
             .in_profile(name)?;
-        let m = match_rules(profile, &call.caller, call.now);
+        let m = match_rules(&set, profile, &call.caller, call.now);
         if m.deny.is_some() || m.approval.is_none() {
             return Err(Failure::denied(ApiError::AccessDenied, None).in_profile(name));
         }
+        let asked = self
+            .asked(&set, profile, call, &ask.attributes)
+            .in_profile(name)?;
         let id = self
-            .pending_request(call, profile, ask.duration_seconds, justification, true)
+            .pending_request(
+                call,
+                profile,
+                ask.duration_seconds,
+                justification,
+                asked,
+                true,
+            )
             .await
             .in_profile(name)?;
         let view = self
@@ -169,16 +207,19 @@ impl App {
             }
             RequestAction::Approve => {
                 let ttl = approval_ttl(profile.as_ref());
-                self.approvals
-                    .approve(&request, &caller.stable_id(), ttl, now)
-                    .await
+                let person = caller.person();
+                let approver = Approver {
+                    person: &person,
+                    arn: &caller.arn,
+                };
+                self.approvals.approve(&request, approver, ttl, now).await
             }
         }
         .in_profile(name)?;
         // Announce the transition once: by whoever made it.
         let kind = match updated.status {
             RequestStatus::Approved
-                if updated.decided_by.as_deref() == Some(caller.stable_id().as_str()) =>
+                if updated.decided_by.as_deref() == Some(caller.arn.as_str()) =>
             {
                 Some("request.approved")
             }

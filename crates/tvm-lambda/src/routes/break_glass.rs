@@ -2,11 +2,13 @@
 //! `POST /v1/breakglass/{id}/close`. Every event notifies.
 
 use serde_json::json;
-use tvm_core::api::{BreakGlassList, OpenBreakGlass};
+use tvm_core::api::{BreakGlassList, BreakGlassView, OpenBreakGlass, SessionStatus, SessionView};
 use tvm_core::approval::{self, is_admin, may_manage_break_glass, BreakGlassError};
 
+use super::revocation::MAX_LISTED;
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
+use crate::aws::SessionQuery;
 use crate::error::ApiError;
 use crate::event::body_json;
 
@@ -78,7 +80,9 @@ impl App {
             .close(&event, &caller.arn, now)
             .await
             .in_profile(&name)?;
-        let details = json!({"opened_at": closed.opened_at, "closed_at": closed.ends_at});
+        // The grant ends with its reason: what the event vended is revoked.
+        let revoked = self.revoke_vended_under(&closed).await.in_profile(&name)?;
+        let details = json!({"opened_at": closed.opened_at, "closed_at": closed.ends_at, "sessions_revoked": revoked});
         let n = notification(
             "breakglass.closed",
             caller,
@@ -94,5 +98,30 @@ impl App {
             &closed,
             Facts::decided("ok").profile(&name),
         ))
+    }
+
+    /// Deny every live session vended under a closed event on its role, and
+    /// mark it revoked. The sessions are its opener's (events are bound to
+    /// the exact caller), so the opener's listing finds them.
+    async fn revoke_vended_under(&self, event: &BreakGlassView) -> Result<Vec<String>, ApiError> {
+        let now = event.ends_at;
+        let query = SessionQuery::Caller {
+            caller: event.caller.clone(),
+            limit: MAX_LISTED,
+        };
+        let live: Vec<SessionView> = self
+            .sessions
+            .list(&query)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.via == "break_glass"
+                    && s.via_id.as_deref() == Some(event.id.as_str())
+                    && s.status == SessionStatus::Issued
+                    && s.expires_at > now
+            })
+            .collect();
+        self.deny_sessions(&live, now).await?;
+        Ok(live.into_iter().map(|s| s.session_id).collect())
     }
 }

@@ -102,13 +102,14 @@ const BREAK_GLASS: &str = r#"
 profile: orders-tenant
 role_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant
 rules:
-  - {name: oncall, effect: break_glass, role_names: [oncall]}
+  - {name: oncall, effect: break_glass, role_names: [oncall], accounts: ["123456789012"]}
 break_glass: {principals: ["arn:aws:sts::123456789012:assumed-role/oncall/*"], max_duration: 1800, min_justification: 20}
 "#;
 
 #[tokio::test]
 async fn break_glass_vends_while_open_once_per_caller_and_not_after_it_closes() {
-    let app = app_with(Arc::new(Memory::default()), &[BREAK_GLASS]);
+    let memory = Arc::new(Memory::default());
+    let app = app_with(memory.clone(), &[BREAK_GLASS]);
     let (code, _) = vend(&app, ONCALL).await;
     assert_eq!(code, 403);
     let ask = json!({"profile": "orders-tenant", "reason": "incident", "justification": "the orders table is on fire"});
@@ -125,6 +126,15 @@ async fn break_glass_vends_while_open_once_per_caller_and_not_after_it_closes() 
     let close = format!("/v1/breakglass/{}/close", event["id"].as_str().unwrap());
     let (code, closed) = call(&app, "POST", &close, ONCALL, json!({})).await;
     assert_eq!((code, closed["status"].as_str()), (200, Some("closed")));
+    // The grant ends with its reason: what the event vended is denied.
+    let session = creds["SessionId"].as_str().unwrap();
+    assert_eq!(
+        memory.denied(),
+        [(
+            "arn:aws:iam::123456789012:role/tvm/orders-tenant".to_string(),
+            format!("tvm-{session}")
+        )]
+    );
     let (code, _) = vend(&app, ONCALL).await;
     assert_eq!(code, 403, "closed: no more vends");
     let (code, _) = call(&app, "POST", &close, ONCALL, json!({})).await;

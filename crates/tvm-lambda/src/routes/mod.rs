@@ -362,6 +362,28 @@ impl App {
             who(&mut f.facts);
             return Err(f);
         }
+        // A session of a role tvm vends may vend again only where a rule says
+        // so (the vend's decision checks that); it never approves, opens
+        // break-glass, revokes or lists: its authority would outlive the
+        // revocation of the session it came from.
+        if !matches!(route, Route::Vend | Route::Profiles) {
+            let vended = match self.policies.get().await {
+                Ok(set) => set.vended(&caller),
+                Err(e) => {
+                    let mut f = Failure::from(e);
+                    who(&mut f.facts);
+                    return Err(f);
+                }
+            };
+            if vended {
+                let mut f = Failure::denied(
+                    ApiError::AccessDenied,
+                    "a session of a role tvm vends may only vend, where a rule allows vended sessions".to_string(),
+                );
+                who(&mut f.facts);
+                return Err(f);
+            }
+        }
         let call = Call {
             req,
             request_id,

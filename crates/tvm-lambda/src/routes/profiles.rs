@@ -12,7 +12,7 @@ impl App {
         let profiles = set
             .profiles()
             .filter_map(|p| {
-                access(p, &call.caller, call.now).map(|a| ProfileEntry {
+                access(&set, p, &call.caller, call.now).map(|a| ProfileEntry {
                     profile: p.name.clone(),
                     role_arn: p.role_arn.to_string(),
                     access: a,

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::event::body_json;
 
 /// Live sessions a caller revocation looks at, at most.
-const MAX_LISTED: usize = 1000;
+pub(super) const MAX_LISTED: usize = 1000;
 
 fn revoked(s: &SessionView) -> Revoked {
     Revoked {
@@ -29,6 +29,27 @@ fn revoked(s: &SessionView) -> Revoked {
 }
 
 impl App {
+    /// Deny `live` sessions on their roles, then mark them revoked.
+    pub(super) async fn deny_sessions(
+        &self,
+        live: &[SessionView],
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let mut by_role: BTreeMap<&str, Vec<Revoked>> = BTreeMap::new();
+        for s in live {
+            by_role.entry(&s.role_arn).or_default().push(revoked(s));
+        }
+        for (role, sessions) in &by_role {
+            self.revocations.deny(role, sessions, now).await?;
+        }
+        for s in live {
+            self.sessions
+                .set_status(&s.session_id, SessionStatus::Revoked)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn revoke_session(&self, call: &Call<'_>, id: &str) -> Handled {
         let caller = &call.caller;
         let ask: RevokeSessionRequest = body_json(call.req)?;
@@ -115,18 +136,7 @@ impl App {
             .into_iter()
             .filter(|s| s.status == SessionStatus::Issued && s.expires_at > now)
             .collect();
-        let mut by_role: BTreeMap<&str, Vec<Revoked>> = BTreeMap::new();
-        for s in &live {
-            by_role.entry(&s.role_arn).or_default().push(revoked(s));
-        }
-        for (role, sessions) in &by_role {
-            self.revocations.deny(role, sessions, now).await?;
-        }
-        for s in &live {
-            self.sessions
-                .set_status(&s.session_id, SessionStatus::Revoked)
-                .await?;
-        }
+        self.deny_sessions(&live, now).await?;
         let details = json!({"reason": terms.reason, "until": until, "sessions": live.len()});
         let n = notification(
             "caller.revoked",

@@ -39,11 +39,11 @@ impl App {
         // Approval and break-glass state is read only when they could matter.
         let state = match set.get(&name) {
             Some(profile) => {
-                let m = match_rules(profile, caller, now);
+                let m = match_rules(&set, profile, caller, now);
                 let gated = m.approval.is_some() || m.break_glass.is_some();
                 if m.deny.is_none() && m.allow.is_none() && gated {
                     self.gate_states
-                        .state(&caller.stable_id(), &profile.name, now.timestamp())
+                        .state(&caller.arn, &profile.name, now.timestamp())
                         .await
                         .in_profile(&name)?
                 } else {
@@ -59,17 +59,26 @@ impl App {
                 refused.facts.rule = d.rule().map(str::to_string);
                 refused.error = match &d {
                     Denial::ApprovalRequired { .. } => {
+                        // The request is for these attributes and what they
+                        // bind (a bad attribute is the caller's 400 first).
                         // Off the vend's path: the notification is not awaited.
                         let opened = match set.get(&name) {
                             Some(profile) => {
-                                self.pending_request(
-                                    call,
-                                    profile,
-                                    request.duration_seconds,
-                                    "",
-                                    false,
-                                )
-                                .await
+                                let asked = self.asked(&set, profile, call, &request.attributes);
+                                match asked {
+                                    Ok(asked) => {
+                                        self.pending_request(
+                                            call,
+                                            profile,
+                                            request.duration_seconds,
+                                            "",
+                                            asked,
+                                            false,
+                                        )
+                                        .await
+                                    }
+                                    Err(e) => Err(e),
+                                }
                             }
                             None => Err(ApiError::AccessDenied),
                         };

@@ -4,17 +4,20 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 use tvm_core::api::RequestView;
 use tvm_core::approval::{quorum_reached, RequestStatus};
 
-use super::{dep, open_pointer, pointer, request_view, text, DynamoGates, KEEP_SECONDS};
+use super::{dep, json_map, open_pointer, pointer, request_view, text, DynamoGates, KEEP_SECONDS};
 use crate::aws::attr::{n, s};
-use crate::aws::{keys, ApprovalStore, AwsError, BoxFut, Dependency};
+use crate::aws::{keys, ApprovalStore, Approver, AwsError, BoxFut, Dependency};
 
 impl ApprovalStore for DynamoGates {
     fn open<'a>(&'a self, r: &'a RequestView, now: i64) -> BoxFut<'a, Result<String, AwsError>> {
         Box::pin(async move {
             // Only when nothing pending or approved is in the way.
+            // The pointer is the exact caller's: another session of the same
+            // role (another person in the same permission set) finds none.
+            let (attributes, bindings) = (json_map(&r.attributes), json_map(&r.bindings));
             let pointer_put = open_pointer(
                 &self.approvals,
-                &r.caller,
+                &r.caller_arn,
                 &r.profile,
                 ("request_id", &r.id),
                 r.expires_at,
@@ -22,6 +25,9 @@ impl ApprovalStore for DynamoGates {
             )
             .item("state", s(RequestStatus::Pending.as_str()))
             .item("duration_seconds", n(i64::from(r.duration_seconds)))
+            .item("caller_arn", s(&r.caller_arn))
+            .item("attributes", s(&attributes))
+            .item("bindings", s(&bindings))
             .build()
             .map_err(dep)?;
             let record = Put::builder()
@@ -32,6 +38,8 @@ impl ApprovalStore for DynamoGates {
                 .item("caller", s(&r.caller))
                 .item("caller_arn", s(&r.caller_arn))
                 .item("justification", s(&r.justification))
+                .item("attributes", s(&attributes))
+                .item("bindings", s(&bindings))
                 .item("duration_seconds", n(i64::from(r.duration_seconds)))
                 .item("status", s(RequestStatus::Pending.as_str()))
                 .item("created_at", n(r.created_at))
@@ -50,7 +58,7 @@ impl ApprovalStore for DynamoGates {
             }
             // Someone's request is already pending or approved: that one.
             let existing = self
-                .get_item(&self.approvals, pointer(&r.caller, &r.profile))
+                .get_item(&self.approvals, pointer(&r.caller_arn, &r.profile))
                 .await?;
             existing
                 .and_then(|p| text(&p, "request_id"))
@@ -90,23 +98,27 @@ impl ApprovalStore for DynamoGates {
     fn approve<'a>(
         &'a self,
         r: &'a RequestView,
-        approver: &'a str,
+        approver: Approver<'a>,
         ttl: u32,
         now: i64,
     ) -> BoxFut<'a, Result<RequestView, AwsError>> {
         Box::pin(async move {
+            let Approver { person, arn } = approver;
+            // One entry per person: a second role of the same person is
+            // refused by the condition, like the same role twice.
             let added = self
                 .client
                 .update_item()
                 .table_name(&self.approvals)
                 .key("pk", s(&keys::request(&r.id)))
-                .update_expression("ADD approvals :me")
+                .update_expression("ADD approvals :me, approved_by :arn")
                 .condition_expression(
                     "#s = :pending AND expires_at > :now AND NOT contains(approvals, :who)",
                 )
                 .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":me", AttributeValue::Ss(vec![approver.to_string()]))
-                .expression_attribute_values(":who", s(approver))
+                .expression_attribute_values(":me", AttributeValue::Ss(vec![person.to_string()]))
+                .expression_attribute_values(":arn", AttributeValue::Ss(vec![arn.to_string()]))
+                .expression_attribute_values(":who", s(person))
                 .expression_attribute_values(":pending", s(RequestStatus::Pending.as_str()))
                 .expression_attribute_values(":now", n(now))
                 .return_values(ReturnValue::AllNew)
@@ -122,7 +134,7 @@ impl ApprovalStore for DynamoGates {
                         .await?
                         .unwrap_or_else(|| r.clone());
                     return Err(AwsError::Conflict(
-                        if current.approvals.iter().any(|a| a == approver) {
+                        if current.approvals.iter().any(|a| a == person) {
                             format!(
                                 "you already approved request {}; it needs {} distinct approvers",
                                 r.id, r.required
@@ -153,13 +165,13 @@ impl ApprovalStore for DynamoGates {
                     .expression_attribute_values(":approved", s(RequestStatus::Approved.as_str()))
                     .expression_attribute_values(":pending", s(RequestStatus::Pending.as_str()))
                     .expression_attribute_values(":vu", n(valid_until))
-                    .expression_attribute_values(":by", s(approver))
+                    .expression_attribute_values(":by", s(arn))
                     .expression_attribute_values(":ttl", n(valid_until + KEEP_SECONDS))
                     .build()
                     .map_err(dep)?;
                 let link = Update::builder()
                     .table_name(&self.approvals)
-                    .key("pk", pointer(&r.caller, &r.profile))
+                    .key("pk", pointer(&r.caller_arn, &r.profile))
                     .update_expression(
                         "SET #state = :approved, #until = :vu, duration_seconds = :d, #ttl = :ttl",
                     )
@@ -207,7 +219,7 @@ impl ApprovalStore for DynamoGates {
                 .expression_attribute_values(":now", n(now))
                 .build()
                 .map_err(dep)?;
-            let pointer_key = pointer(&r.caller, &r.profile);
+            let pointer_key = pointer(&r.caller_arn, &r.profile);
             if !self
                 .update_and_unlink(&self.approvals, update, pointer_key, "request_id", &r.id)
                 .await?

@@ -13,7 +13,7 @@ impl BreakGlassStore for DynamoGates {
         Box::pin(async move {
             let pointer_put = open_pointer(
                 &self.break_glass,
-                &e.caller,
+                &e.caller_arn,
                 &e.profile,
                 ("event_id", &e.id),
                 e.ends_at,
@@ -90,7 +90,7 @@ impl BreakGlassStore for DynamoGates {
                 .expression_attribute_values(":now", n(now))
                 .build()
                 .map_err(dep)?;
-            let pointer_key = pointer(&e.caller, &e.profile);
+            let pointer_key = pointer(&e.caller_arn, &e.profile);
             if !self
                 .update_and_unlink(&self.break_glass, close, pointer_key, "event_id", &e.id)
                 .await?

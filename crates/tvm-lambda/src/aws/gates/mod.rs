@@ -12,7 +12,7 @@
 mod approvals;
 mod break_glass;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, TransactWriteItem, Update,
@@ -96,6 +96,19 @@ fn parsed<T>(item: &Item, parse: fn(&str) -> Option<T>) -> Option<T> {
     status
 }
 
+/// A string map stored as one JSON string attribute (attributes, bindings).
+pub(super) fn json_map(map: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).unwrap_or_default()
+}
+
+/// A stored map; absent reads as empty, unreadable as `None` (never vends).
+fn stored_map(item: &Item, k: &str) -> Option<BTreeMap<String, String>> {
+    match text(item, k) {
+        None => Some(BTreeMap::new()),
+        Some(raw) => serde_json::from_str(&raw).ok(),
+    }
+}
+
 pub(super) fn request_view(item: &Item, now: i64) -> Option<RequestView> {
     let expires_at = num(item, "expires_at")?;
     let status = parsed(item, RequestStatus::parse)?.at(expires_at, now);
@@ -105,6 +118,12 @@ pub(super) fn request_view(item: &Item, now: i64) -> Option<RequestView> {
         .cloned()
         .unwrap_or_default();
     approvals.sort();
+    let mut approved_by: Vec<String> = item
+        .get("approved_by")
+        .and_then(|v| v.as_ss().ok())
+        .cloned()
+        .unwrap_or_default();
+    approved_by.sort();
     Some(RequestView {
         id: text(item, "id")?,
         profile: text(item, "profile")?,
@@ -117,6 +136,9 @@ pub(super) fn request_view(item: &Item, now: i64) -> Option<RequestView> {
         expires_at,
         required: num(item, "required")? as u32,
         approvals,
+        approved_by,
+        attributes: stored_map(item, "attributes")?,
+        bindings: stored_map(item, "bindings")?,
         valid_until: num(item, "valid_until"),
         decided_by: text(item, "decided_by"),
     })
@@ -261,15 +283,21 @@ impl GateStates for DynamoGates {
             let approval = first(&self.approvals).and_then(|p| {
                 (text(&p, "state").as_deref() == Some(RequestStatus::Approved.as_str())
                     && num(&p, "until")? > now)
-                    .then(|| ApprovedRequest {
-                        id: text(&p, "request_id").unwrap_or_default(),
-                        duration_seconds: num(&p, "duration_seconds").unwrap_or(0) as u32,
-                        valid_until: chrono::DateTime::from_timestamp(
-                            num(&p, "until").unwrap_or(0),
-                            0,
-                        )
-                        .unwrap_or_default(),
+                    .then(|| {
+                        Some(ApprovedRequest {
+                            id: text(&p, "request_id").unwrap_or_default(),
+                            caller_arn: text(&p, "caller_arn")?,
+                            attributes: stored_map(&p, "attributes")?,
+                            bindings: stored_map(&p, "bindings")?,
+                            duration_seconds: num(&p, "duration_seconds").unwrap_or(0) as u32,
+                            valid_until: chrono::DateTime::from_timestamp(
+                                num(&p, "until").unwrap_or(0),
+                                0,
+                            )
+                            .unwrap_or_default(),
+                        })
                     })
+                    .flatten()
             });
             let break_glass = first(&self.break_glass).and_then(|p| {
                 (num(&p, "until")? > now).then(|| ActiveBreakGlass {
