@@ -214,6 +214,8 @@ struct Seeded {
 pub const REGION: &str = "us-east-1";
 pub const SERVER_ID: &str = "tvm-local-devstack";
 /// The local stack's security team.
+/// moto's account: the only one the local function serves.
+pub const ACCOUNT: &str = "123456789012";
 pub const ADMINS: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SecAdmin*/*";
 
 /// moto, seeded, auth enforced, behind the recording proxy.
@@ -268,6 +270,7 @@ impl Stack {
             ("TVM_IDENTITY_MODES", "apigw,sts".to_string()),
             ("TVM_SERVER_ID", SERVER_ID.to_string()),
             ("TVM_ADMIN_PRINCIPALS", ADMINS.to_string()),
+            ("TVM_ALLOWED_ACCOUNTS", ACCOUNT.to_string()),
             ("RUST_LOG", "info".to_string()),
         ]
         .into_iter()

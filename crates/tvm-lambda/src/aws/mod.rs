@@ -188,11 +188,13 @@ pub struct RevocationMarker {
     pub at: i64,
 }
 
-/// Who approves: the person counted (see `Principal::person`) and the ARN
-/// shown.
+/// Who approves: the person and the principal counted (see
+/// `Principal::person` and `Principal::stable_id`: an approval counts only
+/// when both are new), and the ARN shown.
 #[derive(Debug, Clone, Copy)]
 pub struct Approver<'a> {
     pub person: &'a str,
+    pub principal: &'a str,
     pub arn: &'a str,
 }
 

@@ -112,7 +112,10 @@ impl ApprovalStore for Memory {
                 r.id
             ))));
         }
-        if stored.approvals.iter().any(|a| a == approver.person) {
+        let same_principal = stored.approved_by.iter().any(|arn| {
+            tvm_core::principal::stable_principal(arn).as_deref() == Some(approver.principal)
+        });
+        if same_principal || stored.approvals.iter().any(|a| a == approver.person) {
             return ready(Err(AwsError::Conflict(format!(
                 "you already approved request {}; it needs {} distinct approvers",
                 r.id, r.required

@@ -207,9 +207,10 @@ impl App {
             }
             RequestAction::Approve => {
                 let ttl = approval_ttl(profile.as_ref());
-                let person = caller.person();
+                let (person, principal) = (caller.person(), caller.stable_id());
                 let approver = Approver {
                     person: &person,
+                    principal: &principal,
                     arn: &caller.arn,
                 };
                 self.approvals.approve(&request, approver, ttl, now).await

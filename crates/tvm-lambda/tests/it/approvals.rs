@@ -29,9 +29,13 @@ fn a_request_approved_by_two_racing_approvers_vends_for_its_caller_only() {
             .as_str()
             .expect("a pending request id")
             .to_string();
-        // A repeat gets the same request, and so does an explicit one.
-        let again = vend(&lambda, &gate("appr-dev", "another-session")).await;
+        // A repeat gets the same request, and so does an explicit one; another
+        // session of the same role (another person) gets a request of its own.
+        let again = vend(&lambda, &jane).await;
         assert_eq!(again.body["approval_request_id"], id.as_str());
+        let other_person = vend(&lambda, &gate("appr-dev", "another-session")).await;
+        assert_eq!(other_person.code(), "ApprovalRequired");
+        assert_ne!(other_person.body["approval_request_id"], id.as_str());
         let explicit = post(&lambda, &jane, "/v1/requests", json!({"profile": "gates", "justification": "debugging ticket 123", "duration_seconds": 1200})).await;
         assert_eq!(explicit.status, 201, "{:?}", explicit.body);
         assert_eq!(explicit.body["id"], id.as_str());
@@ -152,13 +156,16 @@ fn racing_approvers_on_two_function_instances_are_counted_exactly_once_each() {
             .map(|v| v.as_str().unwrap().to_string())
             .collect();
         approvers.sort();
-        assert_eq!(
-            approvers,
-            [
-                "arn:aws:iam::123456789012:role/gate-approver",
-                "arn:aws:iam::123456789012:role/second-approver"
-            ]
-        );
+        // Counted as persons, shown with the ARNs they approved under.
+        assert_eq!(approvers, ["bob", "carol"]);
+        let mut by: Vec<&str> = final_view.body["approved_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        by.sort();
+        assert_eq!(by, [BOB, CAROL]);
         assert_eq!(vend(&b, &requester).await.status, 200);
         a.stop().await;
         b.stop().await;
@@ -354,7 +361,7 @@ fn an_approval_past_its_ttl_no_longer_vends_and_the_next_vend_asks_again() {
         // Let the approval's ttl pass: move its end into the past in the store.
         let past = (chrono::Utc::now().timestamp() - 1).to_string();
         let ddb = aws_sdk_dynamodb::Client::new(&sdk());
-        let pointer = "open#arn:aws:iam::123456789012:role/appr-expire#gates";
+        let pointer = format!("open#{erin}#gates");
         for (key, attrs) in [
             (pointer.to_string(), vec!["until"]),
             (format!("req#{id}"), vec!["valid_until", "expires_at"]),

@@ -209,10 +209,7 @@ fn break_glass_past_its_end_no_longer_vends() {
         aws_sdk_dynamodb::Client::new(&sdk())
             .update_item()
             .table_name("tvm-breakglass")
-            .key(
-                "pk",
-                AttributeValue::S("open#arn:aws:iam::123456789012:role/oncall-late#gates".into()),
-            )
+            .key("pk", AttributeValue::S(format!("open#{sam}#gates")))
             .update_expression("SET #u = :t")
             .expression_attribute_names("#u", "until")
             .expression_attribute_values(

@@ -78,7 +78,7 @@ pub async fn get(lambda: &Lambda, caller: &str, path_and_query: &str) -> Answer 
     call(lambda, e).await
 }
 
-async fn revocation_policy() -> String {
+pub async fn revocation_policy() -> String {
     let out = aws_sdk_iam::Client::new(&sdk())
         .get_role_policy()
         .role_name("orders-tenant")

@@ -10,4 +10,5 @@ mod notify;
 mod presigned;
 mod refusals;
 mod route_table;
+mod trust;
 mod vend;

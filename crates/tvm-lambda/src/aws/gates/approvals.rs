@@ -8,6 +8,22 @@ use super::{dep, json_map, open_pointer, pointer, request_view, text, DynamoGate
 use crate::aws::attr::{n, s};
 use crate::aws::{keys, ApprovalStore, Approver, AwsError, BoxFut, Dependency};
 
+impl DynamoGates {
+    /// The principals that approved a request so far.
+    async fn approver_principals(&self, id: &str) -> Result<Vec<String>, AwsError> {
+        let item = self
+            .get_item(&self.approvals, s(&keys::request(id)))
+            .await?;
+        Ok(item
+            .and_then(|i| {
+                i.get("approver_principals")
+                    .and_then(|v| v.as_ss().ok())
+                    .cloned()
+            })
+            .unwrap_or_default())
+    }
+}
+
 impl ApprovalStore for DynamoGates {
     fn open<'a>(&'a self, r: &'a RequestView, now: i64) -> BoxFut<'a, Result<String, AwsError>> {
         Box::pin(async move {
@@ -103,22 +119,29 @@ impl ApprovalStore for DynamoGates {
         now: i64,
     ) -> BoxFut<'a, Result<RequestView, AwsError>> {
         Box::pin(async move {
-            let Approver { person, arn } = approver;
-            // One entry per person: a second role of the same person is
-            // refused by the condition, like the same role twice.
+            let Approver {
+                person,
+                principal,
+                arn,
+            } = approver;
+            // One entry per person and per principal: the same person under
+            // a second role, and a second session name of the same role
+            // (which whoever assumes it may choose), are both refused.
             let added = self
                 .client
                 .update_item()
                 .table_name(&self.approvals)
                 .key("pk", s(&keys::request(&r.id)))
-                .update_expression("ADD approvals :me, approved_by :arn")
+                .update_expression("ADD approvals :me, approved_by :arn, approver_principals :pr")
                 .condition_expression(
-                    "#s = :pending AND expires_at > :now AND NOT contains(approvals, :who)",
+                    "#s = :pending AND expires_at > :now AND NOT contains(approvals, :who) AND NOT contains(approver_principals, :principal)",
                 )
                 .expression_attribute_names("#s", "status")
                 .expression_attribute_values(":me", AttributeValue::Ss(vec![person.to_string()]))
                 .expression_attribute_values(":arn", AttributeValue::Ss(vec![arn.to_string()]))
                 .expression_attribute_values(":who", s(person))
+                .expression_attribute_values(":pr", AttributeValue::Ss(vec![principal.to_string()]))
+                .expression_attribute_values(":principal", s(principal))
                 .expression_attribute_values(":pending", s(RequestStatus::Pending.as_str()))
                 .expression_attribute_values(":now", n(now))
                 .return_values(ReturnValue::AllNew)
@@ -133,8 +156,11 @@ impl ApprovalStore for DynamoGates {
                     let current = ApprovalStore::get(self, &r.id, now)
                         .await?
                         .unwrap_or_else(|| r.clone());
+                    let roles = self.approver_principals(&r.id).await?;
                     return Err(AwsError::Conflict(
-                        if current.approvals.iter().any(|a| a == person) {
+                        if current.approvals.iter().any(|a| a == person)
+                            || roles.iter().any(|p| p == principal)
+                        {
                             format!(
                                 "you already approved request {}; it needs {} distinct approvers",
                                 r.id, r.required
