@@ -184,6 +184,18 @@ class Function(unittest.TestCase):
                 continue  # read by tracing-subscriber; the notifier (gates issue)
             self.assertIn(f'"{name}"', CODE["config"], f"config.rs does not read {name}")
 
+    def test_the_function_serves_the_deploying_account_unless_told_otherwise(self):
+        # An empty allowlist would admit every AWS account (trust model v2).
+        sam_env = sam()["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(
+            sam_env["TVM_ALLOWED_ACCOUNTS"],
+            {"If": ["AccountsGiven", {"Ref": "AllowedAccounts"}, {"Ref": "AWS::AccountId"}]},
+        )
+        self.assertEqual(sam()["Conditions"]["AccountsGiven"], {"Not": [{"Equals": [{"Ref": "AllowedAccounts"}, ""]}]})
+        tf_env = tf_resources("modules/tvm/function.tf", "aws_lambda_function")["tvm"]["environment"][0]["variables"]
+        self.assertIn("local.account_id", tf_env["TVM_ALLOWED_ACCOUNTS"])
+        self.assertIn("length(var.allowed_accounts) > 0", tf_env["TVM_ALLOWED_ACCOUNTS"])
+
     def test_the_execution_role_assumes_only_tagged_roles_on_the_protected_path(self):
         policy = sam()["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
         assume = next(s for s in policy if isinstance(s, dict) and s.get("Sid") == "AssumeProtectedRoles")

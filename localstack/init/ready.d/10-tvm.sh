@@ -28,6 +28,8 @@ env = {
     "TVM_POLICY_PREFIX": os.environ.get("TVM_POLICY_PREFIX", "/tvm/policies/"),
     "TVM_IDENTITY_MODES": "sts",
     "TVM_SERVER_ID": os.environ.get("TVM_SERVER_ID", "tvm-localstack"),
+    # The sts mode serves only named accounts: LocalStack's own by default.
+    "TVM_ALLOWED_ACCOUNTS": os.environ.get("TVM_ALLOWED_ACCOUNTS", "000000000000"),
     "AWS_ENDPOINT_URL": "http://localhost.localstack.cloud:4566",
 }
 json.dump({"Variables": env}, open(sys.argv[1], "w"))

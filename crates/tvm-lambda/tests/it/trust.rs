@@ -466,7 +466,7 @@ fn an_unknown_profile_and_a_forbidden_one_answer_alike_whatever_the_request() {
                 b
             };
             let unknown = vend_as(&lambda, root, body("trust-nonexistent")).await;
-            let forbidden = vend_as(&lambda, root, body("trust")).await;
+            let forbidden = vend_as(&lambda, root, body("trust-gated")).await;
             assert_eq!(unknown.status, forbidden.status, "{extra}");
             assert_eq!(unknown.code(), forbidden.code(), "{extra}");
             let message = |a: &Answer| {
@@ -474,7 +474,7 @@ fn an_unknown_profile_and_a_forbidden_one_answer_alike_whatever_the_request() {
                     .as_str()
                     .unwrap()
                     .replace("trust-nonexistent", "P")
-                    .replace("\"trust\"", "\"P\"")
+                    .replace("trust-gated", "P")
             };
             assert_eq!(message(&unknown), message(&forbidden), "{extra}");
             assert_eq!(unknown.headers, forbidden.headers, "{extra}");

@@ -132,7 +132,8 @@ resource "aws_lambda_function" "tvm" {
       TVM_BREAKGLASS_TABLE = aws_dynamodb_table.breakglass.name
       TVM_NOTIFY_TOPIC_ARN = var.enable_notifications ? aws_sns_topic.notify[0].arn : ""
       TVM_IDENTITY_MODES   = "apigw"
-      TVM_ALLOWED_ACCOUNTS = join(",", var.allowed_accounts)
+      # Never "any account": the deploying account unless told otherwise.
+      TVM_ALLOWED_ACCOUNTS = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
       TVM_ALLOWED_ORG_IDS  = join(",", var.allowed_org_ids)
       RUST_LOG             = var.log_level
     }

@@ -26,9 +26,14 @@ variable "protected_role_path" {
 }
 
 variable "allowed_accounts" {
-  description = "Accounts whose callers may be evaluated at all (TVM_ALLOWED_ACCOUNTS); empty for any."
+  description = "Accounts whose callers may be evaluated at all (TVM_ALLOWED_ACCOUNTS); empty for the deploying account only."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for a in var.allowed_accounts : can(regex("^[0-9]{12}$", a))])
+    error_message = "allowed_accounts are 12-digit account ids."
+  }
 }
 
 variable "allowed_org_ids" {
