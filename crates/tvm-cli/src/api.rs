@@ -19,8 +19,9 @@ impl Api<'_> {
         profile: &str,
         justification: &str,
         duration: Option<u32>,
+        attributes: &std::collections::BTreeMap<String, String>,
     ) -> Result<RequestView, ClientError> {
-        let body = json!({"profile": profile, "justification": justification, "duration_seconds": duration});
+        let body = json!({"profile": profile, "justification": justification, "duration_seconds": duration, "attributes": attributes});
         self.0.json("POST", "/v1/requests", Some(&body)).await
     }
 

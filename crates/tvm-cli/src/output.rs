@@ -139,6 +139,13 @@ pub fn show_request(r: &RequestView) -> String {
         format!("duration: {}s", r.duration_seconds),
         format!("why:      {}", r.justification),
     ];
+    // What the approvers approve: this caller, with these bindings.
+    for (k, v) in &r.bindings {
+        lines.push(format!("binds:    {k}={v}"));
+    }
+    for (k, v) in &r.attributes {
+        lines.push(format!("attr:     {k}={v}"));
+    }
     match (r.status.as_str(), r.valid_until) {
         ("approved", Some(v)) => lines.push(format!("vends:    {}", left(v))),
         ("pending", _) => lines.push(format!("pending:  {}", left(r.expires_at))),

@@ -17,13 +17,23 @@ pub struct Request {
     justification: String,
     #[arg(long)]
     duration: Option<u32>,
+    /// Request attributes the vend will send, as KEY=VALUE: the approval is
+    /// for these and no others.
+    #[arg(long = "attribute", value_name = "KEY=VALUE")]
+    attributes: Vec<String>,
 }
 
 impl Request {
     pub async fn run(self, global: &Global) -> Result<ExitCode, CliError> {
+        let attributes = crate::flags::attributes(&self.attributes)?;
         let client = global.endpoint.client().await?;
         let r = Api(&client)
-            .create_request(&self.profile, &self.justification, self.duration)
+            .create_request(
+                &self.profile,
+                &self.justification,
+                self.duration,
+                &attributes,
+            )
             .await
             .map_err(CliError::tvm(Some(&self.profile)))?;
         output(global.json, &r, |r| {

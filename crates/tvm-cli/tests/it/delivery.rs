@@ -550,6 +550,40 @@ fn whoami_and_profiles_read_the_endpoint_from_the_aws_config() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Run `tvm serve --token-file PATH` for at most 10 s: its exit code (`None`
+/// if it was still serving, i.e. it adopted the file), stdout and stderr.
+fn serve_with_token_file(path: &Path) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(tvm());
+    let mut child = clean(&mut cmd)
+        .args(["serve", "--profile", "orders-tenant", "--print-env"])
+        .args(["--endpoint", "http://127.0.0.1:9", "--token-file"])
+        .arg(path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = (String::new(), String::new());
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out.0);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut out.1);
+    }
+    (code, out.0, out.1)
+}
+
 /// `tvm serve --token-file` adopts a token only from a regular file of the
 /// current user that nobody else may read or write, never through a
 /// symlink; each refusal names the file and what to fix, before anything is
@@ -588,34 +622,26 @@ fn a_token_file_someone_else_could_read_or_plant_is_refused() {
         cases.push(("/etc/hostname".into(), "not by the current user"));
     }
     for (path, why) in cases {
-        let mut cmd = Command::new(tvm());
-        let out = clean(&mut cmd)
-            .args(["serve", "--profile", "orders-tenant", "--print-env"])
-            .args(["--endpoint", "http://127.0.0.1:9", "--token-file"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{} was adopted", path.display());
+        let (code, stdout, stderr) = serve_with_token_file(&path);
+        assert_ne!(code, Some(0), "{} was adopted", path.display());
+        assert!(
+            code.is_some(),
+            "{} was adopted: tvm serve kept running",
+            path.display()
+        );
         assert!(
             stderr.contains(&path.display().to_string()) && stderr.contains(why),
             "{}: {stderr}",
             path.display()
         );
-        assert!(!String::from_utf8_lossy(&out.stdout).contains(planted));
+        assert!(!stdout.contains(planted));
     }
     // A dangling symlink where a new token would go is not written through.
     let target = dir.join("elsewhere");
     let dangling = dir.join("dangling");
     symlink(&target, &dangling).unwrap();
-    let mut cmd = Command::new(tvm());
-    let out = clean(&mut cmd)
-        .args(["serve", "--profile", "orders-tenant", "--print-env"])
-        .args(["--endpoint", "http://127.0.0.1:9", "--token-file"])
-        .arg(&dangling)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let (code, _, _) = serve_with_token_file(&dangling);
+    assert!(code.is_some_and(|c| c != 0), "tvm serve took {dangling:?}");
     assert!(!target.exists(), "the token was written through a symlink");
     std::fs::remove_dir_all(dir).ok();
 }
