@@ -9,7 +9,7 @@ role_arn: arn:aws:iam::111122223333:role/r
 rules:
   - {name: humans, effect: require_approval, role_names: [dev], accounts: ["111122223333"]}
   - {name: oncall, effect: break_glass, role_names: [oncall], accounts: ["111122223333"]}
-approval: {approvers: ["arn:aws:sts::111122223333:assumed-role/sec/*"], required: 2, ttl: 600}
+approval: {approvers: ["arn:aws:sts::111122223333:assumed-role/sec/*"], required: 2, ttl: 900}
 break_glass: {principals: ["arn:aws:sts::111122223333:assumed-role/oncall/*"], max_duration: 1800, min_justification: 20}
 "#;
 
@@ -120,7 +120,7 @@ fn only_the_requester_cancels_and_only_other_approvers_decide() {
     );
     assert!(may_see_request(&r, Some(&p), &who(SEC)) && !may_see_request(&r, Some(&p), &stranger));
     assert!(!quorum_reached(1, 2) && quorum_reached(2, 2));
-    assert_eq!(approval_ttl(Some(&p)), 600);
+    assert_eq!(approval_ttl(Some(&p)), 900);
     assert_eq!(approval_ttl(None), DEFAULT_APPROVAL_TTL);
 }
 

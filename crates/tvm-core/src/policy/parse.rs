@@ -142,8 +142,12 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
         if !(1..=10).contains(&a.required) {
             p.add("approval.required", "must be between 1 and 10");
         }
-        if !(60..=86_400).contains(&a.ttl) {
-            p.add("approval.ttl", "must be between 60 and 86400 seconds");
+        // A grant ends with its approval: a shorter ttl could never vend.
+        if !(MIN_DURATION..=86_400).contains(&a.ttl) {
+            p.add(
+                "approval.ttl",
+                format!("must be between {MIN_DURATION} (STS's shortest session: a grant ends with its approval) and 86400 seconds"),
+            );
         }
     }
     let break_glass = doc.break_glass.map(|b| BreakGlass {
