@@ -391,4 +391,25 @@ fn policy_test_shows_the_decision_and_the_rendered_policy() {
         text.contains("rule maintenance denies this caller"),
         "{text}"
     );
+    // A grant ends with its reason: 10 minutes before the maintenance hour,
+    // what is left is under STS's 900 s; 20 minutes before, it is the cap.
+    let at = |when: &str| {
+        let out = Command::new(tvm())
+            .args(["policy", "test"])
+            .arg(examples().join("reports-readonly.yaml"))
+            .args(["--caller", "arn:aws:iam::123456789012:user/analyst-ana"])
+            .args(["--at", when, "--duration", "1800"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = at("2026-11-29T02:50:00+01:00");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("ends in 600 s"), "{text}");
+    let (code, text) = at("2026-11-29T02:40:00+01:00");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("duration: 1200s"), "{text}");
 }
