@@ -42,6 +42,8 @@ pub struct Memory {
     pub steps: Mutex<Vec<String>>,
     pub fail_record: bool,
     pub fail_assume: bool,
+    /// The next revocation write fails (IAM unavailable), once.
+    pub fail_deny_once: std::sync::atomic::AtomicBool,
     /// STS takes this long.
     pub slow_assume: Option<Duration>,
     pub state: Mutex<State>,
@@ -215,6 +217,15 @@ impl RoleRevocations for Memory {
         sessions: &'a [Revoked],
         _now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
+        if self
+            .fail_deny_once
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return ready(Err(AwsError::unavailable(
+                Dependency::Iam,
+                "ServiceFailure: injected",
+            )));
+        }
         let mut s = self.state();
         s.denied
             .extend(sessions.iter().map(|r| (role_arn.to_string(), r.clone())));

@@ -3,12 +3,14 @@
 
 use serde_json::json;
 use tvm_core::api::{BreakGlassList, BreakGlassView, OpenBreakGlass, SessionStatus, SessionView};
-use tvm_core::approval::{self, is_admin, may_manage_break_glass, BreakGlassError};
+use tvm_core::approval::{
+    self, is_admin, may_manage_break_glass, BreakGlassError, BreakGlassStatus,
+};
 
 use super::revocation::MAX_LISTED;
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
-use crate::aws::SessionQuery;
+use crate::aws::{AwsError, SessionQuery};
 use crate::error::ApiError;
 use crate::event::body_json;
 
@@ -75,11 +77,20 @@ impl App {
             return Err(not_found().into());
         }
         let name = event.profile.clone();
-        let closed = self
-            .break_glass
-            .close(&event, &caller.arn, now)
-            .await
-            .in_profile(&name)?;
+        let closed = match self.break_glass.close(&event, &caller.arn, now).await {
+            Ok(closed) => closed,
+            Err(AwsError::Conflict(m)) => {
+                // Already closed: a close whose revocation failed is retried
+                // here, so that what the event vended never outlives it.
+                if let Some(done) = self.break_glass.get(id, now).await.in_profile(&name)? {
+                    if done.status == BreakGlassStatus::Closed {
+                        self.revoke_vended_under(&done).await.in_profile(&name)?;
+                    }
+                }
+                return Err(ApiError::Conflict(m)).in_profile(&name);
+            }
+            Err(e) => return Err(ApiError::from(e)).in_profile(&name),
+        };
         // The grant ends with its reason: what the event vended is revoked.
         let revoked = self.revoke_vended_under(&closed).await.in_profile(&name)?;
         let details = json!({"opened_at": closed.opened_at, "closed_at": closed.ends_at, "sessions_revoked": revoked});

@@ -142,6 +142,33 @@ async fn break_glass_vends_while_open_once_per_caller_and_not_after_it_closes() 
 }
 
 #[tokio::test]
+async fn a_close_whose_revocation_failed_revokes_on_the_next_close() {
+    let memory = Arc::new(Memory::default());
+    let app = app_with(memory.clone(), &[BREAK_GLASS]);
+    let ask = json!({"profile": "orders-tenant", "reason": "incident", "justification": "the orders table is on fire"});
+    let (_, event) = call(&app, "POST", "/v1/breakglass", ONCALL, ask).await;
+    let (code, creds) = vend(&app, ONCALL).await;
+    assert_eq!(code, 200, "{creds}");
+    memory
+        .fail_deny_once
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let close = format!("/v1/breakglass/{}/close", event["id"].as_str().unwrap());
+    let (code, _) = call(&app, "POST", &close, ONCALL, json!({})).await;
+    assert_eq!(code, 503, "IAM failed: the close says so");
+    assert!(memory.denied().is_empty());
+    let (code, body) = call(&app, "POST", &close, ONCALL, json!({})).await;
+    assert_eq!((code, body["code"].as_str()), (409, Some("Conflict")));
+    let session = creds["SessionId"].as_str().unwrap();
+    assert_eq!(
+        memory.denied(),
+        [(
+            "arn:aws:iam::123456789012:role/tvm/orders-tenant".to_string(),
+            format!("tvm-{session}")
+        )]
+    );
+}
+
+#[tokio::test]
 async fn a_revoked_session_stops_its_caller_and_denies_its_credentials() {
     let memory = Arc::new(Memory::default());
     let app = app(memory.clone());
