@@ -66,6 +66,24 @@ fn bench_decide(c: &mut Criterion) {
             b.iter(|| decide(black_box(set), black_box(&caller), &request, &state, now).is_ok())
         });
     }
+    // A time window anywhere in the profile: the grant's end is found by a
+    // scan of the next hour's minute boundaries (60 evaluations).
+    let mut windowed = profile_with(10);
+    windowed.push_str("  - {name: freeze, effect: deny, principals: [\"*\"], time: {days: [sun], hours: \"03:00-04:00\", timezone: Europe/Berlin}}\n");
+    let set = PolicySet::new([parse_profile(&windowed, None).unwrap()]);
+    let long = VendRequest {
+        duration_seconds: Some(3600),
+        ..request.clone()
+    };
+    assert_eq!(
+        decide(&set, &caller, &long, &state, now)
+            .unwrap()
+            .duration_seconds,
+        3600
+    );
+    group.bench_function("10-windowed", |b| {
+        b.iter(|| decide(black_box(&set), black_box(&caller), &long, &state, now).is_ok())
+    });
     group.finish();
 }
 

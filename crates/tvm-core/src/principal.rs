@@ -209,11 +209,15 @@ impl Principal {
     ///   (`arn:P:sts::A:federated-user/*`): GetFederationToken lets its caller
     ///   choose the name, so the name identifies nobody;
     /// - root: the account's root.
+    ///
+    /// Role and user names are lowercased: IAM keeps them unique without
+    /// case, so `role/Orders` and `role/orders` are one role.
     pub fn stable_id(&self) -> String {
         let (p, a) = (self.partition.as_str(), &self.account);
+        let name = self.name.to_ascii_lowercase();
         match self.kind {
-            PrincipalKind::AssumedRole => format!("arn:{p}:iam::{a}:role/{}", self.name),
-            PrincipalKind::User => format!("arn:{p}:iam::{a}:user/{}", self.name),
+            PrincipalKind::AssumedRole => format!("arn:{p}:iam::{a}:role/{name}"),
+            PrincipalKind::User => format!("arn:{p}:iam::{a}:user/{name}"),
             PrincipalKind::FederatedUser => format!("arn:{p}:sts::{a}:federated-user/*"),
             PrincipalKind::Root => self.arn.clone(),
         }
@@ -324,7 +328,7 @@ pub fn stable_principal(arn: &str) -> Option<String> {
     let role = RoleArn::parse(arn).ok()?;
     let s = role.as_str();
     let (head, path) = s.split_once(":role/")?;
-    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
     Some(format!("{head}:role/{name}"))
 }
 
@@ -390,6 +394,20 @@ mod tests {
         assert_eq!(
             stable_principal("arn:aws:iam::111122223333:user/ops/Alice"),
             stable_principal("arn:aws:iam::111122223333:user/Alice")
+        );
+        // Names are unique without case: one spelling per principal.
+        assert_eq!(
+            stable_principal("arn:aws:iam::111122223333:user/alice").as_deref(),
+            Some("arn:aws:iam::111122223333:user/alice")
+        );
+        assert_eq!(
+            stable_principal("arn:aws:iam::111122223333:role/tvm/Orders-Task"),
+            Principal::parse(
+                "arn:aws:sts::111122223333:assumed-role/orders-task/s1",
+                None
+            )
+            .map(|p| p.stable_id())
+            .ok()
         );
         // One person: the user, and the same name as a role session elsewhere.
         let session =

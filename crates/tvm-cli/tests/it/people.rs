@@ -174,7 +174,7 @@ fn a_developer_asks_the_security_team_approves_lists_and_revokes() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["caller"] == "arn:aws:iam::123456789012:role/AWSReservedSSO_DevAccess_e2e")
+        .find(|s| s["caller"] == "arn:aws:iam::123456789012:role/awsreservedsso_devaccess_e2e")
         .expect("the developer's session is listed")["session_id"]
         .as_str()
         .unwrap()

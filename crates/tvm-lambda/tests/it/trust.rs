@@ -211,7 +211,8 @@ fn a_federated_name_is_nobody_and_a_user_path_is_the_same_user() {
                 .status,
             200
         );
-        revoke_caller(&lambda, "arn:aws:iam::123456789012:user/trust-pat").await;
+        // Without the path, and in another case (names are unique without case).
+        revoke_caller(&lambda, "arn:aws:iam::123456789012:user/Trust-Pat").await;
         let again = vend_as(&lambda, pathed, json!({"profile": "trust"})).await;
         assert_eq!(again.code(), "SessionRevoked", "{:?}", again.body);
         lambda.stop().await;
