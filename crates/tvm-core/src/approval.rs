@@ -12,7 +12,7 @@ use crate::api::{BreakGlassView, CreateRequest, OpenBreakGlass, RequestView};
 use crate::glob::Glob;
 use crate::limits::{MAX_DURATION, MIN_DURATION};
 use crate::policy::{PolicySet, Profile};
-use crate::principal::Principal;
+use crate::principal::{Principal, PrincipalKind};
 pub use crate::status::{BreakGlassStatus, RequestStatus};
 
 /// How long a request stays pending, in seconds.
@@ -64,12 +64,20 @@ pub fn is_approver(profile: &Profile, who: &Principal) -> bool {
     profile
         .approval
         .as_ref()
-        .is_some_and(|a| a.approvers.iter().any(|g| who.matched_by(g)))
+        .is_some_and(|a| named_by(&a.approvers, who))
+}
+
+/// Does a list of authority globs (approvers, break-glass principals, the
+/// security team) name `who`? Never a federated user: whoever may call
+/// GetFederationToken in its account chooses its name, the requester's
+/// included.
+pub fn named_by(globs: &[Glob], who: &Principal) -> bool {
+    who.kind != PrincipalKind::FederatedUser && globs.iter().any(|g| who.matched_by(g))
 }
 
 /// Is `who` on the security team?
 pub fn is_admin(admins: &[Glob], who: &Principal) -> bool {
-    admins.iter().any(|g| who.matched_by(g))
+    named_by(admins, who)
 }
 
 /// The security team manages every profile; approvers manage theirs
@@ -78,9 +86,10 @@ pub fn manages(set: &PolicySet, admins: &[Glob], who: &Principal, profile: &str)
     is_admin(admins, who) || set.get(profile).is_some_and(|p| is_approver(p, who))
 }
 
-/// A request is visible to its requester and to its profile's approvers.
+/// A request is visible to its requester (the exact caller that opened it)
+/// and to its profile's approvers.
 pub fn may_see_request(request: &RequestView, profile: Option<&Profile>, who: &Principal) -> bool {
-    request.caller == who.stable_id() || profile.is_some_and(|p| is_approver(p, who))
+    request.caller_arn == who.arn || profile.is_some_and(|p| is_approver(p, who))
 }
 
 /// Is `who` the requester of `request`: the same principal (any session of
@@ -100,11 +109,11 @@ pub fn may_act(
     profile: Option<&Profile>,
     who: &Principal,
 ) -> Result<(), Refusal> {
-    let mine = is_requester(request, who);
     match action {
-        RequestAction::Cancel if mine => Ok(()),
+        // Only the exact caller that asked withdraws its request.
+        RequestAction::Cancel if request.caller_arn == who.arn => Ok(()),
         RequestAction::Cancel => Err(Refusal::NotRequester),
-        _ if mine => Err(Refusal::OwnRequest),
+        _ if is_requester(request, who) => Err(Refusal::OwnRequest),
         _ if !profile.is_some_and(|p| is_approver(p, who)) => Err(Refusal::NotApprover),
         _ => Ok(()),
     }
@@ -202,7 +211,7 @@ pub fn open_break_glass(
     let bg = profile
         .break_glass
         .as_ref()
-        .filter(|b| b.principals.iter().any(|g| caller.matched_by(g)))
+        .filter(|b| named_by(&b.principals, caller))
         .ok_or(BreakGlassError::Refused(Refusal::NotBreakGlassPrincipal))?;
     let bad = |m: String| BreakGlassError::Bad(BadAsk(m));
     if !BREAK_GLASS_REASONS.contains(&ask.reason.as_str()) {
@@ -251,9 +260,10 @@ pub enum BreakGlassError {
     Bad(BadAsk),
 }
 
-/// Its opener and the security team see and close an event.
+/// Its opener (the exact caller) and the security team see and close an
+/// event.
 pub fn may_manage_break_glass(event: &BreakGlassView, admins: &[Glob], who: &Principal) -> bool {
-    event.caller == who.stable_id() || is_admin(admins, who)
+    event.caller_arn == who.arn || is_admin(admins, who)
 }
 
 #[cfg(test)]

@@ -265,7 +265,7 @@ pub fn decide<'p>(
         cap = cap.min(max);
     }
     let horizon = now + chrono::Duration::seconds(i64::from(cap));
-    if let Some(end) = rule_end(set, profile, caller, rule.effect, now, horizon) {
+    if let Some(end) = rule_end(set, profile, caller, rule, now, horizon) {
         if ends.is_none_or(|(at, _)| end < at) {
             ends = Some((end, "the rule's time window, or a deny window that starts"));
         }
@@ -307,35 +307,34 @@ pub fn decide<'p>(
 }
 
 /// The first minute boundary in `(now, horizon]` at which the grant's basis
-/// is gone: a deny rule applies, or no rule of `effect` does. `None` when it
-/// holds throughout (or no rule of the profile has a time window: nothing
-/// changes with time then). Windows are whole minutes in their timezones, so
-/// minute boundaries are where they open and close; the scan is bounded by
-/// the longest session (60 steps).
+/// is gone: a deny rule applies, or the rule that granted no longer does
+/// (another rule of the same effect is another grant: it may bind other
+/// values or cap otherwise). `None` when it holds throughout (or no rule of
+/// the profile has a time window: nothing changes with time then). Windows
+/// are whole minutes in their timezones, so minute boundaries are where they
+/// open and close; the scan is bounded by the longest session (60 steps).
 fn rule_end(
     set: &PolicySet,
     profile: &Profile,
     caller: &Principal,
-    effect: Effect,
+    rule: &Rule,
     now: DateTime<Utc>,
     horizon: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     if profile.rules.iter().all(|r| r.time.is_none()) {
         return None;
     }
+    let vended = set.vended(caller);
     let first = now.timestamp().div_euclid(60) * 60 + 60;
     (first..=horizon.timestamp())
         .step_by(60)
         .filter_map(|t| DateTime::from_timestamp(t, 0))
         .find(|&t| {
-            let m = match_rules(set, profile, caller, t);
-            m.deny.is_some()
-                || match effect {
-                    Effect::Allow => m.allow.is_none(),
-                    Effect::RequireApproval => m.approval.is_none(),
-                    Effect::BreakGlass => m.break_glass.is_none(),
-                    Effect::Deny => true,
-                }
+            !rule.applies(caller, vended, t)
+                || profile
+                    .rules
+                    .iter()
+                    .any(|r| r.effect == Effect::Deny && r.applies(caller, vended, t))
         })
 }
 

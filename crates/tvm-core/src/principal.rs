@@ -248,14 +248,20 @@ impl Principal {
 
     /// Who the caller is as a person, for "the requester cannot approve" and
     /// "quorum counts distinct persons": the session name of an assumed role
-    /// (what AWS SSO sets to the user's name) or the user name, compared
-    /// without case and across roles and accounts, so that one person under
-    /// two permission sets is one person. Federated users are one person per
+    /// (what AWS SSO sets to the user's name) or the user name, without case
+    /// and without an `@domain`, across roles and accounts, so that one
+    /// person under two permission sets is one person. Federated users are one person per
     /// account (they choose their names); root is its account's.
     pub fn person(&self) -> String {
+        // `alice@example.com` (an SSO session) and `alice` (an IAM user) are
+        // taken for one person: a wrong guess refuses, never admits.
+        let local = |name: &str| {
+            let lower = name.to_ascii_lowercase();
+            lower.split('@').next().unwrap_or_default().to_string()
+        };
         match (self.kind, &self.session_name) {
-            (PrincipalKind::AssumedRole, Some(session)) => session.to_ascii_lowercase(),
-            (PrincipalKind::User, _) => self.name.to_ascii_lowercase(),
+            (PrincipalKind::AssumedRole, Some(session)) => local(session),
+            (PrincipalKind::User, _) => local(&self.name),
             (PrincipalKind::FederatedUser, _) => format!("federated-user/*@{}", self.account),
             _ => format!("root@{}", self.account),
         }

@@ -125,6 +125,9 @@ impl From<AwsError> for ApiError {
             AwsError::Conflict(m) => Self::Conflict(m),
             AwsError::Missing(m) => Self::Missing(m),
             AwsError::Revoked => Self::SessionRevoked,
+            AwsError::GateClosed => Self::Forbidden(
+                "the approval or break-glass event this vend relied on has just ended; no credentials were issued".into(),
+            ),
             AwsError::RateLimited { retry_after } => Self::RateLimited { retry_after },
             AwsError::PolicyTooLarge => Self::PolicyInvalid(
                 "the rendered session policy and tags are too large for STS (PackedPolicyTooLarge); shorten the profile's session_policy or session_tags".into(),

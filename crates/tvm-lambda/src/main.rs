@@ -135,7 +135,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         gate_states: gates.clone(),
         approvals: gates.clone(),
         break_glass: gates,
-        sessions: Arc::new(DynamoSessions::new(dynamodb, config.sessions_table.clone())),
+        sessions: Arc::new(DynamoSessions::new(
+            dynamodb,
+            config.sessions_table.clone(),
+            config.approvals_table.clone(),
+            config.break_glass_table.clone(),
+        )),
         issuer: Arc::new(StsIssuer::new(aws_sdk_sts::Client::new(&sdk))),
         identities: Identities::new(sources),
         policies,

@@ -72,10 +72,16 @@ fn a_request_is_pending_for_a_day_for_the_callers_principal_within_the_profile_c
 fn only_the_requester_cancels_and_only_other_approvers_decide() {
     let r = request();
     let p = profile();
-    // The requester under another session name is still the requester.
+    // Another session of the requester's role (another person in the same
+    // permission set) may not approve, nor withdraw the request: only the
+    // exact caller that asked cancels.
     let me_again = who("arn:aws:sts::111122223333:assumed-role/dev/sec");
     assert_eq!(
         may_act(RequestAction::Cancel, &r, Some(&p), &me_again),
+        Err(Refusal::NotRequester)
+    );
+    assert_eq!(
+        may_act(RequestAction::Cancel, &r, Some(&p), &who(DEV)),
         Ok(())
     );
     assert_eq!(
@@ -89,6 +95,7 @@ fn only_the_requester_cancels_and_only_other_approvers_decide() {
         "arn:aws:sts::111122223333:assumed-role/sec/JANE",
         "arn:aws:sts::444455556666:assumed-role/sec/jane",
         "arn:aws:iam::111122223333:user/jane",
+        "arn:aws:sts::111122223333:assumed-role/sec/Jane@Example.com",
     ] {
         assert_eq!(
             may_act(RequestAction::Approve, &r, Some(&p), &who(same_person)),

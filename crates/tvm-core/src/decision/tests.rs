@@ -486,3 +486,82 @@ fn shape(v: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[test]
+fn a_grant_ends_with_the_window_of_the_rule_that_granted_it() {
+    // A windowed admin grant is not carried on by an always-on read grant.
+    let doc = r#"
+profile: p
+role_arn: arn:aws:iam::111122223333:role/r
+session_tags: {access: "${access}"}
+rules:
+  - {name: office-admin, effect: allow, principals: ["arn:aws:sts::111122223333:assumed-role/ops/*"],
+     time: {hours: "09:00-17:00"}, bind: {access: admin}}
+  - {name: anytime-read, effect: allow, principals: ["arn:aws:sts::111122223333:assumed-role/ops/*"],
+     bind: {access: read}}
+"#;
+    let set = PolicySet::new([parse_profile(doc, None).unwrap()]);
+    let who = caller("arn:aws:sts::111122223333:assumed-role/ops/ann");
+    let mut r = req(Some(3600));
+    r.profile = "p".into();
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 16, 40, 0).unwrap();
+    let g = decide(&set, &who, &r, &GateState::default(), at).unwrap();
+    assert_eq!(
+        (g.rule.name.as_str(), g.duration_seconds),
+        ("office-admin", 1200)
+    );
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 16, 50, 0).unwrap();
+    assert!(matches!(
+        decide(&set, &who, &r, &GateState::default(), at),
+        Err(Denial::EndsTooSoon {
+            seconds_left: 600,
+            ..
+        })
+    ));
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 17, 0, 0).unwrap();
+    let g = decide(&set, &who, &r, &GateState::default(), at).unwrap();
+    assert_eq!(
+        (g.rule.name.as_str(), g.duration_seconds),
+        ("anytime-read", 3600)
+    );
+}
+
+#[test]
+fn federated_names_grant_nothing_unless_a_rule_says_kinds_federated_user() {
+    let doc = r#"
+profile: p
+role_arn: arn:aws:iam::111122223333:role/r
+rules:
+  - {name: partners, effect: allow, principals: ["arn:aws:sts::111122223333:federated-user/partner-*"]}
+  - {name: opted, effect: allow, kinds: [federated-user], principals: ["arn:aws:sts::111122223333:federated-user/vendor-*"]}
+  - {name: no-evil, effect: deny, principals: ["arn:aws:sts::*:federated-user/*-evil"]}
+approval: {approvers: ["arn:aws:sts::111122223333:federated-user/sec-*"]}
+"#;
+    let set = PolicySet::new([parse_profile(doc, None).unwrap()]);
+    let p = set.get("p").unwrap();
+    let mut r = req(None);
+    r.profile = "p".into();
+    let fed = |n: &str| caller(&format!("arn:aws:sts::111122223333:federated-user/{n}"));
+    let none = GateState::default();
+    assert_eq!(
+        decide(&set, &fed("partner-1"), &r, &none, wednesday()).unwrap_err(),
+        Denial::NoMatchingRule
+    );
+    assert!(decide(&set, &fed("vendor-1"), &r, &none, wednesday()).is_ok());
+    // A deny applies to federated users as written.
+    assert!(matches!(
+        decide(&set, &fed("vendor-evil"), &r, &none, wednesday()),
+        Err(Denial::Denied { .. })
+    ));
+    // Authority globs never name a federated user.
+    assert!(!crate::approval::is_approver(p, &fed("sec-alice")));
+}
+
+#[test]
+fn a_vending_rule_on_session_names_needs_a_role_or_principal_beside_them() {
+    let doc = "profile: p\nrole_arn: arn:aws:iam::111122223333:role/r\nrules:\n  - {name: a, effect: allow, accounts: ['111122223333'], session_names: [alice@example.com]}\n";
+    let e = parse_profile(doc, None).unwrap_err();
+    assert!(e.to_string().contains("rules[0].session_names"), "{e}");
+    let ok = "profile: p\nrole_arn: arn:aws:iam::111122223333:role/r\nrules:\n  - {name: a, effect: allow, accounts: ['111122223333'], role_names: [dev], session_names: [alice@example.com]}\n";
+    assert!(parse_profile(ok, None).is_ok());
+}

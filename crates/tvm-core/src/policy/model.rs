@@ -68,12 +68,6 @@ impl Conditions {
         fn any_glob(globs: &[Glob], value: Option<&str>) -> bool {
             globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
         }
-        // A federated user's name is whoever called GetFederationToken's
-        // choice: `user_names` means IAM users unless the rule opts in.
-        let user_name = caller.user_name().filter(|_| {
-            caller.kind != PrincipalKind::FederatedUser
-                || self.kinds.contains(&PrincipalKind::FederatedUser)
-        });
         (self.principals.is_empty() || self.principals.iter().any(|g| caller.matched_by(g)))
             && (self.accounts.is_empty() || self.accounts.contains(&caller.account))
             && (self.org_ids.is_empty()
@@ -83,7 +77,7 @@ impl Conditions {
                     .is_some_and(|o| self.org_ids.contains(o)))
             && (self.kinds.is_empty() || self.kinds.contains(&caller.kind))
             && any_glob(&self.role_names, caller.role_name())
-            && any_glob(&self.user_names, user_name)
+            && any_glob(&self.user_names, caller.user_name())
             && any_glob(&self.session_names, caller.session_name.as_deref())
     }
 }
@@ -110,8 +104,19 @@ impl Rule {
     /// Does this rule apply to `caller` at `now`? `vended` says the caller is
     /// a session of a profile's role (see [`PolicySet::vended`]): only deny
     /// rules and rules that opt in apply to it.
+    ///
+    /// A federated user's name is whoever called GetFederationToken's choice:
+    /// a rule that can vend applies to federated users only when it says
+    /// `kinds: [federated-user]` (a deny applies to them as written).
     pub fn applies(&self, caller: &Principal, vended: bool, now: DateTime<Utc>) -> bool {
-        (!vended || self.effect == Effect::Deny || self.allow_vended_sessions)
+        let deny = self.effect == Effect::Deny;
+        (deny
+            || caller.kind != PrincipalKind::FederatedUser
+            || self
+                .conditions
+                .kinds
+                .contains(&PrincipalKind::FederatedUser))
+            && (!vended || deny || self.allow_vended_sessions)
             && self.conditions.matches(caller)
             && self.time.as_ref().is_none_or(|t| t.contains(now))
     }

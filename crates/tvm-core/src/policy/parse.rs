@@ -352,6 +352,12 @@ fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
                 at("principals"),
                 "a rule that can vend must name who it applies to (principals, accounts, org_ids, role_names or user_names)",
             );
+        } else if !r.session_names.is_empty() && r.principals.is_empty() && r.role_names.is_empty()
+        {
+            p.add(
+                at("session_names"),
+                "a rule that can vend needs role_names or principals beside session_names: a session name is chosen by whoever assumes a role",
+            );
         } else if r.accounts.is_empty() {
             // Without accounts:, the principals are what keeps every other
             // AWS account out.

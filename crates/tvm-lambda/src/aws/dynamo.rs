@@ -9,18 +9,53 @@ use tvm_core::vend::SessionRecord;
 
 use super::attr::{n, s};
 use super::{
-    failed_condition, keys, AwsError, BoxFut, Dependency, Gates, RevocationMarker, SessionQuery,
-    SessionStore,
+    failed_condition, keys, AwsError, BoxFut, Dependency, GateKind, Gates, RevocationMarker,
+    SessionQuery, SessionStore, StillOpen,
 };
 
 pub struct DynamoSessions {
     client: Client,
     table: String,
+    /// The approvals and break-glass tables, whose pointers a gated vend's
+    /// record checks.
+    approvals: String,
+    break_glass: String,
 }
 
 impl DynamoSessions {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: Client, table: String, approvals: String, break_glass: String) -> Self {
+        Self {
+            client,
+            table,
+            approvals,
+            break_glass,
+        }
+    }
+
+    /// The pointer of a gated grant must still link to its approval or
+    /// event, unexpired (and the approval still be approved).
+    fn still_open(&self, o: &StillOpen, now: i64) -> Result<ConditionCheck, AwsError> {
+        let (table, link, extra) = match o.gate {
+            GateKind::Approval => (&self.approvals, "request_id", " AND #state = :approved"),
+            GateKind::BreakGlass => (&self.break_glass, "event_id", ""),
+        };
+        let mut check = ConditionCheck::builder()
+            .table_name(table)
+            .key("pk", s(&keys::open_pointer(&o.caller_arn, &o.profile)))
+            .condition_expression(format!("#link = :id AND #until > :now{extra}"))
+            .expression_attribute_names("#link", link)
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":id", s(&o.id))
+            .expression_attribute_values(":now", n(now));
+        if o.gate == GateKind::Approval {
+            check = check
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(
+                    ":approved",
+                    s(tvm_core::approval::RequestStatus::Approved.as_str()),
+                );
+        }
+        check.build().map_err(dep)
     }
 }
 
@@ -90,7 +125,7 @@ impl SessionStore for DynamoSessions {
                 .expression_attribute_values(":ttl", n(window.end + 3600))
                 .build()
                 .map_err(dep)?;
-            let items = vec![
+            let mut items = vec![
                 TransactWriteItem::builder().put(put).build(),
                 TransactWriteItem::builder()
                     .condition_check(not_revoked(keys::revoked_caller(&r.caller))?)
@@ -100,6 +135,13 @@ impl SessionStore for DynamoSessions {
                     .build(),
                 TransactWriteItem::builder().update(count).build(),
             ];
+            if let Some(open) = &gates.still_open {
+                items.push(
+                    TransactWriteItem::builder()
+                        .condition_check(self.still_open(open, gates.now)?)
+                        .build(),
+                );
+            }
             match self
                 .client
                 .transact_write_items()
@@ -117,6 +159,9 @@ impl SessionStore for DynamoSessions {
                         return Err(AwsError::RateLimited {
                             retry_after: window.retry_after(gates.now),
                         });
+                    }
+                    if failed_condition(&e, 4) {
+                        return Err(AwsError::GateClosed);
                     }
                     Err(dep(e))
                 }

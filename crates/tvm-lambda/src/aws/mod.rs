@@ -98,6 +98,9 @@ pub enum AwsError {
     /// A vend gate refused: the caller, or the caller and profile, is revoked.
     #[error("a revocation is in place")]
     Revoked,
+    /// The approval or break-glass event the vend relied on ended meanwhile.
+    #[error("the approval or break-glass event ended")]
+    GateClosed,
     /// A vend gate refused: the rate window is full.
     #[error("the rate window is full")]
     RateLimited { retry_after: u64 },
@@ -128,11 +131,31 @@ pub trait PolicySource: Send + Sync {
 }
 
 /// The gates a vend passes in the same DynamoDB step as its record.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Gates {
     pub rate_limit: RateLimit,
     /// Epoch seconds.
     pub now: i64,
+    /// The approval or break-glass event the grant relied on, checked in the
+    /// same transaction: a vend racing a close (or an expiry) is refused, so
+    /// that no session is recorded after the close listed what to revoke.
+    pub still_open: Option<StillOpen>,
+}
+
+/// The approval or break-glass pointer a vend's record requires to still
+/// link to `id`, unexpired.
+#[derive(Debug, Clone)]
+pub struct StillOpen {
+    pub gate: GateKind,
+    pub caller_arn: String,
+    pub profile: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateKind {
+    Approval,
+    BreakGlass,
 }
 
 /// Where vends are recorded (DynamoDB).

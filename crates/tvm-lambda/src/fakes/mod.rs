@@ -19,8 +19,8 @@ mod gates;
 
 use crate::app::App;
 use crate::aws::{
-    keys, AwsError, BoxFut, Dependency, Gates, Issued, Issuer, PolicyParameter, PolicySource,
-    RevocationMarker, RoleRevocations, SessionQuery, SessionStore,
+    keys, AwsError, BoxFut, Dependency, GateKind, Gates, Issued, Issuer, PolicyParameter,
+    PolicySource, RevocationMarker, RoleRevocations, SessionQuery, SessionStore,
 };
 use crate::config::Config;
 use crate::identity::apigw::ApigwSource;
@@ -105,6 +105,31 @@ impl SessionStore for Memory {
         .any(|k| s.until.get(k).is_some_and(|u| *u > g.now));
         if revoked {
             return ready(Err(AwsError::Revoked));
+        }
+        if let Some(o) = &g.still_open {
+            let pointer = keys::open_pointer(&o.caller_arn, &o.profile);
+            let open = match o.gate {
+                GateKind::Approval => s
+                    .request_pointers
+                    .get(&pointer)
+                    .filter(|id| **id == o.id)
+                    .and_then(|id| s.requests.get(id))
+                    .is_some_and(|r| {
+                        r.status.at(r.expires_at, g.now)
+                            == tvm_core::approval::RequestStatus::Approved
+                    }),
+                GateKind::BreakGlass => s
+                    .event_pointers
+                    .get(&pointer)
+                    .filter(|id| **id == o.id)
+                    .and_then(|id| s.events.get(id))
+                    .is_some_and(|e| {
+                        e.status.at(e.ends_at, g.now) == tvm_core::approval::BreakGlassStatus::Open
+                    }),
+            };
+            if !open {
+                return ready(Err(AwsError::GateClosed));
+            }
         }
         let window = g.rate_limit.window(g.now);
         let count = s

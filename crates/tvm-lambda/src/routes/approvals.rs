@@ -161,14 +161,14 @@ impl App {
             )
         })?;
         let set = self.policies.get().await?;
-        let me = call.caller.stable_id();
+        let me = &call.caller.arn;
         let requests = self
             .approvals
             .list(status, call.now.timestamp())
             .await?
             .into_iter()
             .filter(|r| {
-                r.caller == me
+                &r.caller_arn == me
                     || set
                         .get(&r.profile)
                         .is_some_and(|p| is_approver(p, &call.caller))

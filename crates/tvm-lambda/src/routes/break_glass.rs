@@ -53,13 +53,13 @@ impl App {
 
     pub(super) async fn list_break_glass(&self, call: &Call<'_>) -> Handled {
         let admin = is_admin(&self.config.admins, &call.caller);
-        let me = call.caller.stable_id();
+        let me = &call.caller.arn;
         let events = self
             .break_glass
             .open_events(call.now.timestamp())
             .await?
             .into_iter()
-            .filter(|e| admin || e.caller == me)
+            .filter(|e| admin || &e.caller_arn == me)
             .collect();
         Ok(Outcome::json(
             200,

@@ -2,14 +2,14 @@
 
 use chrono::SecondsFormat;
 use tvm_core::api::{CredentialsRequest, CredentialsResponse, SessionStatus};
-use tvm_core::decision::{decide, match_rules, Denial, GateState, VendRequest};
+use tvm_core::decision::{decide, match_rules, Denial, GateState, VendRequest, Via};
 use tvm_core::policy::valid_profile_name;
 use tvm_core::vend::{plan, VendContext};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::App;
 use crate::aws::error_chain;
-use crate::aws::Gates;
+use crate::aws::{GateKind, Gates, StillOpen};
 use crate::error::ApiError;
 use crate::event::truncate;
 
@@ -122,9 +122,20 @@ impl App {
             .map_err(|e| failed(ApiError::PolicyInvalid(format!("profile {name}: {e}"))))?;
         // The record first, in one transaction with the revocation and rate
         // gates: no credentials ever leave without a session item.
+        let still_open = |gate, id: &str| StillOpen {
+            gate,
+            caller_arn: caller.arn.clone(),
+            profile: name.clone(),
+            id: id.to_string(),
+        };
         let gates = Gates {
             rate_limit: grant.profile.rate_limit.unwrap_or(self.config.rate_limit),
             now: now.timestamp(),
+            still_open: match &grant.via {
+                Via::Rule => None,
+                Via::Approval(id) => Some(still_open(GateKind::Approval, id)),
+                Via::BreakGlass(id) => Some(still_open(GateKind::BreakGlass, id)),
+            },
         };
         self.sessions
             .record(&planned.session, gates)

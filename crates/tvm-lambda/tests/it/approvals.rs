@@ -40,7 +40,7 @@ fn a_request_approved_by_two_racing_approvers_vends_for_its_caller_only() {
         assert_eq!(explicit.status, 201, "{:?}", explicit.body);
         assert_eq!(explicit.body["id"], id.as_str());
 
-        // The requester cannot approve, under any session name.
+        // Another session of the requester's role neither sees nor approves it.
         let own = post(
             &lambda,
             &gate("appr-dev", "bob"),
@@ -48,7 +48,7 @@ fn a_request_approved_by_two_racing_approvers_vends_for_its_caller_only() {
             json!({}),
         )
         .await;
-        assert_eq!((own.status, own.code()), (403, "AccessDenied"));
+        assert_eq!((own.status, own.code()), (404, "NotFound"));
         // Someone else's request answers as not found.
         let other = get(
             &lambda,

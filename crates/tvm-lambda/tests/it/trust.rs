@@ -27,6 +27,7 @@ rules:
   - {name: analysts, effect: allow, accounts: ["123456789012"], user_names: ["analyst-*"], bind: {who: "${caller.name}"}}
   - {name: partners, effect: allow, accounts: ["123456789012"], kinds: [federated-user], user_names: ["partner-*"], bind: {who: "${caller.name}"}}
   - {name: users, effect: allow, principals: ["arn:aws:iam::123456789012:user/trust-*"], bind: {who: "${caller.name}"}}
+  - {name: fed-glob, effect: allow, principals: ["arn:aws:sts::123456789012:federated-user/glob-*"], bind: {who: "${caller.name}"}}
   - {name: any-role, effect: allow, principals: ["arn:aws:sts::123456789012:assumed-role/*/*"], bind: {who: "${caller.name}"}}
   - {name: chained, effect: allow, allow_vended_sessions: true, principals: ["arn:aws:sts::123456789012:assumed-role/reports-readonly/*"], bind: {who: "${caller.name}"}}
 "#;
@@ -185,6 +186,14 @@ fn a_federated_name_is_nobody_and_a_user_path_is_the_same_user() {
         let fake_analyst = "arn:aws:sts::123456789012:federated-user/analyst-x";
         let a = vend_as(&lambda, fake_analyst, json!({"profile": "trust"})).await;
         assert_eq!((a.status, a.code()), (403, "AccessDenied"), "{:?}", a.body);
+        // Nor does a principals glob on federated names, without the opt-in.
+        let globbed = vend_as(
+            &lambda,
+            "arn:aws:sts::123456789012:federated-user/glob-evil",
+            json!({"profile": "trust"}),
+        )
+        .await;
+        assert_eq!(globbed.code(), "AccessDenied", "{:?}", globbed.body);
         // A rule that says kinds: [federated-user] means it.
         let partner = "arn:aws:sts::123456789012:federated-user/partner-1";
         assert_eq!(
@@ -310,6 +319,18 @@ fn an_approval_is_one_persons_request_with_its_bindings() {
         assert_eq!(r.body["attributes"], json!({"tenant": "t-1"}));
         let id = r.body["id"].as_str().unwrap().to_string();
         let approve = format!("/v1/requests/{id}/approve");
+        // Another person of the requester's role neither sees nor withdraws it.
+        let mallory = role("trust-dev", "mallory");
+        let peek = get(&lambda, &mallory, &format!("/v1/requests/{id}")).await;
+        assert_eq!(peek.status, 404, "{:?}", peek.body);
+        let cancel = post(
+            &lambda,
+            &mallory,
+            &format!("/v1/requests/{id}/cancel"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(cancel.status, 404, "{:?}", cancel.body);
 
         // The requester under another permission set, in any case, is refused.
         for me in [role("trust-sec", "alice"), role("trust-audit", "ALICE")] {
@@ -336,7 +357,7 @@ fn an_approval_is_one_persons_request_with_its_bindings() {
         // Another person in the same permission set is not approved.
         let mallory = vend_as(
             &lambda,
-            &role("trust-dev", "mallory"),
+            &mallory,
             json!({"profile": "trust-gated", "attributes": {"tenant": "t-1"}}),
         )
         .await;
@@ -439,6 +460,14 @@ fn a_grant_ends_with_the_window_the_approval_or_the_event_that_allowed_it() {
             "/v1/breakglass/{}/close",
             event.body["id"].as_str().unwrap()
         );
+        // Another person of the opener's role neither lists nor closes it.
+        let oscar = role("trust-oncall", "oscar");
+        let listed = get(&lambda, &oscar, "/v1/breakglass").await;
+        assert!(!listed
+            .body
+            .to_string()
+            .contains(event.body["id"].as_str().unwrap()));
+        assert_eq!(post(&lambda, &oscar, &close, json!({})).await.status, 404);
         let closed = post(&lambda, &oncall, &close, json!({})).await;
         assert_eq!(closed.status, 200, "{:?}", closed.body);
         assert_eq!(s(&session_item(&sid).await, "status"), "revoked");
@@ -526,5 +555,51 @@ fn no_log_level_prints_the_callers_secrets_or_the_credentials() {
             );
         }
         lambda.stop().await;
+    });
+}
+
+/// A vend that read its break-glass event as open, racing the event's close:
+/// its record requires the event still open in the same transaction, so it
+/// is refused rather than recorded after the close listed what to revoke.
+/// The vending instance's DynamoDB calls are held 3 s at its proxy; the close
+/// runs on another instance while the record is held.
+#[test]
+fn a_vend_racing_the_close_of_its_break_glass_event_is_refused() {
+    run(async {
+        use tvm_devstack::proxy::Fault;
+        let closer = trust_lambda(&[]).await;
+        let (slow, proxy) = counted_lambda(&[("TVM_AWS_TIMEOUT_MS", "20000")]).await;
+        let olga = role("trust-oncall", "olga-race");
+        let bg = json!({"profile": "trust-gated", "reason": "incident", "justification": "orders table corrupt after deploy"});
+        let event = post(&closer, &olga, "/v1/breakglass", bg).await;
+        assert_eq!(event.status, 201, "{:?}", event.body);
+        proxy.set_fault("dynamodb", Some(Fault::Delay(Duration::from_secs(3))));
+        let vender = olga.clone();
+        let vend = tokio::spawn(async move {
+            let a = vend_as(&slow, &vender, json!({"profile": "trust-gated"})).await;
+            (a, slow)
+        });
+        // The gate read has answered (open): the record is now held.
+        let mut read = false;
+        for _ in 0..1000 {
+            if proxy.calls().iter().any(|c| c.action == "BatchGetItem") {
+                read = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(read, "the vend never read its gates");
+        let close = format!(
+            "/v1/breakglass/{}/close",
+            event.body["id"].as_str().unwrap()
+        );
+        let closed = post(&closer, &olga, &close, json!({})).await;
+        assert_eq!(closed.status, 200, "{:?}", closed.body);
+        let (v, slow) = vend.await.unwrap();
+        proxy.set_fault("dynamodb", None);
+        assert_eq!((v.status, v.code()), (403, "AccessDenied"), "{:?}", v.body);
+        assert!(v.body["message"].as_str().unwrap().contains("just ended"));
+        slow.stop().await;
+        closer.stop().await;
     });
 }
