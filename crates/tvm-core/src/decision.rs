@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::limits::{MAX_DURATION, MIN_DURATION};
-use crate::policy::{Effect, PolicySet, Profile, Rule};
+use crate::policy::{Effect, PolicySet, Profile, Rule, TimeWindow};
 use crate::principal::Principal;
 use crate::template::{check_value, Vars};
 
@@ -265,7 +265,7 @@ pub fn decide<'p>(
         cap = cap.min(max);
     }
     let horizon = now + chrono::Duration::seconds(i64::from(cap));
-    if let Some(end) = rule_end(set, profile, caller, rule, now, horizon) {
+    if let Some(end) = rule_end(profile, caller, rule, now, horizon) {
         if ends.is_none_or(|(at, _)| end < at) {
             ends = Some((end, "the rule's time window, or a deny window that starts"));
         }
@@ -309,33 +309,37 @@ pub fn decide<'p>(
 /// The first minute boundary in `(now, horizon]` at which the grant's basis
 /// is gone: a deny rule applies, or the rule that granted no longer does
 /// (another rule of the same effect is another grant: it may bind other
-/// values or cap otherwise). `None` when it holds throughout (or no rule of
-/// the profile has a time window: nothing changes with time then). Windows
-/// are whole minutes in their timezones, so minute boundaries are where they
+/// values or cap otherwise). `None` when it holds throughout. Windows are
+/// whole minutes in their timezones, so minute boundaries are where they
 /// open and close; the scan is bounded by the longest session (60 steps).
 fn rule_end(
-    set: &PolicySet,
     profile: &Profile,
     caller: &Principal,
     rule: &Rule,
     now: DateTime<Utc>,
     horizon: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    if profile.rules.iter().all(|r| r.time.is_none()) {
+    if !profile.timed {
         return None;
     }
-    let vended = set.vended(caller);
+    // Only time windows change with time: the granting rule's own, and those
+    // of the deny rules whose conditions match this caller (a matching deny
+    // without a window would have denied already).
+    let denies: Vec<&TimeWindow> = profile
+        .rules
+        .iter()
+        .filter(|r| r.effect == Effect::Deny && r.conditions.matches(caller))
+        .filter_map(|r| r.time.as_ref())
+        .collect();
+    let own = rule.time.as_ref();
+    if own.is_none() && denies.is_empty() {
+        return None;
+    }
     let first = now.timestamp().div_euclid(60) * 60 + 60;
     (first..=horizon.timestamp())
         .step_by(60)
         .filter_map(|t| DateTime::from_timestamp(t, 0))
-        .find(|&t| {
-            !rule.applies(caller, vended, t)
-                || profile
-                    .rules
-                    .iter()
-                    .any(|r| r.effect == Effect::Deny && r.applies(caller, vended, t))
-        })
+        .find(|&t| own.is_some_and(|w| !w.contains(t)) || denies.iter().any(|w| w.contains(t)))
 }
 
 /// The bindings a require_approval rule gives `caller` with `attributes`:

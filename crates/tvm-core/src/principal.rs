@@ -75,6 +75,10 @@ pub struct Principal {
     pub session_name: Option<String>,
     /// AWS Organizations id, when the front end supplied one.
     pub org_id: Option<String>,
+    /// The ARN without its IAM path, when it has one (computed once: every
+    /// rule of a profile matches against it).
+    #[serde(skip)]
+    unpathed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,7 +190,7 @@ impl Principal {
         if kind != PrincipalKind::Root && !valid_name(&name, 1, 64) {
             return Err(PrincipalError::Name);
         }
-        Ok(Self {
+        let mut p = Self {
             arn: arn.to_string(),
             partition,
             account: account.to_string(),
@@ -195,7 +199,10 @@ impl Principal {
             path,
             session_name,
             org_id,
-        })
+            unpathed: None,
+        };
+        p.unpathed = p.without_path();
+        Ok(p)
     }
 
     /// The principal a rate limit, a revocation or "self" applies to: never
@@ -225,7 +232,12 @@ impl Principal {
 
     /// The caller's ARN without an IAM path: the form a policy author is
     /// likely to write. Rules match either form; both name one principal.
-    pub fn unpathed_arn(&self) -> Option<String> {
+    #[inline]
+    pub fn unpathed_arn(&self) -> Option<&str> {
+        self.unpathed.as_deref()
+    }
+
+    fn without_path(&self) -> Option<String> {
         if self.path == "/" {
             return None;
         }
@@ -243,7 +255,7 @@ impl Principal {
     /// Does an ARN pattern match this caller, as AWS wrote its ARN or
     /// without its IAM path?
     pub fn matched_by(&self, pattern: &Glob) -> bool {
-        pattern.matches(&self.arn) || self.unpathed_arn().is_some_and(|u| pattern.matches(&u))
+        pattern.matches(&self.arn) || self.unpathed_arn().is_some_and(|u| pattern.matches(u))
     }
 
     /// Who the caller is as a person, for "the requester cannot approve" and
@@ -393,7 +405,7 @@ mod tests {
         let plain = Principal::parse("arn:aws:iam::111122223333:user/Alice", None).unwrap();
         assert_eq!(pathed.stable_id(), plain.stable_id());
         assert_eq!(
-            pathed.unpathed_arn().as_deref(),
+            pathed.unpathed_arn(),
             Some("arn:aws:iam::111122223333:user/Alice")
         );
         assert_eq!(plain.unpathed_arn(), None);

@@ -64,11 +64,29 @@ impl Conditions {
             && self.user_names.is_empty())
     }
 
+    /// `principals` match the caller's ARN as AWS wrote it or without its
+    /// IAM path (both name one principal); the second form is tried only for
+    /// a caller that has a path.
+    fn principal_matches(&self, caller: &Principal) -> bool {
+        if self.principals.is_empty() {
+            return true;
+        }
+        for g in &self.principals {
+            if g.matches(&caller.arn) {
+                return true;
+            }
+        }
+        match caller.unpathed_arn() {
+            None => false,
+            Some(u) => self.principals.iter().any(|g| g.matches(u)),
+        }
+    }
+
     pub fn matches(&self, caller: &Principal) -> bool {
         fn any_glob(globs: &[Glob], value: Option<&str>) -> bool {
             globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
         }
-        (self.principals.is_empty() || self.principals.iter().any(|g| caller.matched_by(g)))
+        self.principal_matches(caller)
             && (self.accounts.is_empty() || self.accounts.contains(&caller.account))
             && (self.org_ids.is_empty()
                 || caller
@@ -151,6 +169,9 @@ pub struct Profile {
     pub break_glass: Option<BreakGlass>,
     /// Vends per caller principal and window; the deployment default when absent.
     pub rate_limit: Option<RateLimit>,
+    /// Some rule has a time window: only then can a grant end before its
+    /// duration (the vend path skips the scan otherwise).
+    pub timed: bool,
 }
 
 /// Every valid profile, by name.

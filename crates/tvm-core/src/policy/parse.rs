@@ -231,7 +231,9 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
     if !p.0.is_empty() {
         return Err(PolicyError { errors: p.0 });
     }
+    let timed = rules.iter().any(|r| r.time.is_some());
     Ok(Profile {
+        timed,
         name: doc.profile,
         description: doc.description,
         role_arn: role_arn.expect("checked above"),
