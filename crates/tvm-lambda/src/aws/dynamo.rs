@@ -214,26 +214,47 @@ impl SessionStore for DynamoSessions {
         query: &'a SessionQuery,
     ) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>> {
         Box::pin(async move {
-            let (index, attr, value, limit) = match query {
-                SessionQuery::Caller { caller, limit } => ("by-caller", "caller", caller, *limit),
+            let (index, attr, value, since, limit) = match query {
+                SessionQuery::Caller {
+                    caller,
+                    since,
+                    limit,
+                } => ("by-caller", "caller", caller, *since, *limit),
                 SessionQuery::Profile { profile, limit } => {
-                    ("by-profile", "profile", profile, *limit)
+                    ("by-profile", "profile", profile, None, *limit)
                 }
             };
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#k = :v")
-                .expression_attribute_names("#k", attr)
-                .expression_attribute_values(":v", s(value))
-                .scan_index_forward(false)
-                .limit(limit.clamp(1, 1000) as i32)
-                .send()
-                .await
-                .map_err(dep)?;
-            Ok(out.items().iter().filter_map(view).collect())
+            // Pages of at most 1,000 until `limit` or the end: bounded by
+            // `limit / 1000 + 1` queries.
+            let mut found = Vec::new();
+            let mut start = None;
+            loop {
+                let page = (limit - found.len()).clamp(1, 1000) as i32;
+                let mut q = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(index)
+                    .expression_attribute_names("#k", attr)
+                    .expression_attribute_values(":v", s(value))
+                    .scan_index_forward(false)
+                    .limit(page)
+                    .set_exclusive_start_key(start.take());
+                q = match since {
+                    Some(t) => q
+                        .key_condition_expression("#k = :v AND issued_at >= :since")
+                        .expression_attribute_values(":since", n(t)),
+                    None => q.key_condition_expression("#k = :v"),
+                };
+                let out = q.send().await.map_err(dep)?;
+                found.extend(out.items().iter().filter_map(view));
+                match out.last_evaluated_key {
+                    Some(key) if !key.is_empty() && found.len() < limit => start = Some(key),
+                    _ => break,
+                }
+            }
+            found.truncate(limit);
+            Ok(found)
         })
     }
 

@@ -188,8 +188,17 @@ pub trait SessionStore: Send + Sync {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionQuery {
-    Caller { caller: String, limit: usize },
-    Profile { profile: String, limit: usize },
+    /// A caller's sessions, newest first; only those issued at or after
+    /// `since` when given (the index's range key).
+    Caller {
+        caller: String,
+        since: Option<i64>,
+        limit: usize,
+    },
+    Profile {
+        profile: String,
+        limit: usize,
+    },
 }
 
 /// What a revocation of new vends covers.

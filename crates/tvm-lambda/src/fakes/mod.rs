@@ -179,13 +179,18 @@ impl SessionStore for Memory {
 
     fn list<'a>(&'a self, q: &'a SessionQuery) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>> {
         let s = self.state();
-        let (by_caller, key, limit) = match q {
-            SessionQuery::Caller { caller, limit } => (true, caller, *limit),
-            SessionQuery::Profile { profile, limit } => (false, profile, *limit),
+        let (by_caller, key, since, limit) = match q {
+            SessionQuery::Caller {
+                caller,
+                since,
+                limit,
+            } => (true, caller, *since, *limit),
+            SessionQuery::Profile { profile, limit } => (false, profile, None, *limit),
         };
         let mut list: Vec<SessionView> = s
             .sessions
             .values()
+            .filter(|v| since.is_none_or(|t| v.issued_at >= t))
             .filter(|v| {
                 if by_caller {
                     &v.caller == key

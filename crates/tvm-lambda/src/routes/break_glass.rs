@@ -7,7 +7,9 @@ use tvm_core::approval::{
     self, is_admin, may_manage_break_glass, BreakGlassError, BreakGlassStatus,
 };
 
-use super::revocation::MAX_LISTED;
+/// Sessions a close looks at, at most (pages of 1,000 from the caller
+/// index, since the event opened).
+const MAX_CLOSE_LISTED: usize = 100_000;
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
 use crate::aws::{AwsError, SessionQuery};
@@ -116,9 +118,13 @@ impl App {
     /// the exact caller), so the opener's listing finds them.
     async fn revoke_vended_under(&self, event: &BreakGlassView) -> Result<Vec<String>, ApiError> {
         let now = event.ends_at;
+        // Only sessions issued since the event opened, every page of them:
+        // other sessions of the role (other people, other profiles) cannot
+        // push the event's out of the listing.
         let query = SessionQuery::Caller {
             caller: event.caller.clone(),
-            limit: MAX_LISTED,
+            since: Some(event.opened_at),
+            limit: MAX_CLOSE_LISTED,
         };
         let live: Vec<SessionView> = self
             .sessions

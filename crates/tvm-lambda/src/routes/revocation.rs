@@ -127,6 +127,7 @@ impl App {
         self.sessions.revoke(&marker).await?;
         let query = SessionQuery::Caller {
             caller: target.clone(),
+            since: None,
             limit: MAX_LISTED,
         };
         let live: Vec<SessionView> = self

@@ -49,19 +49,30 @@ impl App {
                 if who != caller.stable_id() && !is_admin(admins, caller) {
                     return Err(Failure::denied(ApiError::AccessDenied, None));
                 }
-                SessionQuery::Caller { caller: who, limit }
+                SessionQuery::Caller {
+                    caller: who,
+                    since: None,
+                    limit,
+                }
             }
             (None, None) => SessionQuery::Caller {
                 caller: caller.stable_id(),
+                since: None,
                 limit,
             },
         };
+        // A caller's own listing is its own sessions: not those of another
+        // person in the same role (the stable principal the index is keyed
+        // by), unless it is on the security team.
+        let own = matches!(&q, SessionQuery::Caller { caller: who, .. } if *who == caller.stable_id())
+            && !is_admin(admins, caller);
         let now = call.now.timestamp();
         let sessions = self
             .sessions
             .list(&q)
             .await?
             .into_iter()
+            .filter(|s| !own || s.caller_arn == caller.arn)
             .filter(|s| !active || (s.status == SessionStatus::Issued && s.expires_at > now))
             .collect();
         Ok(Outcome::json(
