@@ -285,12 +285,7 @@ pub fn decide<'p>(
     let bindings = bind(rule, caller, &request.attributes)?;
     if let Via::Approval(id) = &via {
         let a = approval.expect("chosen above");
-        let same = a.attributes == request.attributes
-            && a.bindings.len() == bindings.iter().count()
-            && bindings
-                .iter()
-                .all(|(k, v)| a.bindings.get(k).map(String::as_str) == Some(v));
-        if !same {
+        if a.attributes != request.attributes || a.bindings != *bindings.as_map() {
             return Err(Denial::ApprovedForOther {
                 rule: rule.name.clone(),
                 id: id.clone(),
@@ -359,11 +354,7 @@ pub fn request_bindings(
         });
     }
     let rule = m.approval.ok_or(Denial::NoMatchingRule)?;
-    let vars = bind(rule, caller, attributes)?;
-    Ok(vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
+    Ok(bind(rule, caller, attributes)?.as_map().clone())
 }
 
 /// Check request attributes against the rule's declarations and resolve its

@@ -86,6 +86,10 @@ impl Vars {
         self.0.get(name).map(String::as_str)
     }
 
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

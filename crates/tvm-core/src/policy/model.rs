@@ -1,7 +1,7 @@
 //! The validated policy model: what a document means once it has been
 //! checked. Every value here is valid by construction (see `parse`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -178,8 +178,8 @@ pub struct Profile {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     profiles: BTreeMap<String, Profile>,
-    /// (account, lowercase role name) of every profile's role.
-    roles: BTreeSet<(String, String)>,
+    /// (account, role name) of every profile's role.
+    roles: Vec<(String, String)>,
 }
 
 impl PolicySet {
@@ -191,7 +191,7 @@ impl PolicySet {
             .map(|p| {
                 let arn = p.role_arn.as_str();
                 let name = arn.rsplit('/').next().unwrap_or(arn);
-                (p.role_arn.account().to_string(), name.to_ascii_lowercase())
+                (p.role_arn.account().to_string(), name.to_string())
             })
             .collect();
         Self { profiles, roles }
@@ -202,9 +202,9 @@ impl PolicySet {
     /// and role names are unique per account without case)?
     pub fn vended(&self, caller: &Principal) -> bool {
         caller.kind == PrincipalKind::AssumedRole
-            && self
-                .roles
-                .contains(&(caller.account.clone(), caller.name.to_ascii_lowercase()))
+            && self.roles.iter().any(|(account, name)| {
+                *account == caller.account && name.eq_ignore_ascii_case(&caller.name)
+            })
     }
 
     pub fn get(&self, name: &str) -> Option<&Profile> {

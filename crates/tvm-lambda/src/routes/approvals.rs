@@ -11,7 +11,7 @@ use tvm_core::approval::{
     approval_ttl, check_request, is_approver, may_act, may_see_request, new_request, Asked,
     RequestAction, RequestStatus,
 };
-use tvm_core::decision::{match_rules, request_bindings, Denial};
+use tvm_core::decision::{match_rules, request_bindings, Denial, VendRequest};
 use tvm_core::policy::{PolicySet, Profile};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
@@ -82,6 +82,22 @@ impl App {
             attributes: attributes.clone(),
             bindings,
         })
+    }
+
+    /// The pending request a vend that needs approval opens (or finds):
+    /// for its attributes and what they bind (a bad attribute is the
+    /// caller's 400 first). The notification is not awaited.
+    pub(super) async fn request_for_vend(
+        &self,
+        call: &Call<'_>,
+        set: &PolicySet,
+        name: &str,
+        request: &VendRequest,
+    ) -> Result<String, ApiError> {
+        let profile = set.get(name).ok_or(ApiError::AccessDenied)?;
+        let asked = self.asked(set, profile, call, &request.attributes)?;
+        self.pending_request(call, profile, request.duration_seconds, "", asked, false)
+            .await
     }
 
     pub(super) async fn create_request(&self, call: &Call<'_>) -> Handled {

@@ -59,30 +59,7 @@ impl App {
                 refused.facts.rule = d.rule().map(str::to_string);
                 refused.error = match &d {
                     Denial::ApprovalRequired { .. } => {
-                        // The request is for these attributes and what they
-                        // bind (a bad attribute is the caller's 400 first).
-                        // Off the vend's path: the notification is not awaited.
-                        let opened = match set.get(&name) {
-                            Some(profile) => {
-                                let asked = self.asked(&set, profile, call, &request.attributes);
-                                match asked {
-                                    Ok(asked) => {
-                                        self.pending_request(
-                                            call,
-                                            profile,
-                                            request.duration_seconds,
-                                            "",
-                                            asked,
-                                            false,
-                                        )
-                                        .await
-                                    }
-                                    Err(e) => Err(e),
-                                }
-                            }
-                            None => Err(ApiError::AccessDenied),
-                        };
-                        match opened {
+                        match self.request_for_vend(call, &set, &name, &request).await {
                             Ok(id) => ApiError::ApprovalRequired {
                                 request_id: Some(id),
                             },

@@ -57,6 +57,30 @@ pub fn v2(method: &str, path: &str, caller: Option<&str>, body: Option<&Value>) 
     tvm_devstack::events::http_api(method, path, caller, body)
 }
 
+/// A vend of `profile` with no IAM context and the given `X-Tvm-Identity`.
+pub fn presigned_vend(header: &str, profile: &str) -> Value {
+    let mut e = v2(
+        "POST",
+        "/v1/credentials",
+        None,
+        Some(&serde_json::json!({ "profile": profile })),
+    );
+    e["headers"]["x-tvm-identity"] = serde_json::json!(header);
+    e
+}
+
+/// A presigned GetCallerIdentity of `creds` for the local stack, now.
+pub fn signed_identity(creds: &aws_credential_types::Credentials) -> String {
+    tvm_client::presign::identity_header(
+        creds,
+        tvm_devstack::stack::REGION,
+        &shared().stack.proxy.url(),
+        tvm_devstack::stack::SERVER_ID,
+        std::time::SystemTime::now(),
+    )
+    .expect("a presigned identity")
+}
+
 pub fn vend_event(caller: &str, body: Value) -> Value {
     v2("POST", "/v1/credentials", Some(caller), Some(&body))
 }

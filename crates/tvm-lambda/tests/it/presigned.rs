@@ -17,14 +17,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 /// A vend event with no IAM context and the given `X-Tvm-Identity`.
 fn presigned_event(header: &str) -> Value {
-    let mut e = v2(
-        "POST",
-        "/v1/credentials",
-        None,
-        Some(&json!({"profile": "orders-tenant"})),
-    );
-    e["headers"]["x-tvm-identity"] = json!(header);
-    e
+    presigned_vend(header, "orders-tenant")
 }
 
 fn sign(creds: &Credentials, server_id: &str, at: SystemTime) -> String {

@@ -6,14 +6,13 @@
 //! it; docs/security.md lists them. The profiles here are this file's own
 //! (`trust*`) and so are their callers, so revoking them blocks nothing else.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_ssm::types::ParameterType;
 use chrono::Timelike;
 use serde_json::{json, Value};
-use tvm_client::presign::identity_header;
 use tvm_devstack::runtime::Lambda;
-use tvm_devstack::stack::{sdk_config, REGION, SERVER_ID};
+use tvm_devstack::stack::sdk_config;
 
 use crate::gates::{get, post, revocation_policy, ADMIN};
 use crate::harness::*;
@@ -132,21 +131,8 @@ fn the_sts_mode_serves_no_account_it_was_not_told_to_serve() {
             None,
             "stranger",
         );
-        let header = identity_header(
-            &creds,
-            REGION,
-            &sh.stack.proxy.url(),
-            SERVER_ID,
-            SystemTime::now(),
-        )
-        .unwrap();
-        let mut e = v2(
-            "POST",
-            "/v1/credentials",
-            None,
-            Some(&json!({"profile": "orders-tenant"})),
-        );
-        e["headers"]["x-tvm-identity"] = json!(header);
+        let header = signed_identity(&creds);
+        let e = presigned_vend(&header, "orders-tenant");
         let (a, d) = call_decided(&sh.lambda, e).await;
         assert_eq!((a.status, a.code()), (403, "AccessDenied"), "{:?}", a.body);
         assert_eq!(
@@ -235,27 +221,11 @@ fn a_session_tvm_vended_cannot_vend_again_or_approve() {
         // Real credentials from tvm, presented back to tvm as a presigned identity.
         let sh = shared();
         let task = sh.stack.task_credentials("trust-chain").await.unwrap();
-        let sign = |c: &aws_credential_types::Credentials| {
-            identity_header(
-                c,
-                REGION,
-                &sh.stack.proxy.url(),
-                SERVER_ID,
-                SystemTime::now(),
-            )
-            .unwrap()
-        };
-        let presigned = |header: String, profile: &str| {
-            let mut e = v2(
-                "POST",
-                "/v1/credentials",
-                None,
-                Some(&json!({ "profile": profile })),
-            );
-            e["headers"]["x-tvm-identity"] = json!(header);
-            e
-        };
-        let first = call(&lambda, presigned(sign(&task), "orders-tenant")).await;
+        let first = call(
+            &lambda,
+            presigned_vend(&signed_identity(&task), "orders-tenant"),
+        )
+        .await;
         assert_eq!(first.status, 200, "{:?}", first.body);
         let b = &first.body;
         let vended = aws_credential_types::Credentials::new(
@@ -266,7 +236,8 @@ fn a_session_tvm_vended_cannot_vend_again_or_approve() {
             "vended",
         );
         // The vended session matches the trust profile's any-role rule...
-        let (chained, d) = call_decided(&lambda, presigned(sign(&vended), "trust")).await;
+        let (chained, d) =
+            call_decided(&lambda, presigned_vend(&signed_identity(&vended), "trust")).await;
         assert_eq!(
             (chained.status, chained.code()),
             (403, "AccessDenied"),
@@ -519,21 +490,8 @@ fn no_log_level_prints_the_callers_secrets_or_the_credentials() {
         let sh = shared();
         let lambda = own_lambda(&[("RUST_LOG", "trace")]).await;
         let creds = sh.stack.task_credentials("trust-trace").await.unwrap();
-        let header = identity_header(
-            &creds,
-            REGION,
-            &sh.stack.proxy.url(),
-            SERVER_ID,
-            SystemTime::now(),
-        )
-        .unwrap();
-        let mut e = v2(
-            "POST",
-            "/v1/credentials",
-            None,
-            Some(&json!({"profile": "orders-tenant"})),
-        );
-        e["headers"]["x-tvm-identity"] = json!(header);
+        let header = signed_identity(&creds);
+        let mut e = presigned_vend(&header, "orders-tenant");
         e["headers"]["authorization"] = json!("AWS4-HMAC-SHA256 Credential=AKIATRACE/x, SignedHeaders=host, Signature=1111111111111111111111111111111111111111111111111111111111111111");
         e["headers"]["x-amz-security-token"] = json!("TRACE-LEVEL-CALLER-TOKEN");
         // `call` fails the test if the vended credentials reach the log.
