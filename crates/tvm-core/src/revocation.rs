@@ -1,18 +1,54 @@
-//! Revocation: the terms a revocation is made on, and the revocation policy
-//! tvm keeps on each protected role: an inline policy that denies everything
-//! to the sessions it revoked, by `aws:SourceIdentity`. Entries are grouped
-//! by the hour their credentials expire, so that whole groups can be dropped
-//! once nothing in them can still be used.
+//! Revocation: the terms a revocation is made on, the session tags every vend
+//! stamps so that a revocation can find its credentials, and the revocation
+//! policy: one customer-managed policy per account, attached to every
+//! protected role, that denies everything to what tvm revoked.
+//!
+//! Three kinds of entry, each one statement or one list item whatever the
+//! number of sessions behind it:
+//! - a **session**, by `aws:SourceIdentity` (STS carries it down every role
+//!   chain and nobody can change it);
+//! - a **caller**, by the transitive `tvm-caller` session tag and
+//!   `aws:TokenIssueTime`: every session of that caller issued before the
+//!   cut-off, however many, in one constant-size statement;
+//! - a **grant** (a closed break-glass event), by the transitive `tvm-via` tag.
+//!
+//! A fixed statement keeps chained sessions inside the policy's reach: a tvm
+//! session may assume only roles tagged `tvm-revocable=true`, which carry
+//! this policy too. Entries are pruned once nothing they match can still be
+//! valid; what does not fit is refused, never dropped (see [`Full`]).
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-/// Inline policy name on protected roles.
+use crate::decision::Via;
+
+/// The customer-managed policy's name in every account.
 pub const POLICY_NAME: &str = "tvm-revocations";
-/// IAM's limit for all inline policies of a role, in characters; tvm keeps
-/// its own policy well under it.
-pub const MAX_POLICY_CHARS: usize = 8_000;
+/// IAM's limit for a customer-managed policy, in characters without
+/// whitespace (tvm renders compact JSON, so every character counts).
+pub const MAX_POLICY_CHARS: usize = 6_144;
+
+/// Session tags tvm stamps on every vend, transitive so that role chaining
+/// carries them. Profiles may not set keys with this prefix.
+pub const TAG_PREFIX: &str = "tvm-";
+pub const TAG_CALLER: &str = "tvm-caller";
+pub const TAG_SESSION: &str = "tvm-session";
+pub const TAG_VIA: &str = "tvm-via";
+/// How many of a vend's 50 session tags are tvm's.
+pub const OWN_TAGS: usize = 3;
+/// The role tag that says "this role carries the revocation policy": the only
+/// roles a tvm session may chain into.
+pub const REVOCABLE_TAG: &str = "tvm-revocable";
+
+/// The longest any credential derived from a vended session can live after
+/// it was issued: role chaining caps every hop at one hour.
+pub const CHAIN_SECONDS: i64 = 3600;
+/// How long after a revocation a credential may still be issued and carry
+/// what it revoked: a vend whose gate check committed just before (its
+/// AssumeRole lands within `TVM_AWS_TIMEOUT_MS`), and a chain made while IAM
+/// propagates the new policy version (seconds, per AWS).
+pub const MARGIN_SECONDS: i64 = 300;
 
 /// How long new vends stay refused when a revocation does not say.
 pub const DEFAULT_SECONDS: u32 = 3600;
@@ -58,120 +94,271 @@ impl Terms {
     }
 }
 
-/// One revoked session: its SourceIdentity and when its credentials expire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revoked {
-    pub source_identity: String,
-    pub expires_at: i64,
+/// A tag value for any string, within STS's tag charset
+/// (`[\p{L}\p{Z}\p{N}_.:/=+\-@]`, ASCII here): every other character, and
+/// `=` itself, is written `=XX` (hex), so that two different strings never
+/// give one value. A caller's stable principal (an ARN of at most ~100
+/// characters) stays well within the 256 a value may have.
+pub fn tag_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'+' | b'-' | b'@')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
 }
 
-/// The policy document for the entries still live at `now`. When they do not
-/// fit, every session issued before `now` is denied instead (over-revoking
-/// rather than letting a revoked session through).
-pub fn render(entries: &[Revoked], now: i64) -> String {
-    let mut buckets: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.expires_at > now) {
-        let hour = (e.expires_at + 3599).div_euclid(3600) * 3600;
-        buckets.entry(hour).or_default().push(&e.source_identity);
-    }
-    let mut statements: Vec<serde_json::Value> = buckets
-        .into_iter()
-        .map(|(hour, mut ids)| {
-            ids.sort_unstable();
-            ids.dedup();
-            json!({
-                "Sid": format!("RevokedUntil{hour}"),
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceIdentity": ids}},
-            })
-        })
-        .collect();
-    if statements.is_empty() {
-        // IAM refuses an empty statement list: deny nothing, explicitly.
-        statements.push(json!({
-            "Sid": "NothingRevoked",
-            "Effect": "Deny",
-            "Action": "*",
-            "Resource": "*",
-            "Condition": {"StringEquals": {"aws:SourceIdentity": "tvm-nothing-revoked"}},
-        }));
-    }
-    let doc = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
-    if doc.len() <= MAX_POLICY_CHARS {
-        return doc;
-    }
-    let cutoff = chrono::DateTime::from_timestamp(now, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    json!({"Version": "2012-10-17", "Statement": [{
-        "Sid": "TooManyRevokedSessionsDenyAllIssuedBefore",
-        "Effect": "Deny",
-        "Action": "*",
-        "Resource": "*",
-        "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff}},
-    }]})
-    .to_string()
+/// The `tvm-caller` tag of a caller's stable principal.
+pub fn caller_tag(stable_id: &str) -> String {
+    tag_value(stable_id)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The `tvm-via` tag: `rule`, `approval:<id>` or `break-glass:<id>`.
+pub fn via_tag(via: &Via) -> String {
+    match via {
+        Via::Rule => "rule".into(),
+        Via::Approval(id) => tag_value(&format!("approval:{id}")),
+        Via::BreakGlass(id) => tag_value(&format!("break-glass:{id}")),
+    }
+}
 
-    fn r(id: &str, exp: i64) -> Revoked {
-        Revoked {
-            source_identity: id.into(),
-            expires_at: exp,
+/// The tags tvm stamps on a vend, all transitive.
+pub fn own_tags(caller_stable_id: &str, session_id: &str, via: &Via) -> Vec<(String, String)> {
+    vec![
+        (TAG_CALLER.into(), caller_tag(caller_stable_id)),
+        (TAG_SESSION.into(), tag_value(session_id)),
+        (TAG_VIA.into(), via_tag(via)),
+    ]
+}
+
+/// What one entry of the revocation policy matches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// A session, by its SourceIdentity (`tvm-<session id>`).
+    Session(String),
+    /// Every session of a caller issued before a cut-off, by its `tvm-caller` tag.
+    Caller(String),
+    /// Every session vended under a grant, by its `tvm-via` tag.
+    Grant(String),
+}
+
+impl Target {
+    /// The name it is stored under (one attribute of the revocation item).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Session(v) => format!("s:{v}"),
+            Self::Caller(v) => format!("c:{v}"),
+            Self::Grant(v) => format!("g:{v}"),
         }
     }
 
-    #[test]
-    fn terms_bound_the_reason_and_the_duration() {
-        let t = Terms::parse("  leaked in a log  ", None).unwrap();
-        assert_eq!((t.reason.as_str(), t.seconds), ("leaked in a log", 3600));
-        assert_eq!(t.until(10), 3610);
-        assert_eq!(Terms::parse("no", None), Err(TermsError::Reason));
-        assert_eq!(Terms::parse("a\nb c", None), Err(TermsError::Reason));
-        assert_eq!(Terms::parse("leaked", Some(59)), Err(TermsError::Duration));
-        assert_eq!(
-            Terms::parse("leaked", Some(MAX_SECONDS + 1)),
-            Err(TermsError::Duration)
-        );
-        assert!(Terms::parse("leaked", Some(MAX_SECONDS)).is_ok());
-    }
-
-    #[test]
-    fn live_entries_are_denied_by_source_identity_and_expired_ones_dropped() {
-        let doc: serde_json::Value = serde_json::from_str(&render(
-            &[r("tvm-a", 5000), r("tvm-b", 100), r("tvm-c", 5100)],
-            1000,
-        ))
-        .unwrap();
-        let s = &doc["Statement"];
-        assert_eq!(s.as_array().unwrap().len(), 1);
-        assert_eq!(s[0]["Effect"], "Deny");
-        assert_eq!(
-            s[0]["Condition"]["StringEquals"]["aws:SourceIdentity"],
-            json!(["tvm-a", "tvm-c"])
-        );
-    }
-
-    #[test]
-    fn nothing_live_still_renders_a_valid_policy() {
-        let doc: serde_json::Value =
-            serde_json::from_str(&render(&[r("tvm-a", 10)], 1000)).unwrap();
-        assert_eq!(doc["Statement"][0]["Sid"], "NothingRevoked");
-    }
-
-    #[test]
-    fn too_many_entries_fall_back_to_denying_every_older_session() {
-        let many: Vec<Revoked> = (0..400)
-            .map(|i| r(&format!("tvm-{i:032}"), 5000 + i * 3600))
-            .collect();
-        let doc = render(&many, 1000);
-        assert!(doc.len() <= MAX_POLICY_CHARS);
-        assert!(doc.contains("aws:TokenIssueTime") && doc.contains("1970-01-01T00:16:40Z"));
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (kind, value) = key.split_once(':')?;
+        if value.is_empty() {
+            return None;
+        }
+        match kind {
+            "s" => Some(Self::Session(value.into())),
+            "c" => Some(Self::Caller(value.into())),
+            "g" => Some(Self::Grant(value.into())),
+            _ => None,
+        }
     }
 }
+
+/// When an entry applies and when it can go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Term {
+    /// Only credentials issued before this (epoch seconds) are denied; `None`:
+    /// every credential that matches.
+    pub issued_before: Option<i64>,
+    /// After this nothing the entry matches can still be valid.
+    pub prune_at: i64,
+}
+
+/// One revocation, as the policy holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub target: Target,
+    pub term: Term,
+}
+
+impl Entry {
+    /// A session revoked at `now`. Whatever carries its SourceIdentity was
+    /// issued before the deny took effect (`now` + the margin) and lives at
+    /// most an hour after it was issued.
+    pub fn session(source_identity: &str, now: i64) -> Self {
+        Self {
+            target: Target::Session(source_identity.into()),
+            term: Term {
+                issued_before: None,
+                prune_at: now + MARGIN_SECONDS + CHAIN_SECONDS,
+            },
+        }
+    }
+
+    /// A caller revoked at `now` whose new vends are refused until `until`:
+    /// its credentials issued before `now` + the margin (or `until`, when
+    /// sooner: none are vended before it) are denied.
+    pub fn caller(stable_id: &str, now: i64, until: i64) -> Self {
+        let cutoff = (now + MARGIN_SECONDS).min(until.max(now + 1));
+        Self {
+            target: Target::Caller(caller_tag(stable_id)),
+            term: Term {
+                issued_before: Some(cutoff),
+                prune_at: cutoff + CHAIN_SECONDS,
+            },
+        }
+    }
+
+    /// A grant closed at `now`: nothing is vended under it afterwards.
+    pub fn grant(via: &Via, now: i64) -> Self {
+        Self {
+            target: Target::Grant(via_tag(via)),
+            term: Term {
+                issued_before: None,
+                prune_at: now + MARGIN_SECONDS + CHAIN_SECONDS,
+            },
+        }
+    }
+}
+
+/// The revocation policy would not fit IAM's limit with this entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the revocation policy would be {chars} characters (IAM allows {MAX_POLICY_CHARS}) with {sessions} sessions, {callers} callers and {grants} grants revoked; revoke the caller instead (one statement covers all its sessions), or wait for entries to expire (each leaves at most {} minutes after its revocation)", (MARGIN_SECONDS + CHAIN_SECONDS) / 60)]
+pub struct Full {
+    pub chars: usize,
+    pub sessions: usize,
+    pub callers: usize,
+    pub grants: usize,
+}
+
+/// Everything revoked: the one state every account's policy is rendered from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    entries: BTreeMap<Target, Term>,
+}
+
+impl Revocations {
+    pub fn new(entries: impl IntoIterator<Item = Entry>) -> Self {
+        let mut r = Self::default();
+        for e in entries {
+            r.add(e);
+        }
+        r
+    }
+
+    /// Add an entry; one already there keeps the wider of the two. Whether
+    /// anything changed.
+    pub fn add(&mut self, e: Entry) -> bool {
+        let merged = match self.entries.get(&e.target) {
+            None => e.term,
+            Some(old) => Term {
+                issued_before: match (old.issued_before, e.term.issued_before) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                },
+                prune_at: old.prune_at.max(e.term.prune_at),
+            },
+        };
+        self.entries.insert(e.target, merged) != Some(merged)
+    }
+
+    pub fn get(&self, target: &Target) -> Option<Term> {
+        self.entries.get(target).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries that can no longer matter at `now`.
+    pub fn expired(&self, now: i64) -> Vec<Target> {
+        self.entries
+            .iter()
+            .filter(|(_, t)| t.prune_at <= now)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Drop the expired entries.
+    pub fn prune(&mut self, now: i64) {
+        self.entries.retain(|_, t| t.prune_at > now);
+    }
+
+    /// The policy document for the entries live at `now`, or [`Full`].
+    pub fn render(&self, now: i64) -> Result<String, Full> {
+        let live = || self.entries.iter().filter(|(_, t)| t.prune_at > now);
+        let mut sessions = Vec::new();
+        let mut grants = Vec::new();
+        let mut callers = Vec::new();
+        for (target, term) in live() {
+            match target {
+                Target::Session(v) => sessions.push(v.as_str()),
+                Target::Grant(v) => grants.push(v.as_str()),
+                Target::Caller(v) => callers.push((v.as_str(), term.issued_before)),
+            }
+        }
+        let mut statements = vec![json!({
+            "Sid": "ChainOnlyIntoRevocableRoles",
+            "Effect": "Deny",
+            "Action": "sts:AssumeRole",
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {format!("aws:ResourceTag/{REVOCABLE_TAG}"): "true"}},
+        })];
+        if !sessions.is_empty() {
+            statements.push(deny(
+                "RevokedSessions",
+                json!({"StringEquals": {"aws:SourceIdentity": sessions}}),
+            ));
+        }
+        if !grants.is_empty() {
+            statements.push(deny(
+                "RevokedGrants",
+                json!({"StringEquals": {format!("aws:PrincipalTag/{TAG_VIA}"): grants}}),
+            ));
+        }
+        for (i, (tag, before)) in callers.iter().enumerate() {
+            let mut condition =
+                json!({"StringEquals": {format!("aws:PrincipalTag/{TAG_CALLER}"): tag}});
+            if let Some(before) = before {
+                condition["DateLessThan"] = json!({"aws:TokenIssueTime": iso(*before)});
+            }
+            statements.push(deny(&format!("RevokedCaller{i}"), condition));
+        }
+        let doc = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+        let chars = doc.chars().filter(|c| !c.is_whitespace()).count();
+        if chars > MAX_POLICY_CHARS {
+            return Err(Full {
+                chars,
+                sessions: sessions.len(),
+                callers: callers.len(),
+                grants: grants.len(),
+            });
+        }
+        Ok(doc)
+    }
+}
+
+fn deny(sid: &str, condition: Value) -> Value {
+    json!({"Sid": sid, "Effect": "Deny", "Action": "*", "Resource": "*", "Condition": condition})
+}
+
+/// ISO 8601 in UTC, as `aws:TokenIssueTime` compares.
+fn iso(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::decision::{Grant, Via};
 use crate::principal::Principal;
 use crate::render::{caller_vars, render, role_session_name, source_identity, RenderError};
+use crate::revocation::own_tags;
 use crate::template::ValueError;
 
 /// Everything one vend does, decided before any call is made.
@@ -29,7 +30,10 @@ pub struct AssumeRole {
     pub duration_seconds: u32,
     /// The rendered inline session policy, within STS's size limit.
     pub policy: Option<String>,
+    /// The profile's tags, then tvm's own (`revocation::own_tags`).
     pub tags: Vec<(String, String)>,
+    /// tvm's own tags: role chaining carries them to every later session.
+    pub transitive_tag_keys: Vec<String>,
 }
 
 /// The record of one vend, written before AssumeRole is called.
@@ -94,6 +98,11 @@ pub fn plan(
         .to_string();
     let expires_at = ctx.now + chrono::Duration::seconds(i64::from(grant.duration_seconds));
     let role_arn = grant.profile.role_arn.to_string();
+    let caller_id = caller.stable_id();
+    let own = own_tags(&caller_id, ctx.session_id, &grant.via);
+    let transitive_tag_keys = own.iter().map(|(k, _)| k.clone()).collect();
+    let mut tags = rendered.tags;
+    tags.extend(own);
     Ok(VendPlan {
         assume: AssumeRole {
             role_arn: role_arn.clone(),
@@ -103,13 +112,14 @@ pub fn plan(
             source_identity: source_identity.clone(),
             duration_seconds: grant.duration_seconds,
             policy: rendered.policy,
-            tags: rendered.tags,
+            tags,
+            transitive_tag_keys,
         },
         session: SessionRecord {
             session_id: ctx.session_id.to_string(),
             request_id: ctx.request_id.to_string(),
             caller_arn: caller.arn.clone(),
-            caller: caller.stable_id(),
+            caller: caller_id,
             account: caller.account.clone(),
             profile: grant.profile.name.clone(),
             role_arn,
@@ -190,12 +200,20 @@ rules:
             .as_deref()
             .unwrap()
             .contains(&format!("b/acme/{id}")));
+        let tag = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
             p.assume.tags,
             [
-                ("profile".to_string(), "orders-tenant".to_string()),
-                ("tenant".to_string(), "acme".to_string())
+                tag("profile", "orders-tenant"),
+                tag("tenant", "acme"),
+                tag("tvm-caller", "arn:aws:iam::111122223333:role/orders-task"),
+                tag("tvm-session", id),
+                tag("tvm-via", "rule"),
             ]
+        );
+        assert_eq!(
+            p.assume.transitive_tag_keys,
+            ["tvm-caller", "tvm-session", "tvm-via"]
         );
         assert_eq!(
             p.session.caller,

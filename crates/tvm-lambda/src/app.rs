@@ -11,7 +11,7 @@ use tvm_core::principal::Principal;
 
 use crate::aws::error_chain;
 use crate::aws::{
-    ApprovalStore, BreakGlassStore, GateStates, Issuer, Notifier, RoleRevocations, SessionStore,
+    ApprovalStore, BreakGlassStore, GateStates, Issuer, Notifier, RevocationPolicy, SessionStore,
 };
 use crate::config::Config;
 use crate::identity::Identities;
@@ -28,7 +28,8 @@ pub struct App {
     pub approvals: Arc<dyn ApprovalStore>,
     pub break_glass: Arc<dyn BreakGlassStore>,
     pub issuer: Arc<dyn Issuer>,
-    pub revocations: Arc<dyn RoleRevocations>,
+    /// The revocation policy in every account tvm vends into.
+    pub revocations: Arc<dyn RevocationPolicy>,
     /// Present when `TVM_NOTIFY_TOPIC_ARN` is set.
     pub notifier: Option<Arc<dyn Notifier>>,
 }

@@ -41,6 +41,15 @@ pub struct Config {
     pub admins: Vec<Glob>,
     /// SNS topic for approval, break-glass and revocation events.
     pub notify_topic_arn: Option<String>,
+    /// The partition of the region the function runs in (`aws`, `aws-cn`, ...).
+    pub partition: String,
+    /// Path and name of the revoker role in every account (`TVM_REVOKER_ROLE`).
+    pub revoker_role: String,
+    /// Path and name of the revocation policy in every account (`TVM_REVOCATION_POLICY`).
+    pub revocation_policy: String,
+    /// Accounts revocations are written to besides those of the profiles'
+    /// roles (`TVM_REVOCATION_ACCOUNTS`): where chained sessions may land.
+    pub revocation_accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +139,7 @@ impl Config {
         let allowed_accounts = list("TVM_ALLOWED_ACCOUNTS");
         if let Some(bad) = allowed_accounts
             .iter()
-            .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+            .find(|a| !account_id(a))
         {
             return Err(ConfigError::Invalid {
                 name: "TVM_ALLOWED_ACCOUNTS",
@@ -145,6 +154,35 @@ impl Config {
                 problem: "the sts identity mode accepts callers from any AWS account: list the accounts it serves (comma-separated 12-digit ids)".into(),
             });
         }
+        let revocation_accounts = list("TVM_REVOCATION_ACCOUNTS");
+        if let Some(bad) = revocation_accounts.iter().find(|a| !account_id(a)) {
+            return Err(ConfigError::Invalid {
+                name: "TVM_REVOCATION_ACCOUNTS",
+                problem: format!("{bad:?} is not a 12-digit account id"),
+            });
+        }
+        let iam_path = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let v = var(name).unwrap_or_else(|| default.into());
+            let (path, leaf) = v.rsplit_once('/').unwrap_or(("", ""));
+            let ok = v.starts_with('/')
+                && !leaf.is_empty()
+                && leaf.len() <= 64
+                && v.len() <= 512
+                && path
+                    .bytes()
+                    .chain(leaf.bytes())
+                    .all(|b| b.is_ascii_alphanumeric() || b"/+=,.@_-".contains(&b));
+            if ok {
+                Ok(v)
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    problem: "must be an IAM path and name, such as /tvm/tvm-revoker".into(),
+                })
+            }
+        };
+        let revoker_role = iam_path("TVM_REVOKER_ROLE", "/tvm/tvm-revoker")?;
+        let revocation_policy = iam_path("TVM_REVOCATION_POLICY", "/tvm/tvm-revocations")?;
         let allowed_org_ids = list("TVM_ALLOWED_ORG_IDS");
         if let Some(bad) = allowed_org_ids
             .iter()
@@ -156,6 +194,14 @@ impl Config {
             });
         }
         let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+        let partition = match region.as_deref() {
+            Some(r) if r.starts_with("cn-") => "aws-cn",
+            Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+            Some(r) if r.starts_with("us-iso-") => "aws-iso",
+            Some(r) if r.starts_with("us-isob-") => "aws-iso-b",
+            _ => "aws",
+        }
+        .to_string();
         // The same precedence the SDK applies to its own STS client.
         let sts_endpoint = match var("AWS_ENDPOINT_URL_STS").or_else(|| var("AWS_ENDPOINT_URL")) {
             Some(url) => url.trim_end_matches('/').to_string(),
@@ -223,7 +269,27 @@ impl Config {
             rate_limit,
             admins,
             notify_topic_arn: var("TVM_NOTIFY_TOPIC_ARN"),
+            partition,
+            revoker_role,
+            revocation_policy,
+            revocation_accounts,
         })
+    }
+}
+
+fn account_id(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Config {
+    /// The revoker role tvm assumes to write an account's revocation policy.
+    pub fn revoker_arn(&self, account: &str) -> String {
+        format!("arn:{}:iam::{account}:role{}", self.partition, self.revoker_role)
+    }
+
+    /// The revocation policy of an account.
+    pub fn revocation_policy_arn(&self, account: &str) -> String {
+        format!("arn:{}:iam::{account}:policy{}", self.partition, self.revocation_policy)
     }
 }
 

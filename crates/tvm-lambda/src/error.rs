@@ -57,6 +57,14 @@ pub enum ApiError {
         #[source]
         source: BoxError,
     },
+    /// A revocation that did not complete, and whether the credentials it
+    /// covers were denied already (the policy is written first).
+    #[error("revocation incomplete: {cause}")]
+    NotRevoked {
+        denied: bool,
+        #[source]
+        cause: AwsError,
+    },
 }
 
 impl ApiError {
@@ -114,7 +122,59 @@ impl ApiError {
                 ErrorCode::DependencyFailed,
                 format!("a dependency ({}) failed; no credentials were issued, try again", dependency.as_str()),
             ),
+            Self::NotRevoked { denied, cause } => not_revoked(*denied, cause),
         }
+    }
+
+    /// The dependency behind a 5xx, for the log line.
+    pub fn failed_dependency(&self) -> Option<Dependency> {
+        match self {
+            Self::Dependency { dependency, .. } => Some(*dependency),
+            Self::NotRevoked {
+                cause:
+                    AwsError::Unavailable { dependency, .. }
+                    | AwsError::RevocationFailed { dependency, .. },
+                ..
+            } => Some(*dependency),
+            Self::NotRevoked {
+                cause: AwsError::NotDeployed { .. },
+                ..
+            } => Some(Dependency::Iam),
+            _ => None,
+        }
+    }
+}
+
+/// What a revocation that did not complete tells the security team: what
+/// failed, what already holds, and that the same request completes it.
+fn not_revoked(denied: bool, cause: &AwsError) -> (u16, ErrorCode, String) {
+    const RETRY: &str = "retry the same request to complete it";
+    let failed = |what: String| {
+        let message = if denied {
+            format!("the revocation is incomplete: credentials already issued are denied, but {what} before new vends were refused and sessions marked; {RETRY}")
+        } else {
+            format!("the revocation did not take effect: {what}; nothing was marked revoked; {RETRY}")
+        };
+        (503, ErrorCode::DependencyFailed, message)
+    };
+    match cause {
+        AwsError::NotDeployed { account, missing } => failed(format!(
+            "account {account} has no {missing} (deploy tvm's account resources there: docs/revocation.md)"
+        )),
+        AwsError::RevocationFailed {
+            account,
+            dependency,
+            ..
+        } => failed(format!("{dependency} failed for account {account}")),
+        AwsError::Unavailable { dependency, .. } => {
+            failed(format!("a dependency ({dependency}) failed"))
+        }
+        AwsError::PolicyFull(full) => (
+            409,
+            ErrorCode::Conflict,
+            format!("{full}; nothing was revoked"),
+        ),
+        _ => failed("an unexpected failure".into()),
     }
 }
 
@@ -129,6 +189,12 @@ impl From<AwsError> for ApiError {
                 "the approval or break-glass event this vend relied on has just ended; no credentials were issued".into(),
             ),
             AwsError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AwsError::NotDeployed { .. }
+            | AwsError::RevocationFailed { .. }
+            | AwsError::PolicyFull(_) => Self::NotRevoked {
+                denied: false,
+                cause: e,
+            },
             AwsError::PolicyTooLarge => Self::PolicyInvalid(
                 "the rendered session policy and tags are too large for STS (PackedPolicyTooLarge); shorten the profile's session_policy or session_tags".into(),
             ),

@@ -117,6 +117,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }));
     }
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sts = aws_sdk_sts::Client::new(&sdk);
     let notifier = config.notify_topic_arn.clone().map(|topic| {
         Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic)) as Arc<dyn Notifier>
     });
@@ -128,9 +129,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(App {
         notifier,
         revocations: Arc::new(IamRevocations::new(
-            aws_sdk_iam::Client::new(&sdk),
             dynamodb.clone(),
-            config.sessions_table.clone(),
+            sts.clone(),
+            sdk.clone(),
+            config.clone(),
         )),
         gate_states: gates.clone(),
         approvals: gates.clone(),
@@ -141,7 +143,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             config.approvals_table.clone(),
             config.break_glass_table.clone(),
         )),
-        issuer: Arc::new(StsIssuer::new(aws_sdk_sts::Client::new(&sdk))),
+        issuer: Arc::new(StsIssuer::new(sts)),
         identities: Identities::new(sources),
         policies,
         config,

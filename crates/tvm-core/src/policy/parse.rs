@@ -12,6 +12,7 @@ use super::BUILTIN_VARS;
 use crate::glob::Glob;
 use crate::limits::{MAX_DURATION, MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE, MIN_DURATION};
 use crate::principal::{is_iam_name_char, pins_account, valid_org_id, PrincipalKind, RoleArn};
+use crate::revocation::{OWN_TAGS, TAG_CALLER, TAG_PREFIX, TAG_SESSION, TAG_VIA};
 use crate::template::{Template, MAX_VALUE_LEN};
 
 /// One problem in a document: where, and what.
@@ -112,14 +113,24 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
             .ok()
     });
 
-    if doc.session_tags.len() > MAX_TAGS {
-        p.add("session_tags", format!("has more than {MAX_TAGS} tags"));
+    // tvm stamps its own tags on every vend (see `revocation::own_tags`).
+    let room = MAX_TAGS - OWN_TAGS;
+    if doc.session_tags.len() > room {
+        p.add(
+            "session_tags",
+            format!(
+                "has more than {room} tags (STS takes {MAX_TAGS}, {OWN_TAGS} of them tvm's own)"
+            ),
+        );
     }
     let mut session_tags = Vec::new();
     for (key, value) in &doc.session_tags {
         let field = format!("session_tags.{key}");
         if !valid_tag_key(key) {
             p.add(&field, format!("tag keys are 1-{MAX_TAG_KEY} characters of letters, digits and _.:/=+-@, not starting with aws:"));
+        }
+        if key.to_ascii_lowercase().starts_with(TAG_PREFIX) {
+            p.add(&field, format!("keys starting with {TAG_PREFIX} are tvm's own ({TAG_CALLER}, {TAG_SESSION}, {TAG_VIA}: what revocation relies on)"));
         }
         if value.len() > MAX_TAG_VALUE {
             p.add(&field, format!("is longer than {MAX_TAG_VALUE} characters"));

@@ -1,160 +1,330 @@
-//! The revocation policy on protected roles. The list of revoked sessions of
-//! a role lives in DynamoDB (one item per role, one attribute per session),
-//! and the IAM inline policy is rendered from it; a write that raced another
-//! re-renders, so no revocation is lost to a concurrent one.
+//! The revocation policy in every account. What is revoked lives in one
+//! DynamoDB item (one attribute per entry, a version counter); every
+//! account's customer-managed policy `tvm-revocations` is rendered from it
+//! and written through that account's revoker role, which trusts only tvm's
+//! execution role and may only write that policy.
+//!
+//! A change is conditional on the version it read, so two revocations never
+//! lose each other; after writing IAM the version is read again, and a
+//! revocation that raced another writes the newer state, so the last policy
+//! version in every account holds both.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use tvm_core::revocation::{render, Revoked, POLICY_NAME};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::AttributeValue;
+use tokio::sync::Mutex;
+use tvm_core::revocation::{Entry, Revocations, Target, Term};
 
-use super::{AwsError, Dependency};
-use super::{BoxFut, RoleRevocations};
+use super::attr::n;
+use super::{AwsError, BoxFut, Dependency, RevocationPolicy};
+use crate::config::Config;
+
+/// The item that holds every revocation entry.
+const ITEM_KEY: &str = "#revocations";
+/// Conditional writes and re-renders a revocation tries, at most.
+const ATTEMPTS: usize = 5;
+/// How long a revoker session is asked for, and how early it is renewed.
+const REVOKER_SECONDS: i32 = 900;
+const RENEW_BEFORE: Duration = Duration::from_secs(120);
+/// IAM keeps at most five versions of a managed policy.
+const MAX_VERSIONS: usize = 5;
+/// Expired entries removed in one update, at most (the expression stays
+/// far below DynamoDB's 4 KB).
+const MAX_PRUNED: usize = 100;
 
 pub struct IamRevocations {
-    iam: aws_sdk_iam::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    sts: aws_sdk_sts::Client,
+    /// What every per-account IAM client is built from (region, endpoint,
+    /// timeouts, HTTP client); only the credentials differ.
+    sdk: aws_config::SdkConfig,
     table: String,
+    config: Config,
+    clients: Mutex<HashMap<String, (aws_sdk_iam::Client, Instant)>>,
 }
 
 impl IamRevocations {
     pub fn new(
-        iam: aws_sdk_iam::Client,
         dynamodb: aws_sdk_dynamodb::Client,
-        table: String,
+        sts: aws_sdk_sts::Client,
+        sdk: aws_config::SdkConfig,
+        config: Config,
     ) -> Self {
         Self {
-            iam,
             dynamodb,
-            table,
+            sts,
+            sdk,
+            table: config.sessions_table.clone(),
+            config,
+            clients: Mutex::new(HashMap::new()),
         }
     }
 }
 
-fn key(role_arn: &str) -> AttributeValue {
-    AttributeValue::S(super::keys::role_revocations(role_arn))
+fn ddb<E: std::error::Error + Send + Sync + 'static>(e: E) -> AwsError {
+    AwsError::unavailable(Dependency::DynamoDb, e)
 }
 
-/// Revoked sessions in an item: attributes named after their SourceIdentity.
-fn entries(item: &HashMap<String, AttributeValue>) -> (Vec<Revoked>, i64) {
-    let version = item
-        .get("version")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let list = item
-        .iter()
-        .filter(|(k, _)| k.starts_with(tvm_core::render::SOURCE_IDENTITY_PREFIX))
-        .filter_map(|(k, v)| {
-            Some(Revoked {
-                source_identity: k.clone(),
-                expires_at: v.as_n().ok()?.parse().ok()?,
-            })
+fn key() -> AttributeValue {
+    AttributeValue::S(ITEM_KEY.into())
+}
+
+/// The stored state: the entries and the version they were read at.
+fn parse(item: &HashMap<String, AttributeValue>) -> (Revocations, i64) {
+    let num = |v: Option<&AttributeValue>| v?.as_n().ok()?.parse::<i64>().ok();
+    let version = num(item.get("version")).unwrap_or(0);
+    let entries = item.iter().filter_map(|(k, v)| {
+        let target = Target::from_key(k)?;
+        let m = v.as_m().ok()?;
+        Some(Entry {
+            target,
+            term: Term {
+                issued_before: num(m.get("b")),
+                prune_at: num(m.get("p"))?,
+            },
         })
-        .collect();
-    (list, version)
+    });
+    (Revocations::new(entries), version)
+}
+
+fn stored(term: Term) -> AttributeValue {
+    let mut m = HashMap::from([("p".to_string(), n(term.prune_at))]);
+    if let Some(b) = term.issued_before {
+        m.insert("b".into(), n(b));
+    }
+    AttributeValue::M(m)
 }
 
 impl IamRevocations {
-    /// Drop entries whose credentials have expired from the stored list
-    /// (they are already out of the policy). Best effort, bounded.
-    async fn forget_expired(&self, role_arn: &str, entries: &[Revoked], now: i64) {
-        let expired: Vec<&Revoked> = entries
-            .iter()
-            .filter(|e| e.expires_at <= now)
-            .take(50)
-            .collect();
-        if expired.is_empty() {
-            return;
-        }
-        let mut update = self
+    async fn read(&self) -> Result<(Revocations, i64), AwsError> {
+        let out = self
             .dynamodb
-            .update_item()
+            .get_item()
             .table_name(&self.table)
-            .key("session_id", key(role_arn));
-        let mut names = Vec::new();
-        for (i, e) in expired.iter().enumerate() {
-            names.push(format!("#x{i}"));
-            update = update.expression_attribute_names(format!("#x{i}"), &e.source_identity);
-        }
-        if let Err(e) = update
-            .update_expression(format!("REMOVE {}", names.join(", ")))
+            .key("session_id", key())
+            .consistent_read(true)
             .send()
             .await
-        {
-            tracing::warn!(error = %super::error_chain(&e), "could not prune expired revocations");
-        }
+            .map_err(ddb)?;
+        Ok(parse(out.item().unwrap_or(&HashMap::new())))
     }
-}
 
-impl RoleRevocations for IamRevocations {
-    fn deny<'a>(
-        &'a self,
-        role_arn: &'a str,
-        sessions: &'a [Revoked],
-        now: i64,
-    ) -> BoxFut<'a, Result<(), AwsError>> {
-        Box::pin(async move {
-            let ddb = |e: super::BoxError| AwsError::unavailable(Dependency::DynamoDb, e);
+    /// Add `entry` (dropping expired entries) unless the policy would not
+    /// fit; the state to render and its version.
+    async fn store(&self, entry: &Entry, now: i64) -> Result<(Revocations, i64), AwsError> {
+        for _ in 0..ATTEMPTS {
+            let (mut state, version) = self.read().await?;
+            let expired: Vec<Target> = state.expired(now).into_iter().take(MAX_PRUNED).collect();
+            let mut next = state.clone();
+            let changed = next.add(entry.clone());
+            next.prune(now);
+            next.render(now).map_err(AwsError::PolicyFull)?;
+            if !changed && expired.is_empty() {
+                return Ok((state, version));
+            }
             let mut update = self
                 .dynamodb
                 .update_item()
                 .table_name(&self.table)
-                .key("session_id", key(role_arn))
-                .return_values(ReturnValue::AllNew)
-                .expression_attribute_values(":one", AttributeValue::N("1".into()));
-            let mut sets = Vec::new();
-            for (i, s) in sessions.iter().enumerate() {
-                sets.push(format!("#s{i} = :s{i}"));
+                .key("session_id", key())
+                .expression_attribute_names("#ver", "version")
+                .expression_attribute_values(":next", n(version + 1));
+            let mut set = vec!["#ver = :next".to_string()];
+            if changed {
+                let term = next.get(&entry.target).expect("just added");
                 update = update
-                    .expression_attribute_names(format!("#s{i}"), &s.source_identity)
-                    .expression_attribute_values(
-                        format!(":s{i}"),
-                        AttributeValue::N(s.expires_at.to_string()),
-                    );
+                    .expression_attribute_names("#e", entry.target.key())
+                    .expression_attribute_values(":e", stored(term));
+                set.push("#e = :e".into());
             }
-            let expression = if sets.is_empty() {
-                "ADD version :one".to_string()
+            let mut expression = format!("SET {}", set.join(", "));
+            if !expired.is_empty() {
+                let names: Vec<String> = (0..expired.len()).map(|i| format!("#x{i}")).collect();
+                for (name, target) in names.iter().zip(&expired) {
+                    update = update.expression_attribute_names(name, target.key());
+                }
+                expression.push_str(&format!(" REMOVE {}", names.join(", ")));
+            }
+            update = if version == 0 {
+                update.condition_expression("attribute_not_exists(#ver)")
             } else {
-                format!("SET {} ADD version :one", sets.join(", "))
+                update
+                    .condition_expression("#ver = :cur")
+                    .expression_attribute_values(":cur", n(version))
             };
-            let written = update
-                .update_expression(expression)
+            match update.update_expression(expression).send().await {
+                Ok(_) => {
+                    state = next;
+                    return Ok((state, version + 1));
+                }
+                Err(e) if e.code() == Some("ConditionalCheckFailedException") => continue,
+                Err(e) => return Err(ddb(e)),
+            }
+        }
+        Err(ddb(std::io::Error::other(
+            "the revocation state kept changing under concurrent revocations",
+        )))
+    }
+
+    /// An IAM client signed by the account's revoker role (cached until
+    /// shortly before its session ends).
+    async fn iam_for(&self, account: &str) -> Result<aws_sdk_iam::Client, AwsError> {
+        let mut clients = self.clients.lock().await;
+        if let Some((client, until)) = clients.get(account) {
+            if Instant::now() + RENEW_BEFORE < *until {
+                return Ok(client.clone());
+            }
+        }
+        let role = self.config.revoker_arn(account);
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&role)
+            .role_session_name("tvm-revoker")
+            .duration_seconds(REVOKER_SECONDS)
+            .send()
+            .await
+            .map_err(|e| match e.code() {
+                Some("AccessDenied" | "NoSuchEntity" | "InvalidIdentityToken") => {
+                    AwsError::NotDeployed {
+                        account: account.to_string(),
+                        missing: format!("revoker role {role} that tvm may assume"),
+                    }
+                }
+                _ => AwsError::RevocationFailed {
+                    account: account.to_string(),
+                    dependency: Dependency::Sts,
+                    source: e.into(),
+                },
+            })?;
+        let c = out.credentials().ok_or_else(|| AwsError::RevocationFailed {
+            account: account.to_string(),
+            dependency: Dependency::Sts,
+            source: "AssumeRole of the revoker returned no credentials".into(),
+        })?;
+        let credentials = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "tvm-revoker",
+        );
+        let conf = aws_sdk_iam::config::Builder::from(&self.sdk)
+            .credentials_provider(credentials)
+            .build();
+        let client = aws_sdk_iam::Client::from_conf(conf);
+        let until = Instant::now() + Duration::from_secs(REVOKER_SECONDS as u64);
+        clients.insert(account.to_string(), (client.clone(), until));
+        Ok(client)
+    }
+
+    /// Make `doc` the default version of the account's revocation policy,
+    /// deleting the oldest other version when IAM's five are in use.
+    async fn write(&self, account: &str, doc: &str) -> Result<(), AwsError> {
+        let client = self.iam_for(account).await?;
+        let policy = self.config.revocation_policy_arn(account);
+        let failed = |e: aws_sdk_iam::Error| match e.code() {
+            Some("NoSuchEntity") => AwsError::NotDeployed {
+                account: account.to_string(),
+                missing: format!("revocation policy {policy}"),
+            },
+            _ => AwsError::RevocationFailed {
+                account: account.to_string(),
+                dependency: Dependency::Iam,
+                source: e.into(),
+            },
+        };
+        for _ in 0..ATTEMPTS {
+            let listed = client
+                .list_policy_versions()
+                .policy_arn(&policy)
                 .send()
                 .await
-                .map_err(|e| ddb(e.into()))?;
-            let (mut list, mut version) = entries(written.attributes().unwrap_or(&HashMap::new()));
-            let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
-            // Render, put, and check nobody wrote in between (bounded).
-            for _ in 0..5 {
-                self.iam
-                    .put_role_policy()
-                    .role_name(role_name)
-                    .policy_name(POLICY_NAME)
-                    .policy_document(render(&list, now))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::unavailable(Dependency::Iam, e))?;
-                let current = self
-                    .dynamodb
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("session_id", key(role_arn))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| ddb(e.into()))?;
-                let (latest, latest_version) = entries(current.item().unwrap_or(&HashMap::new()));
+                .map_err(|e| failed(e.into()))?;
+            let mut others: Vec<_> = listed
+                .versions()
+                .iter()
+                .filter(|v| !v.is_default_version())
+                .filter_map(|v| Some((v.create_date()?.secs(), v.version_id()?.to_string())))
+                .collect();
+            if listed.versions().len() >= MAX_VERSIONS {
+                others.sort();
+                if let Some((_, oldest)) = others.first() {
+                    match client
+                        .delete_policy_version()
+                        .policy_arn(&policy)
+                        .version_id(oldest)
+                        .send()
+                        .await
+                    {
+                        // Another revocation deleted it first: fine.
+                        Err(e) if e.code() != Some("NoSuchEntity") => {
+                            return Err(failed(e.into()))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            match client
+                .create_policy_version()
+                .policy_arn(&policy)
+                .policy_document(doc)
+                .set_as_default(true)
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // A concurrent revocation took the free version: again.
+                Err(e) if e.code() == Some("LimitExceeded") => continue,
+                Err(e) => return Err(failed(e.into())),
+            }
+        }
+        Err(AwsError::RevocationFailed {
+            account: account.to_string(),
+            dependency: Dependency::Iam,
+            source: "the policy's versions kept filling under concurrent revocations".into(),
+        })
+    }
+
+    /// Write `doc` to every account at once; the first failure, every one logged.
+    async fn write_all(&self, accounts: &[String], doc: &str) -> Result<(), AwsError> {
+        let results =
+            futures_util::future::join_all(accounts.iter().map(|a| self.write(a, doc))).await;
+        let mut first = None;
+        for (account, result) in accounts.iter().zip(results) {
+            if let Err(e) = result {
+                tracing::error!(account = %account, error = %super::error_chain(&e), "the revocation policy was not written");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl RevocationPolicy for IamRevocations {
+    fn revoke<'a>(
+        &'a self,
+        entry: &'a Entry,
+        accounts: &'a [String],
+        now: i64,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let (mut state, mut version) = self.store(entry, now).await?;
+            for _ in 0..ATTEMPTS {
+                let doc = state.render(now).map_err(AwsError::PolicyFull)?;
+                self.write_all(accounts, &doc).await?;
+                let (latest, latest_version) = self.read().await?;
                 if latest_version == version {
-                    self.forget_expired(role_arn, &latest, now).await;
                     return Ok(());
                 }
-                (list, version) = (latest, latest_version);
+                (state, version) = (latest, latest_version);
             }
-            Err(AwsError::unavailable(
-                Dependency::Iam,
-                "the revocation policy kept changing under concurrent revocations",
-            ))
+            Err(ddb(std::io::Error::other(
+                "the revocation state kept changing under concurrent revocations",
+            )))
         })
     }
 }

@@ -22,7 +22,7 @@ use tvm_core::api::{BreakGlassView, Notification, RequestView, SessionStatus, Se
 use tvm_core::approval::RequestStatus;
 use tvm_core::decision::GateState;
 use tvm_core::rate::RateLimit;
-use tvm_core::revocation::Revoked;
+use tvm_core::revocation::{Entry, Full};
 use tvm_core::vend::{AssumeRole, SessionRecord};
 
 /// The one HTTPS client every SDK client shares: rustls on ring, the
@@ -107,6 +107,20 @@ pub enum AwsError {
     /// STS refused the rendered session policy and tags as too large.
     #[error("STS answered PackedPolicyTooLarge")]
     PolicyTooLarge,
+    /// An account lacks what tvm writes its revocation policy with.
+    #[error("account {account} has no {missing}")]
+    NotDeployed { account: String, missing: String },
+    /// Writing an account's revocation policy failed.
+    #[error("{dependency} failed for account {account}: {source}")]
+    RevocationFailed {
+        account: String,
+        dependency: Dependency,
+        #[source]
+        source: BoxError,
+    },
+    /// The revocation would not fit the revocation policy.
+    #[error("{0}")]
+    PolicyFull(Full),
 }
 
 impl AwsError {
@@ -300,13 +314,16 @@ pub trait Notifier: Send + Sync {
     fn publish<'a>(&'a self, notification: &'a Notification) -> BoxFut<'a, Result<(), AwsError>>;
 }
 
-/// The revocation policy on protected roles: credentials already issued stop working.
-pub trait RoleRevocations: Send + Sync {
-    /// Add these sessions to the role's deny list (and drop expired ones).
-    fn deny<'a>(
+/// The revocation policy every protected role carries: credentials already
+/// issued stop working.
+pub trait RevocationPolicy: Send + Sync {
+    /// Add `entry` to what is revoked and write the policy in every one of
+    /// `accounts`. `Ok` only once every account's policy holds it; a retry
+    /// of the same entry completes a failed one.
+    fn revoke<'a>(
         &'a self,
-        role_arn: &'a str,
-        sessions: &'a [Revoked],
+        entry: &'a Entry,
+        accounts: &'a [String],
         now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>>;
 }

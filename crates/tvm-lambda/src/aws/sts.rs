@@ -38,6 +38,10 @@ impl Issuer for StsIssuer {
                 .duration_seconds(spec.duration_seconds as i32)
                 .set_policy(spec.policy.clone())
                 .set_tags((!tags.is_empty()).then_some(tags))
+                .set_transitive_tag_keys(
+                    (!spec.transitive_tag_keys.is_empty())
+                        .then(|| spec.transitive_tag_keys.clone()),
+                )
                 .send()
                 .await
                 .map_err(|e| {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tvm_core::api::{BreakGlassView, RequestView, SessionStatus, SessionView};
 
-use tvm_core::revocation::Revoked;
+use tvm_core::revocation::{Entry, Target};
 use tvm_core::vend::{AssumeRole, SessionRecord};
 
 mod gates;
@@ -20,7 +20,7 @@ mod gates;
 use crate::app::App;
 use crate::aws::{
     keys, AwsError, BoxFut, Dependency, GateKind, Gates, Issued, Issuer, PolicyParameter,
-    PolicySource, RevocationMarker, RoleRevocations, SessionQuery, SessionStore,
+    PolicySource, RevocationMarker, RevocationPolicy, SessionQuery, SessionStore,
 };
 use crate::config::Config;
 use crate::identity::apigw::ApigwSource;
@@ -61,7 +61,7 @@ pub struct State {
     /// `open#caller#profile` -> the request or event that matters.
     pub(crate) request_pointers: HashMap<String, String>,
     pub(crate) event_pointers: HashMap<String, String>,
-    pub(crate) denied: Vec<(String, Revoked)>,
+    pub(crate) denied: Vec<(Vec<String>, Entry)>,
 }
 
 impl Memory {
@@ -73,12 +73,12 @@ impl Memory {
         self.steps.lock().unwrap_or_else(|e| e.into_inner()).push(s);
     }
 
-    /// The sessions denied on their roles so far: (role, SourceIdentity).
-    pub fn denied(&self) -> Vec<(String, String)> {
+    /// What was revoked so far, and in which accounts.
+    pub fn denied(&self) -> Vec<(Vec<String>, Target)> {
         let s = self.state();
         s.denied
             .iter()
-            .map(|(r, d)| (r.clone(), d.source_identity.clone()))
+            .map(|(a, e)| (a.clone(), e.target.clone()))
             .collect()
     }
 }
@@ -240,11 +240,11 @@ impl Issuer for Memory {
     }
 }
 
-impl RoleRevocations for Memory {
-    fn deny<'a>(
+impl RevocationPolicy for Memory {
+    fn revoke<'a>(
         &'a self,
-        role_arn: &'a str,
-        sessions: &'a [Revoked],
+        entry: &'a Entry,
+        accounts: &'a [String],
         _now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         if self
@@ -257,8 +257,7 @@ impl RoleRevocations for Memory {
             )));
         }
         let mut s = self.state();
-        s.denied
-            .extend(sessions.iter().map(|r| (role_arn.to_string(), r.clone())));
+        s.denied.push((accounts.to_vec(), entry.clone()));
         ready(Ok(()))
     }
 }

@@ -2,17 +2,16 @@
 //! `POST /v1/breakglass/{id}/close`. Every event notifies.
 
 use serde_json::json;
-use tvm_core::api::{BreakGlassList, BreakGlassView, OpenBreakGlass, SessionStatus, SessionView};
+use tvm_core::api::{BreakGlassList, BreakGlassView, OpenBreakGlass};
 use tvm_core::approval::{
     self, is_admin, may_manage_break_glass, BreakGlassError, BreakGlassStatus,
 };
+use tvm_core::decision::Via;
+use tvm_core::revocation::Entry;
 
-/// Sessions a close looks at, at most (pages of 1,000 from the caller
-/// index, since the event opened).
-const MAX_CLOSE_LISTED: usize = 100_000;
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
-use crate::aws::{AwsError, SessionQuery};
+use crate::aws::AwsError;
 use crate::error::ApiError;
 use crate::event::body_json;
 
@@ -113,32 +112,20 @@ impl App {
         ))
     }
 
-    /// Deny every live session vended under a closed event on its role, and
-    /// mark it revoked. The sessions are its opener's (events are bound to
-    /// the exact caller), so the opener's listing finds them.
+    /// Deny whatever was vended under a closed event (one entry on its
+    /// `tvm-via` tag, in every account), then mark the sessions listed. The
+    /// sessions are its opener's (events are bound to the exact caller).
     async fn revoke_vended_under(&self, event: &BreakGlassView) -> Result<Vec<String>, ApiError> {
         let now = event.ends_at;
-        // Only sessions issued since the event opened, every page of them:
-        // other sessions of the role (other people, other profiles) cannot
-        // push the event's out of the listing.
-        let query = SessionQuery::Caller {
-            caller: event.caller.clone(),
-            since: Some(event.opened_at),
-            limit: MAX_CLOSE_LISTED,
-        };
-        let live: Vec<SessionView> = self
-            .sessions
-            .list(&query)
-            .await?
-            .into_iter()
-            .filter(|s| {
-                s.via == "break_glass"
-                    && s.via_id.as_deref() == Some(event.id.as_str())
-                    && s.status == SessionStatus::Issued
-                    && s.expires_at > now
+        let set = self.policies.get().await?;
+        let live = self
+            .live_sessions(&event.caller, event.opened_at, now, |s| {
+                s.via == "break_glass" && s.via_id.as_deref() == Some(event.id.as_str())
             })
-            .collect();
-        self.deny_sessions(&live, now).await?;
+            .await?;
+        let entry = Entry::grant(&Via::BreakGlass(event.id.clone()), now);
+        self.deny(&set, &entry, &live, now).await?;
+        self.mark_revoked(&live).await?;
         Ok(live.into_iter().map(|s| s.session_id).collect())
     }
 }

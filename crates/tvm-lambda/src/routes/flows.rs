@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use tvm_core::revocation::Target;
 
 use crate::app::App;
 use crate::fakes::{app, app_with, Memory};
@@ -129,12 +130,13 @@ async fn break_glass_vends_while_open_once_per_caller_and_not_after_it_closes() 
     let (code, closed) = call(&app, "POST", &close, ONCALL, json!({})).await;
     assert_eq!((code, closed["status"].as_str()), (200, Some("closed")));
     // The grant ends with its reason: what the event vended is denied.
-    let session = creds["SessionId"].as_str().unwrap();
+    let event_id = event["id"].as_str().unwrap();
+    assert!(creds["SessionId"].is_string());
     assert_eq!(
         memory.denied(),
         [(
-            "arn:aws:iam::123456789012:role/tvm/orders-tenant".to_string(),
-            format!("tvm-{session}")
+            vec!["123456789012".to_string()],
+            Target::Grant(format!("break-glass:{event_id}"))
         )]
     );
     let (code, _) = vend(&app, ONCALL).await;
@@ -160,12 +162,13 @@ async fn a_close_whose_revocation_failed_revokes_on_the_next_close() {
     assert!(memory.denied().is_empty());
     let (code, body) = call(&app, "POST", &close, ONCALL, json!({})).await;
     assert_eq!((code, body["code"].as_str()), (409, Some("Conflict")));
-    let session = creds["SessionId"].as_str().unwrap();
+    let event_id = event["id"].as_str().unwrap();
+    assert!(creds["SessionId"].is_string());
     assert_eq!(
         memory.denied(),
         [(
-            "arn:aws:iam::123456789012:role/tvm/orders-tenant".to_string(),
-            format!("tvm-{session}")
+            vec!["123456789012".to_string()],
+            Target::Grant(format!("break-glass:{event_id}"))
         )]
     );
 }
@@ -187,8 +190,8 @@ async fn a_revoked_session_stops_its_caller_and_denies_its_credentials() {
     assert_eq!(
         memory.denied(),
         [(
-            "arn:aws:iam::123456789012:role/tvm/orders-tenant".to_string(),
-            format!("tvm-{session}")
+            vec!["123456789012".to_string()],
+            Target::Session(format!("tvm-{session}"))
         )]
     );
     let (code, body) = vend(

@@ -318,8 +318,12 @@ impl App {
         let (reply, error, facts) = match self.dispatch(&req, &request_id, &path).await {
             Ok(o) => (o.reply, None, o.facts),
             Err(f) => {
-                if let ApiError::Dependency { dependency, .. } = &f.error {
-                    tracing::error!(request_id = %request_id, dependency = dependency.as_str(), error = %error_chain(&f.error), "dependency failed; no credentials issued");
+                if let Some(dependency) = f.error.failed_dependency() {
+                    let what = match f.error {
+                        ApiError::NotRevoked { .. } => "dependency failed; the revocation is not complete",
+                        _ => "dependency failed; no credentials issued",
+                    };
+                    tracing::error!(request_id = %request_id, dependency = dependency.as_str(), error = %error_chain(&f.error), "{what}");
                 }
                 let reply = error_reply(&f.error, &request_id, f.facts.profile.as_deref());
                 (reply, Some(f.error), *f.facts)

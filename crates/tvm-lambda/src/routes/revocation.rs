@@ -1,53 +1,131 @@
-//! `POST /v1/sessions/{id}/revoke` and `POST /v1/callers/revoke`: refuse new
-//! vends at once (a marker the vend transaction checks) and deny the
-//! credentials already issued (the revocation policy on their roles).
+//! `POST /v1/sessions/{id}/revoke` and `POST /v1/callers/revoke`, and what
+//! closing a break-glass event revokes. In this order, each step only once
+//! the one before it holds:
+//! 1. the revocation policy in every account denies the credentials already
+//!    issued (a session by SourceIdentity, a caller by its tag: one entry,
+//!    however many sessions);
+//! 2. the gate item refuses new vends;
+//! 3. the session records are marked revoked (the report).
+//! A failure says which step failed; the same request again completes it.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
+use futures_util::StreamExt;
 use serde_json::json;
 use tvm_core::api::{
     RevocationResponse, RevokeCallerRequest, RevokeSessionRequest, SessionStatus, SessionView,
 };
 use tvm_core::approval::{is_admin, manages};
-use tvm_core::revocation::{Revoked, Terms};
+use tvm_core::policy::PolicySet;
+use tvm_core::revocation::{Entry, Terms, CHAIN_SECONDS, MARGIN_SECONDS};
 
 use super::sessions::principal_param;
 use super::{Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
-use crate::aws::{RevocationMarker, RevocationScope, SessionQuery};
+use crate::aws::{AwsError, RevocationMarker, RevocationScope, SessionQuery};
 use crate::error::ApiError;
 use crate::event::body_json;
 
-/// Live sessions a caller revocation looks at, at most.
-pub(super) const MAX_LISTED: usize = 1000;
+/// Live sessions a revocation lists and marks for its report, at most. The
+/// credentials of all of them are denied whatever the count.
+pub(super) const MAX_MARKED: usize = 10_000;
+/// Session records marked at once.
+const MARKING_CONCURRENCY: usize = 16;
 
-fn revoked(s: &SessionView) -> Revoked {
-    Revoked {
-        source_identity: s.source_identity.clone(),
-        expires_at: s.expires_at,
+/// A failure after the revocation policy was written: what it covers is
+/// denied already.
+fn after_deny(e: AwsError) -> ApiError {
+    match e {
+        AwsError::Unavailable { .. } => ApiError::NotRevoked {
+            denied: true,
+            cause: e,
+        },
+        other => other.into(),
     }
 }
 
+/// A failure before anything holds.
+fn before_deny(e: AwsError) -> ApiError {
+    match e {
+        AwsError::Unavailable { .. } => ApiError::NotRevoked {
+            denied: false,
+            cause: e,
+        },
+        other => other.into(),
+    }
+}
+
+fn account_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
 impl App {
-    /// Deny `live` sessions on their roles, then mark them revoked.
-    pub(super) async fn deny_sessions(
+    /// Every account a revocation is written to: those of every profile's
+    /// role, of the sessions at hand, and `TVM_REVOCATION_ACCOUNTS` (where
+    /// chains may land). One state, the same policy everywhere.
+    pub(super) fn revocation_accounts<'a>(
         &self,
-        live: &[SessionView],
+        set: &PolicySet,
+        roles: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let mut accounts: BTreeSet<String> = self.config.revocation_accounts.iter().cloned().collect();
+        for p in set.profiles() {
+            accounts.extend(account_of(p.role_arn.as_str()).map(str::to_string));
+        }
+        for role in roles {
+            accounts.extend(account_of(role).map(str::to_string));
+        }
+        accounts.into_iter().collect()
+    }
+
+    /// Step 1: the revocation policy in every account holds `entry`.
+    pub(super) async fn deny(
+        &self,
+        set: &PolicySet,
+        entry: &Entry,
+        sessions: &[SessionView],
         now: i64,
     ) -> Result<(), ApiError> {
-        let mut by_role: BTreeMap<&str, Vec<Revoked>> = BTreeMap::new();
-        for s in live {
-            by_role.entry(&s.role_arn).or_default().push(revoked(s));
-        }
-        for (role, sessions) in &by_role {
-            self.revocations.deny(role, sessions, now).await?;
-        }
-        for s in live {
-            self.sessions
-                .set_status(&s.session_id, SessionStatus::Revoked)
-                .await?;
+        let accounts = self.revocation_accounts(set, sessions.iter().map(|s| s.role_arn.as_str()));
+        self.revocations
+            .revoke(entry, &accounts, now)
+            .await
+            .map_err(before_deny)
+    }
+
+    /// Step 3: mark these sessions revoked.
+    pub(super) async fn mark_revoked(&self, sessions: &[SessionView]) -> Result<(), ApiError> {
+        let mut marks = futures_util::stream::iter(sessions)
+            .map(|s| self.sessions.set_status(&s.session_id, SessionStatus::Revoked))
+            .buffer_unordered(MARKING_CONCURRENCY);
+        while let Some(result) = marks.next().await {
+            result.map_err(after_deny)?;
         }
         Ok(())
+    }
+
+    /// A caller's sessions still live at `now`, newest first (bounded): only
+    /// those issued within the longest credential lifetime can be.
+    pub(super) async fn live_sessions(
+        &self,
+        caller: &str,
+        since: i64,
+        now: i64,
+        keep: impl Fn(&SessionView) -> bool,
+    ) -> Result<Vec<SessionView>, ApiError> {
+        let query = SessionQuery::Caller {
+            caller: caller.to_string(),
+            since: Some(since.max(now - CHAIN_SECONDS - MARGIN_SECONDS)),
+            limit: MAX_MARKED,
+        };
+        Ok(self
+            .sessions
+            .list(&query)
+            .await
+            .map_err(before_deny)?
+            .into_iter()
+            .filter(|s| s.status == SessionStatus::Issued && s.expires_at > now && keep(s))
+            .collect())
     }
 
     pub(super) async fn revoke_session(&self, call: &Call<'_>, id: &str) -> Handled {
@@ -64,6 +142,10 @@ impl App {
         let profile = session.profile.clone();
         let now = call.now.timestamp();
         let until = terms.until(now);
+        let entry = Entry::session(&session.source_identity, now);
+        self.deny(&set, &entry, std::slice::from_ref(&session), now)
+            .await
+            .in_profile(&profile)?;
         let marker = RevocationMarker {
             scope: RevocationScope::Pair {
                 caller: session.caller.clone(),
@@ -74,13 +156,12 @@ impl App {
             reason: terms.reason.clone(),
             at: now,
         };
-        self.sessions.revoke(&marker).await.in_profile(&profile)?;
         self.sessions
-            .set_status(&session.session_id, SessionStatus::Revoked)
+            .revoke(&marker)
             .await
+            .map_err(after_deny)
             .in_profile(&profile)?;
-        self.revocations
-            .deny(&session.role_arn, &[revoked(&session)], now)
+        self.mark_revoked(std::slice::from_ref(&session))
             .await
             .in_profile(&profile)?;
         let details = json!({"reason": terms.reason, "until": until, "role_arn": session.role_arn});
@@ -115,8 +196,14 @@ impl App {
         let ask: RevokeCallerRequest = body_json(call.req)?;
         let terms = Terms::parse(&ask.reason, ask.duration_seconds)?;
         let target = principal_param(&ask.principal)?;
+        let set = self.policies.get().await?;
         let now = call.now.timestamp();
         let until = terms.until(now);
+        // The listing is for the report (and adds the accounts of sessions
+        // whose profile is gone); the deny needs none of it.
+        let live = self.live_sessions(&target, 0, now, |_| true).await?;
+        self.deny(&set, &Entry::caller(&target, now, until), &live, now)
+            .await?;
         let marker = RevocationMarker {
             scope: RevocationScope::Caller(target.clone()),
             until,
@@ -124,20 +211,8 @@ impl App {
             reason: terms.reason.clone(),
             at: now,
         };
-        self.sessions.revoke(&marker).await?;
-        let query = SessionQuery::Caller {
-            caller: target.clone(),
-            since: None,
-            limit: MAX_LISTED,
-        };
-        let live: Vec<SessionView> = self
-            .sessions
-            .list(&query)
-            .await?
-            .into_iter()
-            .filter(|s| s.status == SessionStatus::Issued && s.expires_at > now)
-            .collect();
-        self.deny_sessions(&live, now).await?;
+        self.sessions.revoke(&marker).await.map_err(after_deny)?;
+        self.mark_revoked(&live).await?;
         let details = json!({"reason": terms.reason, "until": until, "sessions": live.len()});
         let n = notification(
             "caller.revoked",

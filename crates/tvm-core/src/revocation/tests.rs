@@ -1,0 +1,192 @@
+use super::*;
+
+fn doc(r: &Revocations, now: i64) -> Value {
+    serde_json::from_str(&r.render(now).unwrap()).unwrap()
+}
+
+fn sid(i: usize) -> String {
+    format!("tvm-{i:032x}")
+}
+
+#[test]
+fn terms_bound_the_reason_and_the_duration() {
+    let t = Terms::parse("  leaked in a log  ", None).unwrap();
+    assert_eq!((t.reason.as_str(), t.seconds), ("leaked in a log", 3600));
+    assert_eq!(t.until(10), 3610);
+    assert_eq!(Terms::parse("no", None), Err(TermsError::Reason));
+    assert_eq!(Terms::parse("a\nb c", None), Err(TermsError::Reason));
+    assert_eq!(Terms::parse("leaked", Some(59)), Err(TermsError::Duration));
+    assert_eq!(
+        Terms::parse("leaked", Some(MAX_SECONDS + 1)),
+        Err(TermsError::Duration)
+    );
+    assert!(Terms::parse("leaked", Some(MAX_SECONDS)).is_ok());
+}
+
+#[test]
+fn tag_values_stay_in_the_sts_charset_and_never_collide() {
+    let role = "arn:aws:iam::111122223333:role/a,b";
+    assert_eq!(caller_tag(role), "arn:aws:iam::111122223333:role/a=2Cb");
+    // `=` is escaped too, so a name that spells an escape is another value.
+    assert_ne!(
+        caller_tag("arn:aws:iam::1:role/a=2Cb"),
+        caller_tag("arn:aws:iam::1:role/a,b")
+    );
+    assert_eq!(
+        caller_tag("arn:aws:sts::111122223333:federated-user/*"),
+        "arn:aws:sts::111122223333:federated-user/=2A"
+    );
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.:/=+-@".contains(c);
+    for s in ["arn:aws:iam::1:user/x+y=z,w@v", "a b\"c*d${e}", "ü"] {
+        assert!(tag_value(s).chars().all(allowed), "{s}");
+    }
+    // The longest stable principal AWS can produce fits a tag value.
+    let longest = format!("arn:aws-us-gov:iam::111122223333:role/{}", ",".repeat(64));
+    assert!(caller_tag(&longest).len() <= crate::limits::MAX_TAG_VALUE);
+}
+
+#[test]
+fn every_vend_carries_its_caller_session_and_grant() {
+    let tags = own_tags(
+        "arn:aws:iam::111122223333:role/orders-task",
+        "0123456789abcdef0123456789abcdef",
+        &Via::BreakGlass("e1".into()),
+    );
+    assert_eq!(
+        tags,
+        [
+            (
+                TAG_CALLER.to_string(),
+                "arn:aws:iam::111122223333:role/orders-task".to_string()
+            ),
+            (
+                TAG_SESSION.to_string(),
+                "0123456789abcdef0123456789abcdef".to_string()
+            ),
+            (TAG_VIA.to_string(), "break-glass:e1".to_string()),
+        ]
+    );
+    assert_eq!(tags.len(), OWN_TAGS);
+}
+
+#[test]
+fn a_caller_is_one_statement_on_its_tag_and_issue_time() {
+    let now = 1_800_000_000;
+    let r = Revocations::new([Entry::caller(
+        "arn:aws:iam::111122223333:role/orders-task",
+        now,
+        now + 3600,
+    )]);
+    let d = doc(&r, now);
+    let s = &d["Statement"][1];
+    assert_eq!(s["Effect"], "Deny");
+    assert_eq!(s["Action"], "*");
+    assert_eq!(
+        s["Condition"]["StringEquals"]["aws:PrincipalTag/tvm-caller"],
+        "arn:aws:iam::111122223333:role/orders-task"
+    );
+    // In-flight vends and chains made while IAM propagates are covered.
+    assert_eq!(
+        s["Condition"]["DateLessThan"]["aws:TokenIssueTime"],
+        iso(now + MARGIN_SECONDS)
+    );
+    // A short revocation never reaches past the refusal of new vends.
+    let short = Entry::caller("arn:aws:iam::1:role/r", now, now + 60);
+    assert_eq!(short.term.issued_before, Some(now + 60));
+}
+
+#[test]
+fn the_chain_guard_is_always_there() {
+    let d = doc(&Revocations::default(), 0);
+    let s = &d["Statement"];
+    assert_eq!(s.as_array().unwrap().len(), 1);
+    assert_eq!(s[0]["Action"], "sts:AssumeRole");
+    assert_eq!(
+        s[0]["Condition"]["StringNotEquals"]["aws:ResourceTag/tvm-revocable"],
+        "true"
+    );
+}
+
+#[test]
+fn sessions_share_one_statement_and_leave_once_they_cannot_matter() {
+    let now = 1_000_000;
+    let mut r = Revocations::new([Entry::session("tvm-b", now), Entry::session("tvm-a", now)]);
+    r.add(Entry::session("tvm-c", now - 4000));
+    let d = doc(&r, now);
+    assert_eq!(
+        d["Statement"][1]["Condition"]["StringEquals"]["aws:SourceIdentity"],
+        json!(["tvm-a", "tvm-b"]),
+        "tvm-c was revoked more than an hour and the margin ago"
+    );
+    assert_eq!(r.expired(now), [Target::Session("tvm-c".into())]);
+    r.prune(now);
+    assert_eq!(r.len(), 2);
+}
+
+#[test]
+fn revoking_again_widens_never_narrows() {
+    let mut r = Revocations::default();
+    assert!(r.add(Entry::caller("c", 1000, 100_000)));
+    assert!(
+        !r.add(Entry::caller("c", 1000, 100_000)),
+        "a retry changes nothing"
+    );
+    assert!(!r.add(Entry::caller("c", 900, 100_000)));
+    assert_eq!(
+        r.get(&Target::Caller("c".into())).unwrap().issued_before,
+        Some(1300)
+    );
+    assert!(r.add(Entry::caller("c", 2000, 100_000)));
+    assert_eq!(
+        r.get(&Target::Caller("c".into())).unwrap().issued_before,
+        Some(2300)
+    );
+}
+
+#[test]
+fn targets_round_trip_through_their_stored_names() {
+    for t in [
+        Target::Session("tvm-x".into()),
+        Target::Caller("arn:aws:iam::1:role/a=2Cb".into()),
+        Target::Grant("break-glass:e1".into()),
+    ] {
+        assert_eq!(Target::from_key(&t.key()), Some(t));
+    }
+    assert_eq!(Target::from_key("x:y"), None);
+    assert_eq!(Target::from_key("s:"), None);
+}
+
+/// The bound docs/revocation.md states: how many fit, and that one more is
+/// refused with the counts, never dropped.
+#[test]
+fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
+    let now = 1_800_000_000;
+    let fill = |make: &dyn Fn(usize) -> Entry| {
+        let mut r = Revocations::default();
+        let mut n = 0;
+        loop {
+            let mut next = r.clone();
+            next.add(make(n));
+            match next.render(now) {
+                Ok(_) => (r, n) = (next, n + 1),
+                Err(full) => return (n, full),
+            }
+        }
+    };
+    let (sessions, full) = fill(&|i| Entry::session(&sid(i), now));
+    assert_eq!(sessions, 149, "{full}");
+    assert_eq!((full.sessions, full.callers), (150, 0));
+    let role = |i: usize| format!("arn:aws:iam::111122223333:role/{}{i:03}", "r".repeat(61));
+    let (callers, _) = fill(&|i| Entry::caller(&role(i), now, now + 3600));
+    assert_eq!(callers, 20, "callers with 64-character role names");
+    let (short, _) = fill(&|i| {
+        Entry::caller(
+            &format!("arn:aws:iam::111122223333:role/task-{i}"),
+            now,
+            now + 3600,
+        )
+    });
+    assert_eq!(short, 25, "callers with short role names");
+    let message = full.to_string();
+    assert!(message.contains("revoke the caller instead"), "{message}");
+}
