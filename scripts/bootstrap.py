@@ -10,6 +10,13 @@ your usual credentials. It is idempotent: run it again and it converges.
   bootstrap.py demo-identities         create the local demo's IAM users, roles and the orders table
   bootstrap.py all                     all three; prints the demo identities as JSON
 
+Every account of the demo gets what revocation writes through: the
+customer-managed policy tvm-revocations (attached to every protected role)
+and the revoker role that trusts only the function. With
+TVM_DEMO_OTHER_ACCOUNT set (moto only: it hands out credentials for any
+account), a second account gets them too, with a protected role of the same
+name as one in the first.
+
 Table names come from TVM_SESSIONS_TABLE / TVM_APPROVALS_TABLE /
 TVM_BREAKGLASS_TABLE (defaults in infra/tables.json), the policy prefix from
 TVM_POLICY_PREFIX (default /tvm/policies/).
@@ -91,6 +98,65 @@ def put_policies(ssm, files, secure):
         log(f"policy {name}: put")
 
 
+REVOCATION_POLICY = ("/tvm/", "tvm-revocations")
+REVOKER_ROLE = ("/tvm/", "tvm-revoker")
+# What tvm renders when nothing is revoked: the chain guard alone.
+EMPTY_REVOCATIONS = {"Version": "2012-10-17", "Statement": [{
+    "Sid": "ChainOnlyIntoRevocableRoles", "Effect": "Deny", "Action": "sts:AssumeRole", "Resource": "*",
+    "Condition": {"StringNotEquals": {"aws:ResourceTag/tvm-revocable": "true"}}}]}
+PROTECTED_TAGS = [{"Key": "tvm-protected", "Value": "true"}, {"Key": "tvm-revocable", "Value": "true"}]
+
+
+def account_resources(iam, account, function_arn):
+    """The revocation policy and the revoker role of one account."""
+    path, name = REVOCATION_POLICY
+    policy_arn = f"arn:aws:iam::{account}:policy{path}{name}"
+    try:
+        iam.create_policy(PolicyName=name, Path=path, PolicyDocument=json.dumps(EMPTY_REVOCATIONS),
+                          Description="tvm writes this: what it revoked. Attached to every protected role.")
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    rpath, rname = REVOKER_ROLE
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": function_arn}, "Action": "sts:AssumeRole"}]}
+    try:
+        iam.create_role(RoleName=rname, Path=rpath, AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=rname, PolicyDocument=json.dumps(trust))
+    # moto authorizes IAM calls against Resource "*" only; the SAM,
+    # CloudFormation and Terraform revokers name the policy's ARN.
+    write_only_that = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Resource": "*",
+        "Action": ["iam:ListPolicyVersions", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion"]}]}
+    iam.put_role_policy(RoleName=rname, PolicyName="revocation-policy-only", PolicyDocument=json.dumps(write_only_that))
+    return policy_arn
+
+
+def protected_role(iam, account, name, path, trust_principal, policy, revocations_arn, tags=PROTECTED_TAGS):
+    """A role only `trust_principal` assumes, carrying the revocation policy."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": trust_principal},
+                       "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}],
+    }
+    try:
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust), Tags=tags)
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+        iam.tag_role(RoleName=name, Tags=tags)
+    iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=json.dumps(policy))
+    iam.attach_role_policy(RoleName=name, PolicyArn=revocations_arn)
+    return f"arn:aws:iam::{account}:role{path}{name}"
+
+
+def other_account_iam(sts, account):
+    """moto hands out credentials for any account's role: IAM in that account."""
+    c = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/bootstrap", RoleSessionName="bootstrap")["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+        aws_session_token=c["SessionToken"], region_name=sts.meta.region_name).client("iam")
+
+
 def demo_identities(iam, sts, ddb):
     """The local demo's cast: the function's own identity, two protected roles
     that trust only it, a task role callers assume, and an analyst user."""
@@ -128,10 +194,24 @@ def demo_identities(iam, sts, ddb):
     # Locally the function runs as an IAM user; in AWS it is the execution role.
     out["function"] = user("tvm-function", allow_all)
     fn = out["function"]["arn"]
+    revocations = account_resources(iam, account, fn)
     out["protected_roles"] = [
-        role("orders-tenant", "/tvm/", fn, ddb_only),
-        role("reports-readonly", "/tvm/", fn, ddb_only),
+        protected_role(iam, account, "orders-tenant", "/tvm/", fn, ddb_only, revocations),
+        protected_role(iam, account, "reports-readonly", "/tvm/", fn, ddb_only, revocations),
     ]
+    # A role tvm sessions may chain into: it carries the revocation policy
+    # (tvm-revocable) but is no profile's role (no tvm-protected).
+    chain = protected_role(iam, account, "chain-target", "/tvm/", out["protected_roles"][0], ddb_only, revocations,
+                           tags=[{"Key": "tvm-revocable", "Value": "true"}])
+    out["chain_target"] = chain
+    other = os.environ.get("TVM_DEMO_OTHER_ACCOUNT")
+    if other:
+        other_iam = other_account_iam(sts, other)
+        other_revocations = account_resources(other_iam, other, fn)
+        out["other_account"] = {
+            "account": other,
+            "protected_role": protected_role(other_iam, other, "orders-tenant", "/tvm/", fn, ddb_only, other_revocations),
+        }
     out["caller"] = user("demo-caller", assume_only)
     out["analyst"] = user("analyst-ana", assume_only)
     # The caller plays an ECS task: it assumes the task role with a session

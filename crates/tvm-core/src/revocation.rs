@@ -28,6 +28,10 @@ pub const POLICY_NAME: &str = "tvm-revocations";
 /// IAM's limit for a customer-managed policy, in characters without
 /// whitespace (tvm renders compact JSON, so every character counts).
 pub const MAX_POLICY_CHARS: usize = 6_144;
+/// Room only callers may take: when sessions and grants have filled the
+/// rest, revoking their caller (one statement for all its sessions) still
+/// fits: three callers with the longest role names.
+pub const CALLER_RESERVE: usize = 1_000;
 
 /// Session tags tvm stamps on every vend, transitive so that role chaining
 /// carries them. Profiles may not set keys with this prefix.
@@ -229,7 +233,7 @@ impl Entry {
 
 /// The revocation policy would not fit IAM's limit with this entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the revocation policy would be {chars} characters (IAM allows {MAX_POLICY_CHARS}) with {sessions} sessions, {callers} callers and {grants} grants revoked; revoke the caller instead (one statement covers all its sessions), or wait for entries to expire (each leaves at most {} minutes after its revocation)", (MARGIN_SECONDS + CHAIN_SECONDS) / 60)]
+#[error("the revocation policy would be {chars} characters (IAM allows {MAX_POLICY_CHARS}, {CALLER_RESERVE} of them kept for callers) with {sessions} sessions, {callers} callers and {grants} grants revoked; revoke the caller instead (one statement covers all its sessions), or wait for entries to expire (each leaves at most {} minutes after its revocation)", (MARGIN_SECONDS + CHAIN_SECONDS) / 60)]
 pub struct Full {
     pub chars: usize,
     pub sessions: usize,
@@ -294,8 +298,22 @@ impl Revocations {
         self.entries.retain(|_, t| t.prune_at > now);
     }
 
+    /// Whether the policy, with `added` in it, is within the room its kind
+    /// may use: all of it for a caller, all but [`CALLER_RESERVE`] otherwise.
+    pub fn admit(&self, added: &Target, now: i64) -> Result<(), Full> {
+        let limit = match added {
+            Target::Caller(_) => MAX_POLICY_CHARS,
+            Target::Session(_) | Target::Grant(_) => MAX_POLICY_CHARS - CALLER_RESERVE,
+        };
+        self.render_within(now, limit).map(drop)
+    }
+
     /// The policy document for the entries live at `now`, or [`Full`].
     pub fn render(&self, now: i64) -> Result<String, Full> {
+        self.render_within(now, MAX_POLICY_CHARS)
+    }
+
+    fn render_within(&self, now: i64, limit: usize) -> Result<String, Full> {
         let live = || self.entries.iter().filter(|(_, t)| t.prune_at > now);
         let mut sessions = Vec::new();
         let mut grants = Vec::new();
@@ -336,7 +354,7 @@ impl Revocations {
         }
         let doc = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
         let chars = doc.chars().filter(|c| !c.is_whitespace()).count();
-        if chars > MAX_POLICY_CHARS {
+        if chars > limit {
             return Err(Full {
                 chars,
                 sessions: sessions.len(),

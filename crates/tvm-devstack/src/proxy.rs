@@ -116,6 +116,8 @@ pub const ANY: &str = "*";
 struct State {
     calls: Mutex<Vec<Call>>,
     faults: Mutex<HashMap<String, Fault>>,
+    /// Faults for the calls of a service whose body contains a string.
+    matching: Mutex<Vec<(String, String, Fault)>>,
 }
 
 #[derive(Clone)]
@@ -177,6 +179,17 @@ impl Proxy {
             None => f.remove(service),
         };
     }
+
+    /// Set or clear a fault for the calls of `service` whose body contains
+    /// `needle` (one step of a multi-call operation); it wins over
+    /// [`Proxy::set_fault`].
+    pub fn set_fault_when(&self, service: &str, needle: &str, fault: Option<Fault>) {
+        let mut m = self.state.matching.lock().unwrap();
+        m.retain(|(s, n, _)| !(s == service && n == needle));
+        if let Some(fault) = fault {
+            m.push((service.to_string(), needle.to_string(), fault));
+        }
+    }
 }
 
 fn service_of(headers: &hyper::HeaderMap) -> String {
@@ -217,10 +230,16 @@ async fn forward(
     let text = String::from_utf8_lossy(&body).into_owned();
     let service = service_of(&parts.headers);
     let action = action_of(&parts.headers, &text);
-    let fault = {
+    let matched = {
+        let m = state.matching.lock().unwrap();
+        m.iter()
+            .find(|(s, n, _)| *s == service && text.contains(n.as_str()))
+            .map(|(_, _, f)| *f)
+    };
+    let fault = matched.or_else(|| {
         let faults = state.faults.lock().unwrap();
         faults.get(&service).or_else(|| faults.get(ANY)).copied()
-    };
+    });
     let record = |status: u16| Call {
         service: service.clone(),
         action: action.clone(),

@@ -204,6 +204,17 @@ pub struct Identities {
     pub analyst: Keys,
     pub task_role: String,
     pub protected_roles: Vec<String>,
+    /// A role tvm sessions may chain into (it carries the revocation policy).
+    pub chain_target: String,
+    pub other_account: Option<OtherAccount>,
+}
+
+/// The second account of the local stack (moto serves any account).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OtherAccount {
+    pub account: String,
+    /// Named like one of the first account's protected roles.
+    pub protected_role: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +227,9 @@ pub const SERVER_ID: &str = "tvm-local-devstack";
 /// The local stack's security team.
 /// moto's account: the only one the local function serves.
 pub const ACCOUNT: &str = "123456789012";
+/// A second account, with its own revoker, revocation policy and a protected
+/// role named like the first account's `orders-tenant`.
+pub const OTHER_ACCOUNT: &str = "210987654321";
 pub const ADMINS: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SecAdmin*/*";
 
 /// moto, seeded, auth enforced, behind the recording proxy.
@@ -237,6 +251,7 @@ impl Stack {
             .env("AWS_ACCESS_KEY_ID", "bootstrap")
             .env("AWS_SECRET_ACCESS_KEY", "bootstrap")
             .env("AWS_REGION", REGION)
+            .env("TVM_DEMO_OTHER_ACCOUNT", OTHER_ACCOUNT)
             .output()
             .map_err(|e| format!("running bootstrap.py: {e}"))?;
         if !out.status.success() {

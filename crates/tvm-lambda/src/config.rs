@@ -137,10 +137,7 @@ impl Config {
             });
         }
         let allowed_accounts = list("TVM_ALLOWED_ACCOUNTS");
-        if let Some(bad) = allowed_accounts
-            .iter()
-            .find(|a| !account_id(a))
-        {
+        if let Some(bad) = allowed_accounts.iter().find(|a| !account_id(a)) {
             return Err(ConfigError::Invalid {
                 name: "TVM_ALLOWED_ACCOUNTS",
                 problem: format!("{bad:?} is not a 12-digit account id"),
@@ -284,12 +281,18 @@ fn account_id(a: &str) -> bool {
 impl Config {
     /// The revoker role tvm assumes to write an account's revocation policy.
     pub fn revoker_arn(&self, account: &str) -> String {
-        format!("arn:{}:iam::{account}:role{}", self.partition, self.revoker_role)
+        format!(
+            "arn:{}:iam::{account}:role{}",
+            self.partition, self.revoker_role
+        )
     }
 
     /// The revocation policy of an account.
     pub fn revocation_policy_arn(&self, account: &str) -> String {
-        format!("arn:{}:iam::{account}:policy{}", self.partition, self.revocation_policy)
+        format!(
+            "arn:{}:iam::{account}:policy{}",
+            self.partition, self.revocation_policy
+        )
     }
 }
 

@@ -153,7 +153,9 @@ fn not_revoked(denied: bool, cause: &AwsError) -> (u16, ErrorCode, String) {
         let message = if denied {
             format!("the revocation is incomplete: credentials already issued are denied, but {what} before new vends were refused and sessions marked; {RETRY}")
         } else {
-            format!("the revocation did not take effect: {what}; nothing was marked revoked; {RETRY}")
+            format!(
+                "the revocation did not take effect: {what}; nothing was marked revoked; {RETRY}"
+            )
         };
         (503, ErrorCode::DependencyFailed, message)
     };

@@ -161,22 +161,31 @@ fn targets_round_trip_through_their_stored_names() {
 #[test]
 fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
     let now = 1_800_000_000;
-    let fill = |make: &dyn Fn(usize) -> Entry| {
-        let mut r = Revocations::default();
+    let fill_from = |start: &Revocations, make: &dyn Fn(usize) -> Entry| {
+        let mut r = start.clone();
         let mut n = 0;
         loop {
             let mut next = r.clone();
             next.add(make(n));
-            match next.render(now) {
+            match next.admit(&make(n).target, now) {
                 Ok(_) => (r, n) = (next, n + 1),
-                Err(full) => return (n, full),
+                Err(full) => return (n, full, r),
             }
         }
     };
-    let (sessions, full) = fill(&|i| Entry::session(&sid(i), now));
-    assert_eq!(sessions, 149, "{full}");
-    assert_eq!((full.sessions, full.callers), (150, 0));
+    let fill = |make: &dyn Fn(usize) -> Entry| {
+        let (n, full, _) = fill_from(&Revocations::default(), make);
+        (n, full)
+    };
+    let (sessions, full, filled) =
+        fill_from(&Revocations::default(), &|i| Entry::session(&sid(i), now));
+    assert_eq!(sessions, 123, "{full}");
+    assert_eq!((full.sessions, full.callers), (124, 0));
     let role = |i: usize| format!("arn:aws:iam::111122223333:role/{}{i:03}", "r".repeat(61));
+    // Full of sessions, the reserve still takes callers: "revoke the caller
+    // instead" works when the message says so.
+    let (reserve, _, _) = fill_from(&filled, &|i| Entry::caller(&role(i), now, now + 3600));
+    assert_eq!(reserve, 3);
     let (callers, _) = fill(&|i| Entry::caller(&role(i), now, now + 3600));
     assert_eq!(callers, 20, "callers with 64-character role names");
     let (short, _) = fill(&|i| {

@@ -121,7 +121,10 @@ impl IamRevocations {
             let mut next = state.clone();
             let changed = next.add(entry.clone());
             next.prune(now);
-            next.render(now).map_err(AwsError::PolicyFull)?;
+            if changed {
+                next.admit(&entry.target, now)
+                    .map_err(AwsError::PolicyFull)?;
+            }
             if !changed && expired.is_empty() {
                 return Ok((state, version));
             }
@@ -200,11 +203,13 @@ impl IamRevocations {
                     source: e.into(),
                 },
             })?;
-        let c = out.credentials().ok_or_else(|| AwsError::RevocationFailed {
-            account: account.to_string(),
-            dependency: Dependency::Sts,
-            source: "AssumeRole of the revoker returned no credentials".into(),
-        })?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| AwsError::RevocationFailed {
+                account: account.to_string(),
+                dependency: Dependency::Sts,
+                source: "AssumeRole of the revoker returned no credentials".into(),
+            })?;
         let credentials = Credentials::new(
             c.access_key_id(),
             c.secret_access_key(),
@@ -261,9 +266,7 @@ impl IamRevocations {
                         .await
                     {
                         // Another revocation deleted it first: fine.
-                        Err(e) if e.code() != Some("NoSuchEntity") => {
-                            return Err(failed(e.into()))
-                        }
+                        Err(e) if e.code() != Some("NoSuchEntity") => return Err(failed(e.into())),
                         _ => {}
                     }
                 }

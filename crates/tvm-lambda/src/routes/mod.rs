@@ -320,7 +320,9 @@ impl App {
             Err(f) => {
                 if let Some(dependency) = f.error.failed_dependency() {
                     let what = match f.error {
-                        ApiError::NotRevoked { .. } => "dependency failed; the revocation is not complete",
+                        ApiError::NotRevoked { .. } => {
+                            "dependency failed; the revocation is not complete"
+                        }
                         _ => "dependency failed; no credentials issued",
                     };
                     tracing::error!(request_id = %request_id, dependency = dependency.as_str(), error = %error_chain(&f.error), "{what}");

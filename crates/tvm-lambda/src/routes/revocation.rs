@@ -68,7 +68,8 @@ impl App {
         set: &PolicySet,
         roles: impl IntoIterator<Item = &'a str>,
     ) -> Vec<String> {
-        let mut accounts: BTreeSet<String> = self.config.revocation_accounts.iter().cloned().collect();
+        let mut accounts: BTreeSet<String> =
+            self.config.revocation_accounts.iter().cloned().collect();
         for p in set.profiles() {
             accounts.extend(account_of(p.role_arn.as_str()).map(str::to_string));
         }
@@ -96,7 +97,10 @@ impl App {
     /// Step 3: mark these sessions revoked.
     pub(super) async fn mark_revoked(&self, sessions: &[SessionView]) -> Result<(), ApiError> {
         let mut marks = futures_util::stream::iter(sessions)
-            .map(|s| self.sessions.set_status(&s.session_id, SessionStatus::Revoked))
+            .map(|s| {
+                self.sessions
+                    .set_status(&s.session_id, SessionStatus::Revoked)
+            })
             .buffer_unordered(MARKING_CONCURRENCY);
         while let Some(result) = marks.next().await {
             result.map_err(after_deny)?;

@@ -253,3 +253,87 @@ pub fn assume_role_calls(calls: &[tvm_devstack::proxy::Call]) -> Vec<tvm_devstac
         .cloned()
         .collect()
 }
+
+/// An IAM client in `account` as its revoker role (which trusts the
+/// function's identity): what tvm writes with.
+pub async fn revoker_iam(account: &str) -> aws_sdk_iam::Client {
+    let out = aws_sdk_sts::Client::new(&sdk())
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/tvm/tvm-revoker"))
+        .role_session_name("test-reader")
+        .send()
+        .await
+        .expect("assume the revoker");
+    let c = out.credentials().unwrap();
+    let creds = aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "test",
+    );
+    aws_sdk_iam::Client::new(&tvm_devstack::stack::sdk_config(
+        &shared().stack.moto.url(),
+        creds,
+    ))
+}
+
+/// The default version of an account's revocation policy, parsed.
+pub async fn revocation_policy_in(account: &str) -> Value {
+    let iam = revoker_iam(account).await;
+    let arn = format!("arn:aws:iam::{account}:policy/tvm/tvm-revocations");
+    let versions = iam
+        .list_policy_versions()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .expect("the revocation policy exists");
+    let default = versions
+        .versions()
+        .iter()
+        .find(|v| v.is_default_version())
+        .and_then(|v| v.document())
+        .map(str::to_string);
+    let doc = match default {
+        Some(d) => d,
+        None => {
+            let id = versions
+                .versions()
+                .iter()
+                .find(|v| v.is_default_version())
+                .and_then(|v| v.version_id())
+                .expect("a default version")
+                .to_string();
+            iam.get_policy_version()
+                .policy_arn(&arn)
+                .version_id(id)
+                .send()
+                .await
+                .expect("get_policy_version")
+                .policy_version()
+                .and_then(|v| v.document())
+                .expect("a document")
+                .to_string()
+        }
+    };
+    serde_json::from_str(&percent_decode(&doc)).expect("the policy is JSON")
+}
+
+/// IAM returns policy documents URL-encoded.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -149,7 +149,23 @@ fn two_tenants_get_session_policies_that_differ_only_in_their_tenant() {
             assert_eq!(call.param("Policy").unwrap(), expected(tenant));
             assert_eq!(call.param("Tags.member.1.Key").unwrap(), "tenant");
             assert_eq!(call.param("Tags.member.1.Value").unwrap(), tenant);
-            assert!(call.param("Tags.member.2.Key").is_none());
+            // Then tvm's own, transitive: caller, session, grant.
+            let own: Vec<_> = (2..=4)
+                .map(|i| call.param(&format!("Tags.member.{i}.Key")).unwrap())
+                .collect();
+            assert_eq!(own, ["tvm-caller", "tvm-session", "tvm-via"]);
+            assert_eq!(
+                call.param("Tags.member.2.Value").unwrap(),
+                "arn:aws:iam::123456789012:role/orders-task"
+            );
+            assert!(call.param("Tags.member.5.Key").is_none());
+            let transitive: Vec<_> = (1..=3)
+                .map(|i| {
+                    call.param(&format!("TransitiveTagKeys.member.{i}"))
+                        .unwrap()
+                })
+                .collect();
+            assert_eq!(transitive, own);
             assert_eq!(call.param("DurationSeconds").unwrap(), "900");
             let si = call.param("SourceIdentity").unwrap();
             assert!(si.starts_with("tvm-") && si.len() == 36, "{si}");
