@@ -17,6 +17,11 @@ TVM_DEMO_OTHER_ACCOUNT set (moto only: it hands out credentials for any
 account), a second account gets them too, with a protected role of the same
 name as one in the first.
 
+TVM_DEMO_ATTACH_REVOCATIONS=0 leaves the revocation policy unattached: moto
+treats every condition as satisfied, so an attached conditional deny would
+deny every vended credential as soon as anything is revoked (and its chain
+guard every chain). The local stack's tests evaluate the policy themselves.
+
 Table names come from TVM_SESSIONS_TABLE / TVM_APPROVALS_TABLE /
 TVM_BREAKGLASS_TABLE (defaults in infra/tables.json), the policy prefix from
 TVM_POLICY_PREFIX (default /tvm/policies/).
@@ -145,7 +150,8 @@ def protected_role(iam, account, name, path, trust_principal, policy, revocation
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
         iam.tag_role(RoleName=name, Tags=tags)
     iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=json.dumps(policy))
-    iam.attach_role_policy(RoleName=name, PolicyArn=revocations_arn)
+    if os.environ.get("TVM_DEMO_ATTACH_REVOCATIONS", "1") != "0":
+        iam.attach_role_policy(RoleName=name, PolicyArn=revocations_arn)
     return f"arn:aws:iam::{account}:role{path}{name}"
 
 
@@ -203,6 +209,17 @@ def demo_identities(iam, sts, ddb):
     # (tvm-revocable) but is no profile's role (no tvm-protected).
     chain = protected_role(iam, account, "chain-target", "/tvm/", out["protected_roles"][0], ddb_only, revocations,
                            tags=[{"Key": "tvm-revocable", "Value": "true"}])
+    # moto matches a trusted role ARN against the role itself, not its
+    # sessions: trust any principal, narrowed to the role's sessions (AWS
+    # applies the condition; moto treats it as satisfied).
+    chain_trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": out["protected_roles"][0]}}}]}
+    iam.update_assume_role_policy(RoleName="chain-target", PolicyDocument=json.dumps(chain_trust))
+    # orders-tenant sessions may chain into it (moto authorizes against
+    # Resource "*" only; a real policy names the role).
+    may_chain = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
+    iam.put_role_policy(RoleName="orders-tenant", PolicyName="chain", PolicyDocument=json.dumps(may_chain))
     out["chain_target"] = chain
     other = os.environ.get("TVM_DEMO_OTHER_ACCOUNT")
     if other:

@@ -21,8 +21,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::decision::Via;
-
 /// The customer-managed policy's name in every account.
 pub const POLICY_NAME: &str = "tvm-revocations";
 /// IAM's limit for a customer-managed policy, in characters without
@@ -121,21 +119,21 @@ pub fn caller_tag(stable_id: &str) -> String {
     tag_value(stable_id)
 }
 
-/// The `tvm-via` tag: `rule`, `approval:<id>` or `break-glass:<id>`.
-pub fn via_tag(via: &Via) -> String {
-    match via {
-        Via::Rule => "rule".into(),
-        Via::Approval(id) => tag_value(&format!("approval:{id}")),
-        Via::BreakGlass(id) => tag_value(&format!("break-glass:{id}")),
+/// The `tvm-via` tag of a grant (`Via::kind` and `Via::id`): `rule`,
+/// `approval:<id>` or `break_glass:<id>`.
+pub fn via_tag(kind: &str, id: Option<&str>) -> String {
+    match id {
+        None => tag_value(kind),
+        Some(id) => tag_value(&format!("{kind}:{id}")),
     }
 }
 
 /// The tags tvm stamps on a vend, all transitive.
-pub fn own_tags(caller_stable_id: &str, session_id: &str, via: &Via) -> Vec<(String, String)> {
+pub fn own_tags(caller_stable_id: &str, session_id: &str, via: &str) -> Vec<(String, String)> {
     vec![
         (TAG_CALLER.into(), caller_tag(caller_stable_id)),
         (TAG_SESSION.into(), tag_value(session_id)),
-        (TAG_VIA.into(), via_tag(via)),
+        (TAG_VIA.into(), via.to_string()),
     ]
 }
 
@@ -219,10 +217,11 @@ impl Entry {
         }
     }
 
-    /// A grant closed at `now`: nothing is vended under it afterwards.
-    pub fn grant(via: &Via, now: i64) -> Self {
+    /// A grant (its `via_tag`) closed at `now`: nothing is vended under it
+    /// afterwards.
+    pub fn grant(via_tag: &str, now: i64) -> Self {
         Self {
-            target: Target::Grant(via_tag(via)),
+            target: Target::Grant(via_tag.to_string()),
             term: Term {
                 issued_before: None,
                 prune_at: now + MARGIN_SECONDS + CHAIN_SECONDS,

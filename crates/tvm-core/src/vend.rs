@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::decision::{Grant, Via};
 use crate::principal::Principal;
 use crate::render::{caller_vars, render, role_session_name, source_identity, RenderError};
-use crate::revocation::own_tags;
+use crate::revocation::{own_tags, via_tag};
 use crate::template::ValueError;
 
 /// Everything one vend does, decided before any call is made.
@@ -99,7 +99,8 @@ pub fn plan(
     let expires_at = ctx.now + chrono::Duration::seconds(i64::from(grant.duration_seconds));
     let role_arn = grant.profile.role_arn.to_string();
     let caller_id = caller.stable_id();
-    let own = own_tags(&caller_id, ctx.session_id, &grant.via);
+    let via = via_tag(grant.via.kind(), grant.via.id());
+    let own = own_tags(&caller_id, ctx.session_id, &via);
     let transitive_tag_keys = own.iter().map(|(k, _)| k.clone()).collect();
     let mut tags = rendered.tags;
     tags.extend(own);

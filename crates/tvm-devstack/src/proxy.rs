@@ -86,6 +86,10 @@ pub enum Fault {
     Reset,
     /// Wait this long before forwarding.
     Delay(Duration),
+    /// Answer 403 with this AWS error code, in the Query protocol's XML
+    /// (STS, IAM): what AWS says where moto is looser (moto lets anyone
+    /// assume a role that does not exist).
+    Refuse(&'static str),
     /// Answer as the service does when it throttles (DynamoDB:
     /// ProvisionedThroughputExceededException, SSM: ThrottlingException,
     /// STS and IAM: Throttling).
@@ -271,6 +275,15 @@ async fn forward(
             *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             r.headers_mut()
                 .insert("content-type", content_type.parse().expect("static"));
+            return Ok(r);
+        }
+        Some(Fault::Refuse(code)) => {
+            state.calls.lock().unwrap().push(record(403));
+            let body = format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected refusal</Message></Error></ErrorResponse>");
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut()
+                .insert("content-type", "text/xml".parse().expect("static"));
             return Ok(r);
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,

@@ -252,6 +252,10 @@ impl Stack {
             .env("AWS_SECRET_ACCESS_KEY", "bootstrap")
             .env("AWS_REGION", REGION)
             .env("TVM_DEMO_OTHER_ACCOUNT", OTHER_ACCOUNT)
+            // moto treats every IAM condition as satisfied: an attached
+            // revocation policy would deny every vended credential once
+            // anything is revoked. Tests evaluate the policy instead.
+            .env("TVM_DEMO_ATTACH_REVOCATIONS", "0")
             .output()
             .map_err(|e| format!("running bootstrap.py: {e}"))?;
         if !out.status.success() {

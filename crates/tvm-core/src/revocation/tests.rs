@@ -50,7 +50,7 @@ fn every_vend_carries_its_caller_session_and_grant() {
     let tags = own_tags(
         "arn:aws:iam::111122223333:role/orders-task",
         "0123456789abcdef0123456789abcdef",
-        &Via::BreakGlass("e1".into()),
+        &via_tag("break_glass", Some("e1")),
     );
     assert_eq!(
         tags,
@@ -63,10 +63,11 @@ fn every_vend_carries_its_caller_session_and_grant() {
                 TAG_SESSION.to_string(),
                 "0123456789abcdef0123456789abcdef".to_string()
             ),
-            (TAG_VIA.to_string(), "break-glass:e1".to_string()),
+            (TAG_VIA.to_string(), "break_glass:e1".to_string()),
         ]
     );
     assert_eq!(tags.len(), OWN_TAGS);
+    assert_eq!(via_tag("rule", None), "rule");
 }
 
 #[test]
@@ -148,7 +149,7 @@ fn targets_round_trip_through_their_stored_names() {
     for t in [
         Target::Session("tvm-x".into()),
         Target::Caller("arn:aws:iam::1:role/a=2Cb".into()),
-        Target::Grant("break-glass:e1".into()),
+        Target::Grant("break_glass:e1".into()),
     ] {
         assert_eq!(Target::from_key(&t.key()), Some(t));
     }

@@ -172,8 +172,9 @@ impl IamRevocations {
         )))
     }
 
-    /// An IAM client signed by the account's revoker role (cached until
-    /// shortly before its session ends).
+    /// An IAM client signed by the account's revoker role, checked once to
+    /// reach the account's revocation policy (cached until shortly before
+    /// its session ends).
     async fn iam_for(&self, account: &str) -> Result<aws_sdk_iam::Client, AwsError> {
         let mut clients = self.clients.lock().await;
         if let Some((client, until)) = clients.get(account) {
@@ -221,6 +222,12 @@ impl IamRevocations {
             .credentials_provider(credentials)
             .build();
         let client = aws_sdk_iam::Client::from_conf(conf);
+        client
+            .list_policy_versions()
+            .policy_arn(self.config.revocation_policy_arn(account))
+            .send()
+            .await
+            .map_err(|e| self.iam_failure(account, e.into()))?;
         let until = Instant::now() + Duration::from_secs(REVOKER_SECONDS as u64);
         clients.insert(account.to_string(), (client.clone(), until));
         Ok(client)
@@ -228,20 +235,36 @@ impl IamRevocations {
 
     /// Make `doc` the default version of the account's revocation policy,
     /// deleting the oldest other version when IAM's five are in use.
-    async fn write(&self, account: &str, doc: &str) -> Result<(), AwsError> {
-        let client = self.iam_for(account).await?;
+    /// An IAM failure: a missing policy, or a revoker that may not write it,
+    /// is a deployment to fix; anything else a failure to retry.
+    fn iam_failure(&self, account: &str, e: aws_sdk_iam::Error) -> AwsError {
         let policy = self.config.revocation_policy_arn(account);
-        let failed = |e: aws_sdk_iam::Error| match e.code() {
+        let denied = matches!(e.code(), Some("AccessDenied" | "AccessDeniedException"))
+            || e.meta().code().is_none() && e.to_string().contains("403");
+        match e.code() {
             Some("NoSuchEntity") => AwsError::NotDeployed {
                 account: account.to_string(),
                 missing: format!("revocation policy {policy}"),
+            },
+            _ if denied => AwsError::NotDeployed {
+                account: account.to_string(),
+                missing: format!(
+                    "revoker role {} allowed to write the revocation policy {policy}",
+                    self.config.revoker_arn(account)
+                ),
             },
             _ => AwsError::RevocationFailed {
                 account: account.to_string(),
                 dependency: Dependency::Iam,
                 source: e.into(),
             },
-        };
+        }
+    }
+
+    async fn write(&self, account: &str, doc: &str) -> Result<(), AwsError> {
+        let client = self.iam_for(account).await?;
+        let policy = self.config.revocation_policy_arn(account);
+        let failed = |e: aws_sdk_iam::Error| self.iam_failure(account, e);
         for _ in 0..ATTEMPTS {
             let listed = client
                 .list_policy_versions()
@@ -315,6 +338,13 @@ impl RevocationPolicy for IamRevocations {
         now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
+            // Every account's revoker first: an account tvm cannot write is
+            // an error before anything is stored.
+            let revokers =
+                futures_util::future::join_all(accounts.iter().map(|a| self.iam_for(a))).await;
+            if let Some(e) = revokers.into_iter().find_map(Result::err) {
+                return Err(e);
+            }
             let (mut state, mut version) = self.store(entry, now).await?;
             for _ in 0..ATTEMPTS {
                 let doc = state.render(now).map_err(AwsError::PolicyFull)?;

@@ -7,7 +7,7 @@ use tvm_core::approval::{
     self, is_admin, may_manage_break_glass, BreakGlassError, BreakGlassStatus,
 };
 use tvm_core::decision::Via;
-use tvm_core::revocation::Entry;
+use tvm_core::revocation::{via_tag, Entry};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
@@ -123,7 +123,8 @@ impl App {
                 s.via == "break_glass" && s.via_id.as_deref() == Some(event.id.as_str())
             })
             .await?;
-        let entry = Entry::grant(&Via::BreakGlass(event.id.clone()), now);
+        let via = Via::BreakGlass(event.id.clone());
+        let entry = Entry::grant(&via_tag(via.kind(), via.id()), now);
         self.deny(&set, &entry, &live, now).await?;
         self.mark_revoked(&live).await?;
         Ok(live.into_iter().map(|s| s.session_id).collect())

@@ -136,7 +136,7 @@ async fn break_glass_vends_while_open_once_per_caller_and_not_after_it_closes() 
         memory.denied(),
         [(
             vec!["123456789012".to_string()],
-            Target::Grant(format!("break-glass:{event_id}"))
+            Target::Grant(format!("break_glass:{event_id}"))
         )]
     );
     let (code, _) = vend(&app, ONCALL).await;
@@ -168,7 +168,7 @@ async fn a_close_whose_revocation_failed_revokes_on_the_next_close() {
         memory.denied(),
         [(
             vec!["123456789012".to_string()],
-            Target::Grant(format!("break-glass:{event_id}"))
+            Target::Grant(format!("break_glass:{event_id}"))
         )]
     );
 }

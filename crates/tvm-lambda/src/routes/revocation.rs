@@ -6,6 +6,7 @@
 //!    however many sessions);
 //! 2. the gate item refuses new vends;
 //! 3. the session records are marked revoked (the report).
+//!
 //! A failure says which step failed; the same request again completes it.
 
 use std::collections::BTreeSet;

@@ -2,6 +2,7 @@
 //! moto emulator with IAM auth enforced. One emulator for the whole binary.
 
 mod approvals;
+mod aws_rules;
 mod catalogue;
 mod faults;
 mod gates;
@@ -9,6 +10,7 @@ mod harness;
 mod notify;
 mod presigned;
 mod refusals;
+mod revocation;
 mod route_table;
 mod trust;
 mod vend;

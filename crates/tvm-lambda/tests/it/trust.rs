@@ -443,7 +443,7 @@ fn a_grant_ends_with_the_window_the_approval_or_the_event_that_allowed_it() {
         assert_eq!(closed.status, 200, "{:?}", closed.body);
         assert_eq!(s(&session_item(&sid).await, "status"), "revoked");
         // One entry on the event's transitive tag denies all it vended.
-        let tag = format!("break-glass:{}", event.body["id"].as_str().unwrap());
+        let tag = format!("break_glass:{}", event.body["id"].as_str().unwrap());
         assert!(revocation_policy().await.contains(&tag));
         lambda.stop().await;
         for p in ["trust-window-21", "trust-window-10", "trust-freeze"] {
