@@ -50,8 +50,9 @@ check:
 ## lint-infra: SAM, cfn-lint, checkov, terraform fmt, cross-checks, LocalStack hooks
 lint-infra: venv $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VENV_CHECKOV),scripts/requirements-checkov.txt)
 	$(VENV_SAM)/bin/sam validate --lint -t template.yaml
-	$(VENV_SAM)/bin/cfn-lint template.yaml
+	$(VENV_SAM)/bin/cfn-lint template.yaml infra/cloudformation/*.yaml
 	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -f template.yaml
+	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -d infra/cloudformation
 	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -d infra/terraform
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra/terraform && echo "terraform fmt: clean"; \
 	  else echo "terraform not installed: skipping terraform fmt -check (the hcl2 cross-checks below still run)"; fi

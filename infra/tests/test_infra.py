@@ -208,6 +208,112 @@ class Function(unittest.TestCase):
                 self.assertNotIn("*", s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
 
 
+def cfn(*parts):
+    return yaml.load(read(*parts), Loader=CfnLoader)
+
+
+def config_default(name):
+    """The default config.rs gives a setting read with iam_path(NAME, DEFAULT)."""
+    return re.search(r'iam_path\("%s", "([^"]+)"\)' % name, CODE["config"]).group(1)
+
+
+# What tvm renders when nothing is revoked (tvm-core's revocation policy):
+# the chain guard alone. Every template creates the policy with it.
+CHAIN_GUARD = {
+    "Sid": "ChainOnlyIntoRevocableRoles",
+    "Effect": "Deny",
+    "Action": "sts:AssumeRole",
+    "Resource": "*",
+    "Condition": {"StringNotEquals": {"aws:ResourceTag/tvm-revocable": "true"}},
+}
+
+
+class Revocation(unittest.TestCase):
+    """Revocation v2: tvm's role may only assume revoker roles for it; a
+    revoker may only write the revocation policy; every protected role
+    carries that policy."""
+
+    def statements(self):
+        return [s for s in sam()["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                if isinstance(s, dict) and "Effect" in s]
+
+    def test_the_execution_role_has_no_iam_action_and_assumes_revokers_by_name(self):
+        for st in self.statements():
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            self.assertFalse(any(a.startswith("iam:") for a in actions), st["Sid"])
+        assume = next(st for st in self.statements() if st["Sid"] == "AssumeRevokers")
+        self.assertEqual(assume["Action"], "sts:AssumeRole")
+        self.assertEqual(assume["Resource"], {"Sub": "arn:${AWS::Partition}:iam::*:role${RevokerRole}"})
+        tf_policy = tf_resources("modules/tvm/function.tf", "aws_iam_role_policy")["function"]["policy"]
+        self.assertNotIn('"iam:', tf_policy)
+        self.assertIn('Sid      = "AssumeRevokers"', read("infra", "terraform", "modules", "tvm", "function.tf"))
+        self.assertIn("role${var.revoker_role}", tf_policy)
+
+    def test_sam_and_terraform_default_to_the_codes_names(self):
+        params = sam()["Parameters"]
+        variables = {k: v for block in tf("modules/tvm/variables.tf")["variable"] for k, v in block.items()}
+        for env, param, var in [("TVM_REVOKER_ROLE", "RevokerRole", "revoker_role"),
+                                ("TVM_REVOCATION_POLICY", "RevocationPolicy", "revocation_policy")]:
+            self.assertEqual(params[param]["Default"], config_default(env), param)
+            self.assertEqual(variables[var]["default"], config_default(env), var)
+            self.assertTrue(re.match(params[param]["AllowedPattern"], config_default(env)), param)
+        env = sam()["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(env["TVM_REVOKER_ROLE"], {"Ref": "RevokerRole"})
+        self.assertEqual(env["TVM_REVOCATION_POLICY"], {"Ref": "RevocationPolicy"})
+        self.assertEqual(env["TVM_REVOCATION_ACCOUNTS"], {"Ref": "RevocationAccounts"})
+
+    def test_the_cloudformation_revoker_trusts_only_tvm_and_writes_only_the_policy(self):
+        t = cfn("infra", "cloudformation", "tvm-account.yaml")
+        revoker = t["Resources"]["Revoker"]["Properties"]
+        trust = revoker["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual(len(trust), 1)
+        self.assertEqual(trust[0]["Principal"], {"AWS": {"Ref": "TvmFunctionRoleArn"}})
+        self.assertEqual(trust[0]["Action"], "sts:AssumeRole")
+        allowed = [st for p in revoker["Policies"] for st in p["PolicyDocument"]["Statement"]]
+        self.assertEqual(len(allowed), 1)
+        self.assertEqual(sorted(allowed[0]["Action"]), ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:ListPolicyVersions"])
+        self.assertEqual(allowed[0]["Resource"], {"Ref": "RevocationPolicy"})
+        policy = t["Resources"]["RevocationPolicy"]
+        self.assertEqual(policy["DeletionPolicy"], "Retain")
+        self.assertEqual(policy["UpdateReplacePolicy"], "Retain")
+        self.assertEqual(policy["Properties"]["PolicyDocument"]["Statement"], [CHAIN_GUARD])
+        # StackSet-ready: nothing account-specific in it.
+        self.assertIsNone(re.search(r"[0-9]{12}", read("infra", "cloudformation", "tvm-account.yaml")))
+        defaults = {k: v.get("Default") for k, v in t["Parameters"].items()}
+        self.assertEqual(defaults["RevokerRolePath"] + defaults["RevokerRoleName"], config_default("TVM_REVOKER_ROLE"))
+        self.assertEqual(defaults["RevocationPolicyPath"] + defaults["RevocationPolicyName"], config_default("TVM_REVOCATION_POLICY"))
+
+    def test_the_terraform_revoker_matches_the_cloudformation_one(self):
+        text = read("infra", "terraform", "modules", "tvm-account", "main.tf")
+        revoker = tf_resources("modules/tvm-account/main.tf", "aws_iam_role")["revoker"]
+        self.assertIn("Principal = { AWS = var.tvm_function_role_arn }", text)
+        self.assertNotIn("Condition", revoker["assume_role_policy"])
+        inline = tf_resources("modules/tvm-account/main.tf", "aws_iam_role_policy")["revoker"]["policy"]
+        self.assertIn('["iam:ListPolicyVersions", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion"]', inline)
+        self.assertIn("aws_iam_policy.revocations.arn", inline)
+        policy = tf_resources("modules/tvm-account/main.tf", "aws_iam_policy")["revocations"]
+        self.assertIn("ChainOnlyIntoRevocableRoles", policy["policy"])
+        self.assertIn('"aws:ResourceTag/tvm-revocable" = "true"', policy["policy"])
+        self.assertEqual(policy["lifecycle"][0]["ignore_changes"], ["policy"], "tvm owns the versions")
+        variables = {k: v for block in tf("modules/tvm-account/variables.tf")["variable"] for k, v in block.items()}
+        self.assertEqual(variables["revoker_role_path"]["default"] + variables["revoker_role_name"]["default"], config_default("TVM_REVOKER_ROLE"))
+        self.assertEqual(variables["revocation_policy_path"]["default"] + variables["revocation_policy_name"]["default"], config_default("TVM_REVOCATION_POLICY"))
+
+    def test_the_local_stack_creates_the_same_empty_policy(self):
+        text = read("scripts", "bootstrap.py")
+        self.assertIn('"Sid": "ChainOnlyIntoRevocableRoles"', text)
+        self.assertIn('"aws:ResourceTag/tvm-revocable": "true"', text)
+        self.assertIn('"ChainOnlyIntoRevocableRoles"', read("crates", "tvm-core", "src", "revocation.rs"))
+
+    def test_every_protected_role_carries_the_policy_and_the_tag(self):
+        attach = tf_resources("modules/protected-role/main.tf", "aws_iam_role_policy_attachment")["revocations"]
+        self.assertEqual(attach["policy_arn"], "${local.revocation_policy_arn}")
+        role = tf_resources("modules/protected-role/main.tf", "aws_iam_role")["this"]
+        self.assertIn('"tvm-revocable" = "true"', role["tags"])
+        # No inline revocation policy any more: tvm writes no role policy.
+        self.assertEqual(list(tf_resources("modules/protected-role/main.tf", "aws_iam_role_policy")), ["permissions"])
+
+
 class ProtectedRole(unittest.TestCase):
     def test_the_trust_names_only_the_execution_role_and_requires_the_source_identity_prefix(self):
         role = tf_resources("modules/protected-role/main.tf", "aws_iam_role")["this"]

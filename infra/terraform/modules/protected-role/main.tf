@@ -1,5 +1,18 @@
 # A role only tvm can assume, only with its SourceIdentity, only within its
-# boundary, with the revocation policy tvm maintains.
+# boundary, carrying the revocation policy tvm maintains. The first protected
+# role of an account also creates that account's revocation policy and
+# revoker role (modules/tvm-account); pass revocation_policy_arn to the others.
+
+module "account" {
+  source                = "../tvm-account"
+  count                 = var.revocation_policy_arn == null ? 1 : 0
+  tvm_function_role_arn = var.tvm_function_role_arn
+  tags                  = var.tags
+}
+
+locals {
+  revocation_policy_arn = coalesce(var.revocation_policy_arn, try(module.account[0].revocation_policy_arn, null))
+}
 
 resource "aws_iam_policy" "boundary" {
   count       = var.permissions_boundary_arn == null ? 1 : 0
@@ -29,9 +42,10 @@ resource "aws_iam_role" "this" {
     }]
   })
 
-  # The tvm execution role may assume and keep the revocation policy of
-  # roles with this tag (and under its protected path) only.
-  tags = merge(var.tags, { "tvm-protected" = "true" })
+  # The tvm execution role may assume roles with this tag (and under its
+  # protected path) only; tvm sessions may chain only into roles that carry
+  # the revocation policy (tvm-revocable).
+  tags = merge(var.tags, { "tvm-protected" = "true", "tvm-revocable" = "true" })
 }
 
 resource "aws_iam_role_policy" "permissions" {
@@ -40,23 +54,8 @@ resource "aws_iam_role_policy" "permissions" {
   policy = var.permissions_policy_json
 }
 
-# tvm rewrites this policy to deny every session it revokes (by
-# aws:SourceIdentity). Terraform creates it and then leaves it to tvm.
-resource "aws_iam_role_policy" "revocations" {
-  name = "tvm-revocations"
-  role = aws_iam_role.this.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "RevokedSessions"
-      Effect    = "Deny"
-      Action    = "*"
-      Resource  = "*"
-      Condition = { StringEquals = { "aws:SourceIdentity" = ["${var.source_identity_prefix}revoked-none"] } }
-    }]
-  })
-
-  lifecycle {
-    ignore_changes = [policy]
-  }
+# What tvm revoked, denied: one customer-managed policy per account.
+resource "aws_iam_role_policy_attachment" "revocations" {
+  role       = aws_iam_role.this.name
+  policy_arn = local.revocation_policy_arn
 }

@@ -42,3 +42,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "revocation_policy_arn" {
+  description = "The account's revocation policy (output revocation_policy_arn of the account's first protected role, or of modules/tvm-account); null creates it and the revoker role here."
+  type        = string
+  default     = null
+}

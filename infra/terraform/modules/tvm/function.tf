@@ -36,9 +36,10 @@ resource "aws_iam_role" "function" {
   tags = var.tags
 }
 
-# Least privilege: assume only protected roles, read only the policy prefix,
-# write only tvm's tables, publish only to tvm's topic, and keep the
-# revocation policy on protected roles.
+# Least privilege: assume only protected roles and revoker roles, read only
+# the policy prefix, write only tvm's tables, publish only to tvm's topic. No
+# IAM action at all: revocation policies are written through each account's
+# revoker role, which may write nothing else.
 resource "aws_iam_role_policy" "function" {
   name = "tvm"
   role = aws_iam_role.function.id
@@ -87,11 +88,10 @@ resource "aws_iam_role_policy" "function" {
         ])
       },
       {
-        Sid       = "RevocationPolicy"
-        Effect    = "Allow"
-        Action    = ["iam:GetRolePolicy", "iam:PutRolePolicy"]
-        Resource  = "arn:${local.partition}:iam::${local.account_id}:role${var.protected_role_path}*"
-        Condition = { StringEquals = { "aws:ResourceTag/tvm-protected" = "true" } }
+        Sid      = "AssumeRevokers"
+        Effect   = "Allow"
+        Action   = "sts:AssumeRole"
+        Resource = "arn:${local.partition}:iam::*:role${var.revoker_role}"
       },
       ], var.enable_notifications ? [{
         Sid      = "Notify"
@@ -133,9 +133,12 @@ resource "aws_lambda_function" "tvm" {
       TVM_NOTIFY_TOPIC_ARN = var.enable_notifications ? aws_sns_topic.notify[0].arn : ""
       TVM_IDENTITY_MODES   = "apigw"
       # Never "any account": the deploying account unless told otherwise.
-      TVM_ALLOWED_ACCOUNTS = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
-      TVM_ALLOWED_ORG_IDS  = join(",", var.allowed_org_ids)
-      RUST_LOG             = var.log_level
+      TVM_ALLOWED_ACCOUNTS    = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
+      TVM_ALLOWED_ORG_IDS     = join(",", var.allowed_org_ids)
+      TVM_REVOKER_ROLE        = var.revoker_role
+      TVM_REVOCATION_POLICY   = var.revocation_policy
+      TVM_REVOCATION_ACCOUNTS = join(",", var.revocation_accounts)
+      RUST_LOG                = var.log_level
     }
   }
   tags = var.tags

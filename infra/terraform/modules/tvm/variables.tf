@@ -71,3 +71,33 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "revoker_role" {
+  description = "Path and name of the revoker role in every account (modules/tvm-account creates it): TVM_REVOKER_ROLE."
+  type        = string
+  default     = "/tvm/tvm-revoker"
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$", var.revoker_role))
+    error_message = "revoker_role is an IAM path and name, such as /tvm/tvm-revoker."
+  }
+}
+
+variable "revocation_policy" {
+  description = "Path and name of the customer-managed revocation policy in every account: TVM_REVOCATION_POLICY."
+  type        = string
+  default     = "/tvm/tvm-revocations"
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,128}$", var.revocation_policy))
+    error_message = "revocation_policy is an IAM path and name, such as /tvm/tvm-revocations."
+  }
+}
+
+variable "revocation_accounts" {
+  description = "Accounts every revocation is also written to besides those of the profiles' roles (where chained sessions may land): TVM_REVOCATION_ACCOUNTS."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.revocation_accounts : can(regex("^[0-9]{12}$", a))])
+    error_message = "revocation_accounts are 12-digit account ids."
+  }
+}
