@@ -138,3 +138,27 @@ fn time_windows_respect_the_timezone_and_overnight_ranges() {
     assert!(day.contains(utc(23, 14, 0))); // Mon 09:00 New York
     assert!(!day.contains(utc(23, 22, 0))); // Mon 17:00 New York
 }
+
+#[test]
+fn tvm_s_own_tags_are_not_a_profiles_to_set() {
+    let rule = "rules: [{name: a, effect: allow, accounts: ['111122223333']}]\n";
+    for key in ["tvm-caller", "TVM-Caller", "tvm-anything"] {
+        let e = errors(&format!("{BASE}session_tags: {{'{key}': x}}\n{rule}"));
+        assert!(
+            e.iter().any(|m| m.contains("are tvm's own")),
+            "{key}: {e:?}"
+        );
+    }
+    let many: Vec<String> = (0..48).map(|i| format!("t{i}: x")).collect();
+    let e = errors(&format!(
+        "{BASE}session_tags: {{{}}}\n{rule}",
+        many.join(", ")
+    ));
+    assert!(e.iter().any(|m| m.contains("more than 47 tags")), "{e:?}");
+    let fits: Vec<String> = (0..47).map(|i| format!("t{i}: x")).collect();
+    assert!(parse_profile(
+        &format!("{BASE}session_tags: {{{}}}\n{rule}", fits.join(", ")),
+        None
+    )
+    .is_ok());
+}
