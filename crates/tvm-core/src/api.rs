@@ -184,6 +184,10 @@ pub struct SessionView {
     /// The approval request or break-glass event it was vended under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_id: Option<String>,
+    /// When the caller was a session tvm vended: the caller that session was
+    /// vended for (whose revocation reaches this one too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     pub duration_seconds: u32,
     /// Epoch seconds.
     pub issued_at: i64,

@@ -327,6 +327,11 @@ impl RoleArn {
     pub fn account(&self) -> &str {
         self.0.split(':').nth(4).unwrap_or_default()
     }
+
+    /// The role's name, without its path.
+    pub fn name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or_default()
+    }
 }
 
 impl fmt::Display for RoleArn {

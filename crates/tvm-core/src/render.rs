@@ -126,15 +126,31 @@ pub fn role_session_name(caller: &Principal, session_id: &str) -> StsName {
         })
         .chars()
         .filter(|&c| is_iam_name_char(c))
-        .take(64 - 9)
+        .take(MAX_STS_NAME - 1 - SESSION_ID_LEN)
         .collect();
-    let short: String = session_id
+    let id: String = session_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
-        .take(8)
+        .take(SESSION_ID_LEN)
         .collect();
-    let name = format!("{who}.{short}");
-    StsName::parse(&name).unwrap_or_else(|| StsName(format!("tvm.{short}")))
+    let name = format!("{who}.{id}");
+    StsName::parse(&name).unwrap_or_else(|| StsName(format!("tvm.{id}")))
+}
+
+/// A session id: 32 lowercase hex characters.
+pub const SESSION_ID_LEN: usize = 32;
+
+/// The session id a session tvm vended carries at the end of its session
+/// name (`role_session_name`). Only tvm names sessions of a profile's role
+/// (the role trusts nothing else), so for a vended caller this is the vend
+/// it came from.
+pub fn vended_session_id(caller: &Principal) -> Option<&str> {
+    let (_, id) = caller.session_name.as_deref()?.rsplit_once('.')?;
+    (id.len() == SESSION_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(id)
 }
 
 #[cfg(test)]
@@ -207,12 +223,29 @@ mod tests {
         .unwrap();
         let n = role_session_name(&c, "0123456789abcdef0123456789abcdef");
         assert_eq!(n.as_str().len(), 64);
-        assert!(n.as_str().ends_with(".01234567"));
+        assert!(n.as_str().ends_with(".0123456789abcdef0123456789abcdef"));
         let root = Principal::parse("arn:aws:iam::111122223333:root", None).unwrap();
         assert_eq!(
             role_session_name(&root, "abcdef12xx").as_str(),
-            "root.abcdef12"
+            "root.abcdef12xx"
         );
+        // Only a whole session id at the end names a vend.
+        let named = |s: &str| {
+            Principal::parse(
+                &format!("arn:aws:sts::111122223333:assumed-role/r/{s}"),
+                None,
+            )
+            .unwrap()
+        };
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(vended_session_id(&named(&format!("acme.{id}"))), Some(id));
+        for other in [
+            id.to_string(),
+            format!("acme.{}", &id[1..]),
+            format!("acme.{}", id.to_uppercase()),
+        ] {
+            assert_eq!(vended_session_id(&named(&other)), None, "{other}");
+        }
         assert_eq!(
             source_identity("0123456789abcdef0123456789abcdef")
                 .unwrap()

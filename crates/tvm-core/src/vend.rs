@@ -56,6 +56,8 @@ pub struct SessionRecord {
     pub source_identity: String,
     /// When the record may be deleted (DynamoDB TTL).
     pub delete_after: DateTime<Utc>,
+    /// See [`VendContext::origin`].
+    pub origin: Option<String>,
 }
 
 /// The facts of one vend that do not come from the policy.
@@ -67,6 +69,10 @@ pub struct VendContext<'a> {
     pub now: DateTime<Utc>,
     /// How long a record is kept after its credentials expire.
     pub retention: chrono::Duration,
+    /// When the caller is a session tvm vended: the stable principal of the
+    /// caller that session (or its own origin) was vended for. The vend's
+    /// `tvm-caller` tag carries it, so revoking that caller reaches this one.
+    pub origin: Option<&'a str>,
 }
 
 /// A grant that cannot be planned: the profile renders something STS would
@@ -100,7 +106,7 @@ pub fn plan(
     let role_arn = grant.profile.role_arn.to_string();
     let caller_id = caller.stable_id();
     let via = via_tag(grant.via.kind(), grant.via.id());
-    let own = own_tags(&caller_id, ctx.session_id, &via);
+    let own = own_tags(ctx.origin.unwrap_or(&caller_id), ctx.session_id, &via);
     let transitive_tag_keys = own.iter().map(|(k, _)| k.clone()).collect();
     let mut tags = rendered.tags;
     tags.extend(own);
@@ -131,6 +137,7 @@ pub fn plan(
             expires_at,
             source_identity,
             delete_after: expires_at + ctx.retention,
+            origin: ctx.origin.map(str::to_string),
         },
     })
 }
@@ -190,10 +197,36 @@ rules:
             request_id: "req-1",
             now,
             retention: chrono::Duration::days(90),
+            origin: None,
         };
         let p = plan(&grant, &caller, ctx).unwrap();
         assert_eq!(p.assume.source_identity, format!("tvm-{id}"));
-        assert_eq!(p.assume.role_session_name, "acme.01234567");
+        assert_eq!(p.assume.role_session_name, format!("acme.{id}"));
+        let vended = Principal::parse(
+            &format!(
+                "arn:aws:sts::111122223333:assumed-role/orders-tenant/{}",
+                p.assume.role_session_name
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(crate::render::vended_session_id(&vended), Some(id));
+        // A vend for a vended session carries the caller it came from.
+        let origin = "arn:aws:iam::111122223333:role/first-caller";
+        let again = plan(
+            &grant,
+            &caller,
+            VendContext {
+                origin: Some(origin),
+                ..ctx
+            },
+        )
+        .unwrap();
+        assert!(again
+            .assume
+            .tags
+            .contains(&("tvm-caller".to_string(), origin.to_string())));
+        assert_eq!(again.session.origin.as_deref(), Some(origin));
         assert_eq!(p.assume.duration_seconds, 1200);
         assert!(p
             .assume

@@ -120,6 +120,7 @@ fn test(
                 request_id: "policy-test",
                 now,
                 retention: chrono::Duration::zero(),
+                origin: None,
             };
             let planned = plan(&grant, &who, context).map_err(|e| format!("rendering: {e}"))?;
             println!("decision: allow");

@@ -93,6 +93,9 @@ impl SessionStore for DynamoSessions {
             if let Some(id) = r.via.id() {
                 item.insert("via_id".into(), s(id));
             }
+            if let Some(origin) = &r.origin {
+                item.insert("origin".into(), s(origin));
+            }
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -142,6 +145,15 @@ impl SessionStore for DynamoSessions {
                         .build(),
                 );
             }
+            // The caller a vended caller's session came from, revoked.
+            let origin_at = items.len();
+            if let Some(origin) = gates.origins(r) {
+                items.push(
+                    TransactWriteItem::builder()
+                        .condition_check(not_revoked(keys::revoked_caller(origin))?)
+                        .build(),
+                );
+            }
             match self
                 .client
                 .transact_write_items()
@@ -152,7 +164,10 @@ impl SessionStore for DynamoSessions {
                 Ok(_) => Ok(()),
                 Err(e) => {
                     // Items 1 and 2 are the revocation checks, 3 the counter.
-                    if failed_condition(&e, 1) || failed_condition(&e, 2) {
+                    if failed_condition(&e, 1)
+                        || failed_condition(&e, 2)
+                        || failed_condition(&e, origin_at)
+                    {
                         return Err(AwsError::Revoked);
                     }
                     if failed_condition(&e, 3) {
@@ -160,7 +175,7 @@ impl SessionStore for DynamoSessions {
                             retry_after: window.retry_after(gates.now),
                         });
                     }
-                    if failed_condition(&e, 4) {
+                    if gates.still_open.is_some() && failed_condition(&e, 4) {
                         return Err(AwsError::GateClosed);
                     }
                     Err(dep(e))
@@ -307,6 +322,7 @@ fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
         rule: text("rule").unwrap_or_default(),
         via: text("via").unwrap_or_default(),
         via_id: text("via_id"),
+        origin: text("origin"),
         duration_seconds: num("duration_seconds")? as u32,
         issued_at: num("issued_at")?,
         expires_at: num("expires_at")?,

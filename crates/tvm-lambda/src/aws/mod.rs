@@ -156,6 +156,15 @@ pub struct Gates {
     pub still_open: Option<StillOpen>,
 }
 
+impl Gates {
+    /// Besides the caller's own revocation, the revocation of the caller a
+    /// vended caller's session came from (`SessionRecord::origin`) refuses
+    /// the vend too.
+    pub fn origins<'a>(&self, r: &'a SessionRecord) -> Option<&'a str> {
+        r.origin.as_deref().filter(|o| *o != r.caller)
+    }
+}
+
 /// The approval or break-glass pointer a vend's record requires to still
 /// link to `id`, unexpired.
 #[derive(Debug, Clone)]

@@ -98,10 +98,12 @@ impl SessionStore for Memory {
         }
         let mut s = self.state();
         let revoked = [
-            keys::revoked_caller(&r.caller),
-            keys::revoked_pair(&r.caller, &r.profile),
+            Some(keys::revoked_caller(&r.caller)),
+            Some(keys::revoked_pair(&r.caller, &r.profile)),
+            g.origins(r).map(keys::revoked_caller),
         ]
         .iter()
+        .flatten()
         .any(|k| s.until.get(k).is_some_and(|u| *u > g.now));
         if revoked {
             return ready(Err(AwsError::Revoked));
@@ -151,6 +153,7 @@ impl SessionStore for Memory {
             rule: r.rule.clone(),
             via: r.via.kind().to_string(),
             via_id: r.via.id().map(str::to_string),
+            origin: r.origin.clone(),
             duration_seconds: r.duration_seconds,
             issued_at: r.issued_at.timestamp(),
             expires_at: r.expires_at.timestamp(),

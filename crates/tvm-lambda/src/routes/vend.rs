@@ -4,6 +4,8 @@ use chrono::SecondsFormat;
 use tvm_core::api::{CredentialsRequest, CredentialsResponse, SessionStatus};
 use tvm_core::decision::{decide, match_rules, Denial, GateState, VendRequest, Via};
 use tvm_core::policy::valid_profile_name;
+use tvm_core::principal::{Principal, RoleArn};
+use tvm_core::render::vended_session_id;
 use tvm_core::vend::{plan, VendContext};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
@@ -74,6 +76,13 @@ impl App {
                 return Err(refused.in_profile(&name));
             }
         };
+        // A vended session vends only where a rule opted in; the vend then
+        // belongs to the caller that session came from, for revocation.
+        let origin = if set.vended(caller) {
+            Some(self.origin_of(caller).await.in_profile(&name)?)
+        } else {
+            None
+        };
         let session_id = new_id();
         let context = VendContext {
             session_id: &session_id,
@@ -81,6 +90,7 @@ impl App {
             now,
             retention: chrono::Duration::from_std(self.config.session_retention)
                 .unwrap_or_default(),
+            origin: origin.as_deref(),
         };
         let facts = Facts {
             rule: Some(grant.rule.name.clone()),
@@ -149,5 +159,26 @@ impl App {
                 ..facts
             },
         ))
+    }
+
+    /// The caller a vended session's vend was for (its own origin, when that
+    /// vend was itself for a vended session): from the record of the vend,
+    /// whose id the session name carries. A vended session tvm holds no
+    /// record of for that role vends nothing.
+    async fn origin_of(&self, caller: &Principal) -> Result<String, Failure> {
+        let refused = |why: &str| Failure::denied(ApiError::AccessDenied, why.to_string());
+        let Some(id) = vended_session_id(caller) else {
+            return Err(refused("a vended session without a session id in its name"));
+        };
+        let record = self.sessions.get(id).await?;
+        let same_role = |role_arn: &str| {
+            RoleArn::parse(role_arn).is_ok_and(|r| {
+                r.account() == caller.account && r.name().eq_ignore_ascii_case(&caller.name)
+            })
+        };
+        match record {
+            Some(r) if same_role(&r.role_arn) => Ok(r.origin.unwrap_or(r.caller)),
+            _ => Err(refused("a vended session tvm holds no record of")),
+        }
     }
 }

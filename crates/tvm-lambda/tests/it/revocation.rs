@@ -667,3 +667,80 @@ fn a_full_policy_refuses_a_session_loudly_and_still_takes_its_caller() {
         lambda.stop().await;
     });
 }
+
+/// A rule that opts into vended sessions: their vends belong to the caller
+/// the first session was vended for.
+const REV_ONWARD: &str = r#"
+profile: rev-onward
+role_arn: arn:aws:iam::123456789012:role/tvm/reports-readonly
+rules:
+  - {name: from-orders, effect: allow, allow_vended_sessions: true,
+     principals: ["arn:aws:sts::123456789012:assumed-role/orders-tenant/*"]}
+"#;
+
+#[test]
+fn a_vend_by_a_vended_session_is_revoked_with_the_caller_it_came_from() {
+    run(async {
+        use aws_sdk_ssm::types::ParameterType::String as Plain;
+        put_policy("rev-onward", REV_ONWARD, Plain).await;
+        let (lambda, proxy) = rev_lambda(&[]).await;
+        let first = vend_rev(&lambda, &caller("rev-origin", "s1"), "rev").await;
+        let name = assume_of(&proxy.calls(), &sid(&first))
+            .param("RoleSessionName")
+            .unwrap();
+        assert!(
+            name.ends_with(&sid(&first)),
+            "{name}: the session name carries its vend"
+        );
+        // The vended session vends again, where a rule opted in.
+        let vended = caller("orders-tenant", &name);
+        let onward = vend_rev(&lambda, &vended, "rev-onward").await;
+        let second = assume_of(&proxy.calls(), &sid(&onward));
+        assert_eq!(
+            second.param("Tags.member.1.Value").as_deref(),
+            Some("arn:aws:iam::123456789012:role/rev-origin"),
+            "tvm-caller is the caller the first session was vended for"
+        );
+        assert_eq!(
+            s(&session_item(&sid(&onward)).await, "origin"),
+            "arn:aws:iam::123456789012:role/rev-origin"
+        );
+        // A session name that names no vend of that role vends nothing.
+        for forged in [
+            caller("orders-tenant", "x.0123456789abcdef0123456789abcdef"),
+            caller("orders-tenant", "no-id"),
+        ] {
+            let a = call(
+                &lambda,
+                vend_event(&forged, json!({"profile": "rev-onward"})),
+            )
+            .await;
+            assert_eq!((a.status, a.code()), (403, "AccessDenied"), "{forged}");
+        }
+        // Revoking the first caller denies the onward credentials and stops
+        // the vended session from vending again.
+        let a = revoke_caller(
+            &lambda,
+            "arn:aws:iam::123456789012:role/rev-origin",
+            json!({}),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        let doc = revocation_policy_in(ACCOUNT).await;
+        let ctx = Context {
+            source_identity: None,
+            ..vended_context(&second, now() - 5)
+        };
+        assert!(
+            denied_by(&doc, &ctx).is_some_and(|s| s.starts_with("RevokedCaller")),
+            "{doc}"
+        );
+        let again = call(
+            &lambda,
+            vend_event(&vended, json!({"profile": "rev-onward"})),
+        )
+        .await;
+        assert_eq!(again.code(), "SessionRevoked", "{:?}", again.body);
+        lambda.stop().await;
+    });
+}

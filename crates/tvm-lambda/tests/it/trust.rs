@@ -265,14 +265,39 @@ fn a_session_tvm_vended_cannot_vend_again_or_approve() {
         let a = post(&lambda, &vended_arn, &path, json!({})).await;
         assert_eq!((a.status, a.code()), (403, "AccessDenied"), "{:?}", a.body);
 
-        // A rule that opts in (allow_vended_sessions) lets a chain through.
+        // A rule that opts in (allow_vended_sessions) lets a chain through,
+        // for a session tvm really vended (its name ends with its vend's id).
+        let reports = "profile: trust-reports\nrole_arn: arn:aws:iam::123456789012:role/tvm/reports-readonly\nrules: [{name: r, effect: allow, principals: ['arn:aws:sts::123456789012:assumed-role/trust-reporter/*']}]\n";
+        put_policy("trust-reports", reports, ParameterType::String).await;
+        let lambda2 = trust_lambda(&[]).await;
+        let report = vend_as(
+            &lambda2,
+            &role("trust-reporter", "rita"),
+            json!({"profile": "trust-reports"}),
+        )
+        .await;
+        assert_eq!(report.status, 200, "{:?}", report.body);
+        let session = format!("rita.{}", report.body["SessionId"].as_str().unwrap());
         let opted = vend_as(
-            &lambda,
-            &role("reports-readonly", "chain.0123abcd"),
+            &lambda2,
+            &role("reports-readonly", &session),
             json!({"profile": "trust"}),
         )
         .await;
         assert_eq!(opted.status, 200, "{:?}", opted.body);
+        let forged = vend_as(
+            &lambda2,
+            &role("reports-readonly", "chain.0123abcd"),
+            json!({"profile": "trust"}),
+        )
+        .await;
+        assert_eq!(
+            forged.code(),
+            "AccessDenied",
+            "no vend of that role has that id"
+        );
+        delete_policy("trust-reports").await;
+        lambda2.stop().await;
         lambda.stop().await;
     });
 }
