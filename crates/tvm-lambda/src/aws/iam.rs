@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tokio::sync::Mutex;
 use tvm_core::revocation::{Entry, Revocations, Target, Term};
 
@@ -176,8 +177,8 @@ impl IamRevocations {
     /// reach the account's revocation policy (cached until shortly before
     /// its session ends).
     async fn iam_for(&self, account: &str) -> Result<aws_sdk_iam::Client, AwsError> {
-        let mut clients = self.clients.lock().await;
-        if let Some((client, until)) = clients.get(account) {
+        // Not held across the calls below: accounts are assumed in parallel.
+        if let Some((client, until)) = self.clients.lock().await.get(account) {
             if Instant::now() + RENEW_BEFORE < *until {
                 return Ok(client.clone());
             }
@@ -192,12 +193,10 @@ impl IamRevocations {
             .send()
             .await
             .map_err(|e| match e.code() {
-                Some("AccessDenied" | "NoSuchEntity" | "InvalidIdentityToken") => {
-                    AwsError::NotDeployed {
-                        account: account.to_string(),
-                        missing: format!("revoker role {role} that tvm may assume"),
-                    }
-                }
+                Some("AccessDenied") => AwsError::NotDeployed {
+                    account: account.to_string(),
+                    missing: format!("revoker role {role} that tvm may assume"),
+                },
                 _ => AwsError::RevocationFailed {
                     account: account.to_string(),
                     dependency: Dependency::Sts,
@@ -227,20 +226,25 @@ impl IamRevocations {
             .policy_arn(self.config.revocation_policy_arn(account))
             .send()
             .await
-            .map_err(|e| self.iam_failure(account, e.into()))?;
+            .map_err(|e| self.iam_failure(account, e))?;
         let until = Instant::now() + Duration::from_secs(REVOKER_SECONDS as u64);
-        clients.insert(account.to_string(), (client.clone(), until));
+        self.clients
+            .lock()
+            .await
+            .insert(account.to_string(), (client.clone(), until));
         Ok(client)
     }
 
-    /// Make `doc` the default version of the account's revocation policy,
-    /// deleting the oldest other version when IAM's five are in use.
-    /// An IAM failure: a missing policy, or a revoker that may not write it,
-    /// is a deployment to fix; anything else a failure to retry.
-    fn iam_failure(&self, account: &str, e: aws_sdk_iam::Error) -> AwsError {
+    /// An IAM failure: a missing policy, or a revoker that may not write it
+    /// (AccessDenied, or any 403), is a deployment to fix; anything else a
+    /// failure to retry.
+    fn iam_failure<E>(&self, account: &str, e: SdkError<E, HttpResponse>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         let policy = self.config.revocation_policy_arn(account);
-        let denied = matches!(e.code(), Some("AccessDenied" | "AccessDeniedException"))
-            || e.meta().code().is_none() && e.to_string().contains("403");
+        let denied = e.code() == Some("AccessDenied")
+            || e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
         match e.code() {
             Some("NoSuchEntity") => AwsError::NotDeployed {
                 account: account.to_string(),
@@ -261,17 +265,18 @@ impl IamRevocations {
         }
     }
 
+    /// Make `doc` the default version of the account's revocation policy,
+    /// deleting the oldest other version when IAM's five are in use.
     async fn write(&self, account: &str, doc: &str) -> Result<(), AwsError> {
         let client = self.iam_for(account).await?;
         let policy = self.config.revocation_policy_arn(account);
-        let failed = |e: aws_sdk_iam::Error| self.iam_failure(account, e);
         for _ in 0..ATTEMPTS {
             let listed = client
                 .list_policy_versions()
                 .policy_arn(&policy)
                 .send()
                 .await
-                .map_err(|e| failed(e.into()))?;
+                .map_err(|e| self.iam_failure(account, e))?;
             let mut others: Vec<_> = listed
                 .versions()
                 .iter()
@@ -289,7 +294,9 @@ impl IamRevocations {
                         .await
                     {
                         // Another revocation deleted it first: fine.
-                        Err(e) if e.code() != Some("NoSuchEntity") => return Err(failed(e.into())),
+                        Err(e) if e.code() != Some("NoSuchEntity") => {
+                            return Err(self.iam_failure(account, e))
+                        }
                         _ => {}
                     }
                 }
@@ -305,7 +312,7 @@ impl IamRevocations {
                 Ok(_) => return Ok(()),
                 // A concurrent revocation took the free version: again.
                 Err(e) if e.code() == Some("LimitExceeded") => continue,
-                Err(e) => return Err(failed(e.into())),
+                Err(e) => return Err(self.iam_failure(account, e)),
             }
         }
         Err(AwsError::RevocationFailed {
