@@ -184,10 +184,13 @@ pub struct SessionView {
     /// The approval request or break-glass event it was vended under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_id: Option<String>,
-    /// When the caller was a session tvm vended: the caller that session was
-    /// vended for (whose revocation reaches this one too).
+    /// When the caller was a session tvm vended: the caller the first vend
+    /// of the chain was for (whose revocation reaches this one too), and that
+    /// vend's grant tag. `source_identity` is then the first vend's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_via: Option<String>,
     pub duration_seconds: u32,
     /// Epoch seconds.
     pub issued_at: i64,
@@ -316,6 +319,10 @@ pub struct BreakGlassView {
     pub ends_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_by: Option<String>,
+    /// Whether anything was vended under it (so closing it has something to
+    /// revoke); events opened before tvm counted say `true`.
+    #[serde(default)]
+    pub vended: bool,
 }
 
 /// `GET /v1/breakglass`.

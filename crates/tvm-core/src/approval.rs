@@ -249,6 +249,7 @@ pub fn open_break_glass(
         opened_at: now,
         ends_at: now + i64::from(duration),
         closed_by: None,
+        vended: false,
     })
 }
 

@@ -26,10 +26,11 @@ pub const POLICY_NAME: &str = "tvm-revocations";
 /// IAM's limit for a customer-managed policy, in characters without
 /// whitespace (tvm renders compact JSON, so every character counts).
 pub const MAX_POLICY_CHARS: usize = 6_144;
-/// Room only callers may take: when sessions and grants have filled the
-/// rest, revoking their caller (one statement for all its sessions) still
-/// fits: three callers with the longest role names.
-pub const CALLER_RESERVE: usize = 1_000;
+/// Room only the security team (`TVM_ADMIN_PRINCIPALS`) may take: when
+/// approvers' session revocations and break-glass closes have filled the
+/// rest, the security team can still revoke (6 callers with the longest
+/// role names, or 51 sessions).
+pub const ADMIN_RESERVE: usize = 2_000;
 
 /// Session tags tvm stamps on every vend, transitive so that role chaining
 /// carries them. Profiles may not set keys with this prefix.
@@ -232,7 +233,7 @@ impl Entry {
 
 /// The revocation policy would not fit IAM's limit with this entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the revocation policy would be {chars} characters (IAM allows {MAX_POLICY_CHARS}, {CALLER_RESERVE} of them kept for callers) with {sessions} sessions, {callers} callers and {grants} grants revoked; revoke the caller instead (one statement covers all its sessions), or wait for entries to expire (each leaves at most {} minutes after its revocation)", (MARGIN_SECONDS + CHAIN_SECONDS) / 60)]
+#[error("the revocation policy would be {chars} characters (IAM allows {MAX_POLICY_CHARS}, {ADMIN_RESERVE} of them kept for the security team) with {sessions} sessions, {callers} callers and {grants} grants revoked; ask the security team to revoke the caller instead (one statement covers all its sessions), or wait for entries to expire (each leaves at most {} minutes after its revocation)", (MARGIN_SECONDS + CHAIN_SECONDS) / 60)]
 pub struct Full {
     pub chars: usize,
     pub sessions: usize,
@@ -297,22 +298,25 @@ impl Revocations {
         self.entries.retain(|_, t| t.prune_at > now);
     }
 
-    /// Whether the policy, with `added` in it, is within the room its kind
-    /// may use: all of it for a caller, all but [`CALLER_RESERVE`] otherwise.
-    pub fn admit(&self, added: &Target, now: i64) -> Result<(), Full> {
-        let limit = match added {
-            Target::Caller(_) => MAX_POLICY_CHARS,
-            Target::Session(_) | Target::Grant(_) => MAX_POLICY_CHARS - CALLER_RESERVE,
+    /// Whether the policy is within the room whoever adds to it may use:
+    /// all of it for the security team, all but [`ADMIN_RESERVE`] for anyone
+    /// else (a profile's approvers, a break-glass opener).
+    pub fn admit(&self, admin: bool, accounts: &[String], now: i64) -> Result<(), Full> {
+        let limit = if admin {
+            MAX_POLICY_CHARS
+        } else {
+            MAX_POLICY_CHARS - ADMIN_RESERVE
         };
-        self.render_within(now, limit).map(drop)
+        self.render_within(accounts, now, limit).map(drop)
     }
 
-    /// The policy document for the entries live at `now`, or [`Full`].
-    pub fn render(&self, now: i64) -> Result<String, Full> {
-        self.render_within(now, MAX_POLICY_CHARS)
+    /// The policy document for the entries live at `now`, for a policy in
+    /// one of `accounts` (those tvm writes it to), or [`Full`].
+    pub fn render(&self, accounts: &[String], now: i64) -> Result<String, Full> {
+        self.render_within(accounts, now, MAX_POLICY_CHARS)
     }
 
-    fn render_within(&self, now: i64, limit: usize) -> Result<String, Full> {
+    fn render_within(&self, accounts: &[String], now: i64, limit: usize) -> Result<String, Full> {
         let live = || self.entries.iter().filter(|(_, t)| t.prune_at > now);
         let mut sessions = Vec::new();
         let mut grants = Vec::new();
@@ -331,6 +335,17 @@ impl Revocations {
             "Resource": "*",
             "Condition": {"StringNotEquals": {format!("aws:ResourceTag/{REVOCABLE_TAG}"): "true"}},
         })];
+        // ...and only in accounts whose policy holds these revocations: a
+        // role tagged in an account tvm does not write would be out of reach.
+        if !accounts.is_empty() {
+            statements.push(json!({
+                "Sid": "ChainOnlyWithinRevokedAccounts",
+                "Effect": "Deny",
+                "Action": "sts:AssumeRole",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"aws:ResourceAccount": accounts}},
+            }));
+        }
         if !sessions.is_empty() {
             statements.push(deny(
                 "RevokedSessions",

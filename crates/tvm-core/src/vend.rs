@@ -56,8 +56,45 @@ pub struct SessionRecord {
     pub source_identity: String,
     /// When the record may be deleted (DynamoDB TTL).
     pub delete_after: DateTime<Utc>,
-    /// See [`VendContext::origin`].
-    pub origin: Option<String>,
+    /// See [`VendContext::lineage`].
+    pub lineage: Option<Lineage>,
+}
+
+/// What a vend for a session tvm vended inherits from the first vend of the
+/// chain, so that revoking that vend, its caller or its grant reaches every
+/// later one: the first vend's caller (`tvm-caller`), its SourceIdentity
+/// (as STS keeps it down a role chain) and its `tvm-via`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// The caller the first vend was for (its stable principal).
+    pub caller: String,
+    pub source_identity: String,
+    /// The first vend's `tvm-via` tag.
+    pub via: String,
+}
+
+impl Lineage {
+    /// What a vend passes on to the vends made with its credentials.
+    pub fn of(record: &SessionRecordView<'_>) -> Self {
+        match record.lineage {
+            Some(l) => l.clone(),
+            None => Self {
+                caller: record.caller.to_string(),
+                source_identity: record.source_identity.to_string(),
+                via: via_tag(record.via_kind, record.via_id),
+            },
+        }
+    }
+}
+
+/// The fields of a stored session record a [`Lineage`] is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRecordView<'a> {
+    pub caller: &'a str,
+    pub source_identity: &'a str,
+    pub via_kind: &'a str,
+    pub via_id: Option<&'a str>,
+    pub lineage: Option<&'a Lineage>,
 }
 
 /// The facts of one vend that do not come from the policy.
@@ -69,10 +106,9 @@ pub struct VendContext<'a> {
     pub now: DateTime<Utc>,
     /// How long a record is kept after its credentials expire.
     pub retention: chrono::Duration,
-    /// When the caller is a session tvm vended: the stable principal of the
-    /// caller that session (or its own origin) was vended for. The vend's
-    /// `tvm-caller` tag carries it, so revoking that caller reaches this one.
-    pub origin: Option<&'a str>,
+    /// When the caller is a session tvm vended: what the first vend of the
+    /// chain passes on (its caller, SourceIdentity and grant tag).
+    pub lineage: Option<&'a Lineage>,
 }
 
 /// A grant that cannot be planned: the profile renders something STS would
@@ -98,15 +134,24 @@ pub fn plan(
     vars.insert("profile", &grant.profile.name)?;
     vars.insert("session_id", ctx.session_id)?;
     let rendered = render(grant.profile, &vars)?;
-    let source_identity = source_identity(ctx.session_id)
-        .ok_or(PlanError::SourceIdentity)?
-        .as_str()
-        .to_string();
+    let source_identity = match ctx.lineage {
+        Some(l) => l.source_identity.clone(),
+        None => source_identity(ctx.session_id)
+            .ok_or(PlanError::SourceIdentity)?
+            .as_str()
+            .to_string(),
+    };
     let expires_at = ctx.now + chrono::Duration::seconds(i64::from(grant.duration_seconds));
     let role_arn = grant.profile.role_arn.to_string();
     let caller_id = caller.stable_id();
-    let via = via_tag(grant.via.kind(), grant.via.id());
-    let own = own_tags(ctx.origin.unwrap_or(&caller_id), ctx.session_id, &via);
+    let own = match ctx.lineage {
+        Some(l) => own_tags(&l.caller, ctx.session_id, &l.via),
+        None => own_tags(
+            &caller_id,
+            ctx.session_id,
+            &via_tag(grant.via.kind(), grant.via.id()),
+        ),
+    };
     let transitive_tag_keys = own.iter().map(|(k, _)| k.clone()).collect();
     let mut tags = rendered.tags;
     tags.extend(own);
@@ -137,7 +182,7 @@ pub fn plan(
             expires_at,
             source_identity,
             delete_after: expires_at + ctx.retention,
-            origin: ctx.origin.map(str::to_string),
+            lineage: ctx.lineage.cloned(),
         },
     })
 }
@@ -197,7 +242,7 @@ rules:
             request_id: "req-1",
             now,
             retention: chrono::Duration::days(90),
-            origin: None,
+            lineage: None,
         };
         let p = plan(&grant, &caller, ctx).unwrap();
         assert_eq!(p.assume.source_identity, format!("tvm-{id}"));
@@ -211,22 +256,45 @@ rules:
         )
         .unwrap();
         assert_eq!(crate::render::vended_session_id(&vended), Some(id));
-        // A vend for a vended session carries the caller it came from.
-        let origin = "arn:aws:iam::111122223333:role/first-caller";
+        // A vend for a vended session carries the first vend's caller,
+        // SourceIdentity and grant, and passes them on.
+        let first = Lineage::of(&SessionRecordView {
+            caller: "arn:aws:iam::111122223333:role/first-caller",
+            source_identity: "tvm-ffffffffffffffffffffffffffffffff",
+            via_kind: "break_glass",
+            via_id: Some("e1"),
+            lineage: None,
+        });
         let again = plan(
             &grant,
             &caller,
             VendContext {
-                origin: Some(origin),
+                lineage: Some(&first),
                 ..ctx
             },
         )
         .unwrap();
+        let tag = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert!(again
             .assume
             .tags
-            .contains(&("tvm-caller".to_string(), origin.to_string())));
-        assert_eq!(again.session.origin.as_deref(), Some(origin));
+            .contains(&tag("tvm-caller", &first.caller)));
+        assert!(again
+            .assume
+            .tags
+            .contains(&tag("tvm-via", "break_glass:e1")));
+        assert!(again.assume.tags.contains(&tag("tvm-session", id)));
+        assert_eq!(again.assume.source_identity, first.source_identity);
+        assert_eq!(again.session.source_identity, first.source_identity);
+        assert_eq!(again.session.lineage.as_ref(), Some(&first));
+        let onward = SessionRecordView {
+            caller: "arn:aws:iam::111122223333:role/orders-tenant",
+            source_identity: &again.session.source_identity,
+            via_kind: "rule",
+            via_id: None,
+            lineage: again.session.lineage.as_ref(),
+        };
+        assert_eq!(Lineage::of(&onward), first, "passed on down the chain");
         assert_eq!(p.assume.duration_seconds, 1200);
         assert!(p
             .assume

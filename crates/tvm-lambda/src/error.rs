@@ -57,11 +57,17 @@ pub enum ApiError {
         #[source]
         source: BoxError,
     },
-    /// A revocation that did not complete, and whether the credentials it
-    /// covers were denied already (the policy is written first).
+    /// A failure after a change that stands: the answer says what was done.
+    #[error("{done}; then: {error}")]
+    After {
+        done: &'static str,
+        #[source]
+        error: Box<ApiError>,
+    },
+    /// A revocation that did not complete, and how far it got.
     #[error("revocation incomplete: {cause}")]
     NotRevoked {
-        denied: bool,
+        stage: Stage,
         #[source]
         cause: AwsError,
     },
@@ -122,44 +128,54 @@ impl ApiError {
                 ErrorCode::DependencyFailed,
                 format!("a dependency ({}) failed; no credentials were issued, try again", dependency.as_str()),
             ),
-            Self::NotRevoked { denied, cause } => not_revoked(*denied, cause),
+            Self::NotRevoked { stage, cause } => not_revoked(*stage, cause),
+            Self::After { done, error } => {
+                let (status, code, message) = error.answer(profile);
+                (status, code, format!("{done}; {message}"))
+            }
         }
     }
 
     /// The dependency behind a 5xx, for the log line.
     pub fn failed_dependency(&self) -> Option<Dependency> {
         match self {
+            Self::After { error, .. } => error.failed_dependency(),
             Self::Dependency { dependency, .. } => Some(*dependency),
-            Self::NotRevoked {
-                cause:
-                    AwsError::Unavailable { dependency, .. }
-                    | AwsError::RevocationFailed { dependency, .. },
-                ..
-            } => Some(*dependency),
-            Self::NotRevoked {
-                cause: AwsError::NotDeployed { .. },
-                ..
-            } => Some(Dependency::Iam),
+            Self::NotRevoked { cause, .. } => cause.dependency(),
             _ => None,
         }
     }
 }
 
+/// How far a revocation got before it failed (its steps run in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Nothing stored, written or marked.
+    Nothing,
+    /// Stored in the revocation state, but not written to every account's
+    /// policy (any later revocation writes it too).
+    Stored,
+    /// Every account's policy denies it; new vends are not refused yet, or
+    /// the sessions not marked.
+    Denied,
+}
+
 /// What a revocation that did not complete tells the security team: what
 /// failed, what already holds, and that the same request completes it.
-fn not_revoked(denied: bool, cause: &AwsError) -> (u16, ErrorCode, String) {
+fn not_revoked(stage: Stage, cause: &AwsError) -> (u16, ErrorCode, String) {
     const RETRY: &str = "retry the same request to complete it";
     let failed = |what: String| {
-        let message = if denied {
-            format!("the revocation is incomplete: credentials already issued are denied, but {what} before new vends were refused and sessions marked; {RETRY}")
-        } else {
-            format!(
+        let message = match stage {
+            Stage::Denied => format!("the revocation is incomplete: credentials already issued are denied, but {what} before new vends were refused and sessions marked; {RETRY}"),
+            Stage::Stored => format!("the revocation did not take effect everywhere: it is stored, but {what}, so credentials already issued may still work there; nothing was marked revoked; {RETRY}"),
+            Stage::Nothing => format!(
                 "the revocation did not take effect: {what}; nothing was marked revoked; {RETRY}"
-            )
+            ),
         };
         (503, ErrorCode::DependencyFailed, message)
     };
     match cause {
+        AwsError::Stored(inner) => not_revoked(Stage::Stored, inner),
         AwsError::NotDeployed { account, missing } => failed(format!(
             "account {account} has no {missing} (deploy tvm's account resources there: docs/revocation.md)"
         )),
@@ -193,8 +209,9 @@ impl From<AwsError> for ApiError {
             AwsError::RateLimited { retry_after } => Self::RateLimited { retry_after },
             AwsError::NotDeployed { .. }
             | AwsError::RevocationFailed { .. }
-            | AwsError::PolicyFull(_) => Self::NotRevoked {
-                denied: false,
+            | AwsError::PolicyFull(_)
+            | AwsError::Stored(_) => Self::NotRevoked {
+                stage: Stage::Nothing,
                 cause: e,
             },
             AwsError::PolicyTooLarge => Self::PolicyInvalid(

@@ -120,7 +120,7 @@ fn test(
                 request_id: "policy-test",
                 now,
                 retention: chrono::Duration::zero(),
-                origin: None,
+                lineage: None,
             };
             let planned = plan(&grant, &who, context).map_err(|e| format!("rendering: {e}"))?;
             println!("decision: allow");

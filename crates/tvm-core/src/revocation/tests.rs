@@ -1,7 +1,7 @@
 use super::*;
 
 fn doc(r: &Revocations, now: i64) -> Value {
-    serde_json::from_str(&r.render(now).unwrap()).unwrap()
+    serde_json::from_str(&r.render(&[], now).unwrap()).unwrap()
 }
 
 fn sid(i: usize) -> String {
@@ -106,6 +106,17 @@ fn the_chain_guard_is_always_there() {
         s[0]["Condition"]["StringNotEquals"]["aws:ResourceTag/tvm-revocable"],
         "true"
     );
+    // Written to accounts, it keeps chains within them too.
+    let accounts = ["111122223333".to_string(), "444455556666".to_string()];
+    let d: Value =
+        serde_json::from_str(&Revocations::default().render(&accounts, 0).unwrap()).unwrap();
+    let pin = &d["Statement"][1];
+    assert_eq!(pin["Sid"], "ChainOnlyWithinRevokedAccounts");
+    assert_eq!(pin["Action"], "sts:AssumeRole");
+    assert_eq!(
+        pin["Condition"]["StringNotEquals"]["aws:ResourceAccount"],
+        json!(accounts)
+    );
 }
 
 #[test]
@@ -162,41 +173,49 @@ fn targets_round_trip_through_their_stored_names() {
 #[test]
 fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
     let now = 1_800_000_000;
-    let fill_from = |start: &Revocations, make: &dyn Fn(usize) -> Entry| {
+    let accounts = ["111122223333".to_string()];
+    // Add entries as `admin` or not until one is refused: how many fit.
+    // (Every other account tvm writes to costs 15 characters.)
+    let fill_from = |start: &Revocations, admin: bool, make: &dyn Fn(usize) -> Entry| {
         let mut r = start.clone();
         let mut n = 0;
         loop {
             let mut next = r.clone();
             next.add(make(n));
-            match next.admit(&make(n).target, now) {
+            match next.admit(admin, &accounts, now) {
                 Ok(_) => (r, n) = (next, n + 1),
                 Err(full) => return (n, full, r),
             }
         }
     };
-    let fill = |make: &dyn Fn(usize) -> Entry| {
-        let (n, full, _) = fill_from(&Revocations::default(), make);
-        (n, full)
-    };
-    let (sessions, full, filled) =
-        fill_from(&Revocations::default(), &|i| Entry::session(&sid(i), now));
-    assert_eq!(sessions, 123, "{full}");
-    assert_eq!((full.sessions, full.callers), (124, 0));
+    let session = |i: usize| Entry::session(&sid(i), now);
     let role = |i: usize| format!("arn:aws:iam::111122223333:role/{}{i:03}", "r".repeat(61));
-    // Full of sessions, the reserve still takes callers: "revoke the caller
-    // instead" works when the message says so.
-    let (reserve, _, _) = fill_from(&filled, &|i| Entry::caller(&role(i), now, now + 3600));
-    assert_eq!(reserve, 3);
-    let (callers, _) = fill(&|i| Entry::caller(&role(i), now, now + 3600));
-    assert_eq!(callers, 20, "callers with 64-character role names");
-    let (short, _) = fill(&|i| {
+    let long_caller = |i: usize| Entry::caller(&role(i), now, now + 3600);
+    let empty = Revocations::default();
+    // Approvers and break-glass openers fill what is not kept for the security team...
+    let (others, full, filled) = fill_from(&empty, false, &session);
+    assert_eq!(others, 93, "{full}");
+    assert_eq!((full.sessions, full.callers), (94, 0));
+    assert!(
+        full.to_string().contains("revoke the caller instead"),
+        "{full}"
+    );
+    // ...and the security team still revokes, in its reserve.
+    let (admin_sessions, _, _) = fill_from(&filled, true, &|i| session(1000 + i));
+    assert_eq!(admin_sessions, 51);
+    let (admin_callers, _, _) = fill_from(&filled, true, &long_caller);
+    assert_eq!(admin_callers, 6);
+    // The whole policy, for the security team alone.
+    let (sessions, _, _) = fill_from(&empty, true, &session);
+    assert_eq!(sessions, 144);
+    let (callers, _, _) = fill_from(&empty, true, &long_caller);
+    assert_eq!(callers, 19, "callers with 64-character role names");
+    let (short, _, _) = fill_from(&empty, true, &|i| {
         Entry::caller(
             &format!("arn:aws:iam::111122223333:role/task-{i}"),
             now,
             now + 3600,
         )
     });
-    assert_eq!(short, 25, "callers with short role names");
-    let message = full.to_string();
-    assert!(message.contains("revoke the caller instead"), "{message}");
+    assert_eq!(short, 24, "callers with short role names");
 }

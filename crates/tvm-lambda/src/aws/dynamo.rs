@@ -9,8 +9,8 @@ use tvm_core::vend::SessionRecord;
 
 use super::attr::{n, s};
 use super::{
-    failed_condition, keys, AwsError, BoxFut, Dependency, GateKind, Gates, RevocationMarker,
-    SessionQuery, SessionStore, StillOpen,
+    failed_condition, keys, AwsError, BoxFut, Dependency, GateKind, Gates, ParentGate,
+    RevocationMarker, SessionQuery, SessionStore, StillOpen,
 };
 
 pub struct DynamoSessions {
@@ -57,6 +57,48 @@ impl DynamoSessions {
         }
         check.build().map_err(dep)
     }
+
+    /// A vend under a break-glass event marks it (while it is open), so that
+    /// closing it knows whether there is anything to revoke.
+    fn mark_vended(&self, o: &StillOpen, now: i64) -> Result<Update, AwsError> {
+        Update::builder()
+            .table_name(&self.break_glass)
+            .key("pk", s(&keys::break_glass_event(&o.id)))
+            .update_expression("SET vended = :t")
+            .condition_expression("#s = :open AND ends_at > :now")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(
+                ":open",
+                s(tvm_core::approval::BreakGlassStatus::Open.as_str()),
+            )
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(dep)
+    }
+}
+
+impl DynamoSessions {
+    /// The revocation state must not hold the chain's SourceIdentity or
+    /// grant, nor a cut-off for its first caller after the parent was issued.
+    fn not_in_revocations(&self, p: &ParentGate) -> Result<ConditionCheck, AwsError> {
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("session_id", s(keys::REVOCATIONS));
+        let mut clauses = Vec::new();
+        for (i, key) in p.absent.iter().enumerate() {
+            check = check.expression_attribute_names(format!("#a{i}"), key);
+            clauses.push(format!("attribute_not_exists(#a{i})"));
+        }
+        clauses.push("(attribute_not_exists(#c) OR #c.#b <= :issued)".into());
+        check
+            .expression_attribute_names("#c", &p.caller_entry)
+            .expression_attribute_names("#b", "b")
+            .expression_attribute_values(":issued", n(p.issued_at))
+            .condition_expression(clauses.join(" AND "))
+            .build()
+            .map_err(dep)
+    }
 }
 
 fn dep<E: std::error::Error + Send + Sync + 'static>(e: E) -> AwsError {
@@ -93,8 +135,9 @@ impl SessionStore for DynamoSessions {
             if let Some(id) = r.via.id() {
                 item.insert("via_id".into(), s(id));
             }
-            if let Some(origin) = &r.origin {
-                item.insert("origin".into(), s(origin));
+            if let Some(l) = &r.lineage {
+                item.insert("origin".into(), s(&l.caller));
+                item.insert("origin_via".into(), s(&l.via));
             }
             let put = Put::builder()
                 .table_name(&self.table)
@@ -144,13 +187,28 @@ impl SessionStore for DynamoSessions {
                         .condition_check(self.still_open(open, gates.now)?)
                         .build(),
                 );
+                if open.gate == GateKind::BreakGlass {
+                    items.push(
+                        TransactWriteItem::builder()
+                            .update(self.mark_vended(open, gates.now)?)
+                            .build(),
+                    );
+                }
             }
-            // The caller a vended caller's session came from, revoked.
-            let origin_at = items.len();
-            if let Some(origin) = gates.origins(r) {
+            // A vend for a vended session: whatever revoked the chain it
+            // comes from refuses it too.
+            let parent_at = items.len();
+            if let Some(p) = &gates.parent {
+                for key in p.gates(r) {
+                    items.push(
+                        TransactWriteItem::builder()
+                            .condition_check(not_revoked(key)?)
+                            .build(),
+                    );
+                }
                 items.push(
                     TransactWriteItem::builder()
-                        .condition_check(not_revoked(keys::revoked_caller(origin))?)
+                        .condition_check(self.not_in_revocations(p)?)
                         .build(),
                 );
             }
@@ -166,7 +224,7 @@ impl SessionStore for DynamoSessions {
                     // Items 1 and 2 are the revocation checks, 3 the counter.
                     if failed_condition(&e, 1)
                         || failed_condition(&e, 2)
-                        || failed_condition(&e, origin_at)
+                        || (parent_at..parent_at + 3).any(|i| failed_condition(&e, i))
                     {
                         return Err(AwsError::Revoked);
                     }
@@ -175,7 +233,9 @@ impl SessionStore for DynamoSessions {
                             retry_after: window.retry_after(gates.now),
                         });
                     }
-                    if gates.still_open.is_some() && failed_condition(&e, 4) {
+                    if gates.still_open.is_some()
+                        && (failed_condition(&e, 4) || failed_condition(&e, 5))
+                    {
                         return Err(AwsError::GateClosed);
                     }
                     Err(dep(e))
@@ -323,6 +383,7 @@ fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
         via: text("via").unwrap_or_default(),
         via_id: text("via_id"),
         origin: text("origin"),
+        origin_via: text("origin_via"),
         duration_seconds: num("duration_seconds")? as u32,
         issued_at: num("issued_at")?,
         expires_at: num("expires_at")?,

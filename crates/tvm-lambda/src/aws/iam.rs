@@ -4,10 +4,14 @@
 //! and written through that account's revoker role, which trusts only tvm's
 //! execution role and may only write that policy.
 //!
-//! A change is conditional on the version it read, so two revocations never
-//! lose each other; after writing IAM the version is read again, and a
-//! revocation that raced another writes the newer state, so the last policy
-//! version in every account holds both.
+//! Adding an entry is conditional on the version it read, so two
+//! revocations never lose each other. Writing an account's policy happens
+//! under that account's write lease (an item beside the state): one writer
+//! at a time, each writing the state it read under the lease, none sending a
+//! write once its lease may have passed on. So the last version in every
+//! account holds every entry stored before it, and a slow write never lands
+//! over a newer one. The lease records the version written; a writer whose
+//! entry a newer write already carries writes nothing.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,8 +27,6 @@ use super::attr::n;
 use super::{AwsError, BoxFut, Dependency, RevocationPolicy};
 use crate::config::Config;
 
-/// The item that holds every revocation entry.
-const ITEM_KEY: &str = "#revocations";
 /// Conditional writes and re-renders a revocation tries, at most.
 const ATTEMPTS: usize = 5;
 /// How long a revoker session is asked for, and how early it is renewed.
@@ -70,7 +72,7 @@ fn ddb<E: std::error::Error + Send + Sync + 'static>(e: E) -> AwsError {
 }
 
 fn key() -> AttributeValue {
-    AttributeValue::S(ITEM_KEY.into())
+    AttributeValue::S(super::keys::REVOCATIONS.into())
 }
 
 /// The stored state: the entries and the version they were read at.
@@ -115,7 +117,13 @@ impl IamRevocations {
 
     /// Add `entry` (dropping expired entries) unless the policy would not
     /// fit; the state to render and its version.
-    async fn store(&self, entry: &Entry, now: i64) -> Result<(Revocations, i64), AwsError> {
+    async fn store(
+        &self,
+        entry: &Entry,
+        admin: bool,
+        accounts: &[String],
+        now: i64,
+    ) -> Result<(Revocations, i64), AwsError> {
         for _ in 0..ATTEMPTS {
             let (mut state, version) = self.read().await?;
             let expired: Vec<Target> = state.expired(now).into_iter().take(MAX_PRUNED).collect();
@@ -123,7 +131,7 @@ impl IamRevocations {
             let changed = next.add(entry.clone());
             next.prune(now);
             if changed {
-                next.admit(&entry.target, now)
+                next.admit(admin, accounts, now)
                     .map_err(AwsError::PolicyFull)?;
             }
             if !changed && expired.is_empty() {
@@ -267,7 +275,7 @@ impl IamRevocations {
 
     /// Make `doc` the default version of the account's revocation policy,
     /// deleting the oldest other version when IAM's five are in use.
-    async fn write(&self, account: &str, doc: &str) -> Result<(), AwsError> {
+    async fn write(&self, account: &str, doc: &str, lease: &Lease) -> Result<(), AwsError> {
         let client = self.iam_for(account).await?;
         let policy = self.config.revocation_policy_arn(account);
         for _ in 0..ATTEMPTS {
@@ -301,6 +309,13 @@ impl IamRevocations {
                     }
                 }
             }
+            if !self.in_time(lease) {
+                return Err(AwsError::RevocationFailed {
+                    account: account.to_string(),
+                    dependency: Dependency::Iam,
+                    source: "IAM was too slow to write within the write lease".into(),
+                });
+            }
             match client
                 .create_policy_version()
                 .policy_arn(&policy)
@@ -322,10 +337,15 @@ impl IamRevocations {
         })
     }
 
-    /// Write `doc` to every account at once; the first failure, every one logged.
-    async fn write_all(&self, accounts: &[String], doc: &str) -> Result<(), AwsError> {
-        let results =
-            futures_util::future::join_all(accounts.iter().map(|a| self.write(a, doc))).await;
+    /// Bring every account's policy up to at least state `version`, all
+    /// accounts at once; the first failure, every one logged.
+    async fn write_all(&self, accounts: &[String], version: i64, now: i64) -> Result<(), AwsError> {
+        let results = futures_util::future::join_all(
+            accounts
+                .iter()
+                .map(|a| self.write_account(a, accounts, version, now)),
+        )
+        .await;
         let mut first = None;
         for (account, result) in accounts.iter().zip(results) {
             if let Err(e) = result {
@@ -335,6 +355,139 @@ impl IamRevocations {
         }
         first.map_or(Ok(()), Err)
     }
+
+    /// Under the account's write lease: unless a state at least as new as
+    /// `version` was written already, read the latest state and write it.
+    /// Writes to one account are one at a time and each writes what it
+    /// read under the lease, so the last one holds every entry stored
+    /// before it; none is sent once the lease may have passed to another
+    /// writer, so a slow write never lands over a newer one.
+    async fn write_account(
+        &self,
+        account: &str,
+        accounts: &[String],
+        version: i64,
+        now: i64,
+    ) -> Result<(), AwsError> {
+        let lease = self.acquire(account).await?;
+        let outcome = async {
+            if lease.written >= version {
+                return Ok(lease.written);
+            }
+            let (state, latest) = self.read().await?;
+            let doc = state.render(accounts, now).map_err(AwsError::PolicyFull)?;
+            self.write(account, &doc, &lease).await?;
+            Ok(latest)
+        }
+        .await;
+        self.release(account, &lease, outcome.as_ref().ok().copied())
+            .await;
+        outcome.map(drop)
+    }
+
+    fn lease_key(account: &str) -> AttributeValue {
+        AttributeValue::S(format!("{}-lease#{account}", super::keys::REVOCATIONS))
+    }
+
+    /// The account's write lease: one writer at a time, for at most
+    /// `lease_length` (a writer that died frees it by expiring).
+    async fn acquire(&self, account: &str) -> Result<Lease, AwsError> {
+        let holder = uuid::Uuid::new_v4().simple().to_string();
+        let length = self.lease_length();
+        let waited_until = Instant::now() + length + Duration::from_secs(1);
+        loop {
+            let until = epoch_ms() + length.as_millis() as i64;
+            let out = self
+                .dynamodb
+                .update_item()
+                .table_name(&self.table)
+                .key("session_id", Self::lease_key(account))
+                .update_expression("SET holder = :me, #until = :until")
+                .condition_expression("attribute_not_exists(holder) OR #until < :now")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_values(":me", AttributeValue::S(holder.clone()))
+                .expression_attribute_values(":until", n(until))
+                .expression_attribute_values(":now", n(epoch_ms()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await;
+            match out {
+                Ok(o) => {
+                    let written = o
+                        .attributes()
+                        .and_then(|a| a.get("written"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    return Ok(Lease {
+                        holder,
+                        until,
+                        written,
+                    });
+                }
+                Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                    if Instant::now() > waited_until {
+                        return Err(AwsError::RevocationFailed {
+                            account: account.to_string(),
+                            dependency: Dependency::DynamoDb,
+                            source: "another revocation kept the account's policy busy".into(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(ddb(e)),
+            }
+        }
+    }
+
+    /// Give the lease back, recording the state version written (best
+    /// effort: an unreleased lease expires).
+    async fn release(&self, account: &str, lease: &Lease, written: Option<i64>) {
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("session_id", Self::lease_key(account))
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", AttributeValue::S(lease.holder.clone()));
+        update = match written {
+            Some(v) => update
+                .update_expression("REMOVE holder SET written = :v")
+                .expression_attribute_values(":v", n(v.max(lease.written))),
+            None => update.update_expression("REMOVE holder"),
+        };
+        if let Err(e) = update.send().await {
+            tracing::warn!(account = %account, error = %super::error_chain(&e), "the revocation write lease was not released; it expires");
+        }
+    }
+
+    /// Long enough for a write (three IAM calls), bounded by the operation timeout.
+    fn lease_length(&self) -> Duration {
+        self.config.aws_timeout * 4 + Duration::from_secs(2)
+    }
+
+    /// Whether a call may still be sent under `lease`: it must be answered
+    /// (or abandoned, `TVM_AWS_TIMEOUT_MS`) well before the lease ends.
+    fn in_time(&self, lease: &Lease) -> bool {
+        let margin = (self.config.aws_timeout * 2).as_millis() as i64 + 1000;
+        epoch_ms() + margin <= lease.until
+    }
+}
+
+/// One writer's hold on an account's policy.
+struct Lease {
+    holder: String,
+    /// Epoch milliseconds.
+    until: i64,
+    /// The state version the last writer wrote.
+    written: i64,
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 impl RevocationPolicy for IamRevocations {
@@ -342,6 +495,7 @@ impl RevocationPolicy for IamRevocations {
         &'a self,
         entry: &'a Entry,
         accounts: &'a [String],
+        admin: bool,
         now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
@@ -352,19 +506,10 @@ impl RevocationPolicy for IamRevocations {
             if let Some(e) = revokers.into_iter().find_map(Result::err) {
                 return Err(e);
             }
-            let (mut state, mut version) = self.store(entry, now).await?;
-            for _ in 0..ATTEMPTS {
-                let doc = state.render(now).map_err(AwsError::PolicyFull)?;
-                self.write_all(accounts, &doc).await?;
-                let (latest, latest_version) = self.read().await?;
-                if latest_version == version {
-                    return Ok(());
-                }
-                (state, version) = (latest, latest_version);
-            }
-            Err(ddb(std::io::Error::other(
-                "the revocation state kept changing under concurrent revocations",
-            )))
+            let (_, version) = self.store(entry, admin, accounts, now).await?;
+            self.write_all(accounts, version, now)
+                .await
+                .map_err(|e| AwsError::Stored(Box::new(e)))
         })
     }
 }

@@ -29,10 +29,8 @@ pub fn revoked_pair(caller: &str, profile: &str) -> String {
     format!("#revoked#pair#{caller}#{profile}")
 }
 
-/// The list of revoked sessions of a protected role.
-pub fn role_revocations(role_arn: &str) -> String {
-    format!("#revocations#{role_arn}")
-}
+/// The item that holds everything revoked (one attribute per entry).
+pub const REVOCATIONS: &str = "#revocations";
 
 pub fn request(id: &str) -> String {
     format!("req#{id}")

@@ -121,9 +121,24 @@ pub enum AwsError {
     /// The revocation would not fit the revocation policy.
     #[error("{0}")]
     PolicyFull(Full),
+    /// A revocation failed after it was stored in the revocation state.
+    #[error("stored, then: {0}")]
+    Stored(Box<AwsError>),
 }
 
 impl AwsError {
+    /// The service behind a failure, when one is.
+    pub fn dependency(&self) -> Option<Dependency> {
+        match self {
+            Self::Unavailable { dependency, .. } | Self::RevocationFailed { dependency, .. } => {
+                Some(*dependency)
+            }
+            Self::NotDeployed { .. } => Some(Dependency::Iam),
+            Self::Stored(inner) => inner.dependency(),
+            _ => None,
+        }
+    }
+
     pub fn unavailable(dependency: Dependency, source: impl Into<BoxError>) -> Self {
         Self::Unavailable {
             dependency,
@@ -154,14 +169,48 @@ pub struct Gates {
     /// same transaction: a vend racing a close (or an expiry) is refused, so
     /// that no session is recorded after the close listed what to revoke.
     pub still_open: Option<StillOpen>,
+    /// For a vend whose caller is a session tvm vended: what revoked the
+    /// chain that session belongs to refuses this vend too.
+    pub parent: Option<ParentGate>,
 }
 
-impl Gates {
-    /// Besides the caller's own revocation, the revocation of the caller a
-    /// vended caller's session came from (`SessionRecord::origin`) refuses
-    /// the vend too.
-    pub fn origins<'a>(&self, r: &'a SessionRecord) -> Option<&'a str> {
-        r.origin.as_deref().filter(|o| *o != r.caller)
+/// The revocations a vend for a vended session must not find: its parent
+/// vend's pair gate, the first caller's gate, and in the revocation state
+/// the chain's SourceIdentity and grant and a cut-off of the first caller
+/// after the parent was issued.
+#[derive(Debug, Clone)]
+pub struct ParentGate {
+    /// The first vend's caller (stable principal).
+    pub origin: String,
+    /// The parent vend's caller and profile.
+    pub caller: String,
+    pub profile: String,
+    /// Revocation-state entries that must not exist (`Target::key`).
+    pub absent: Vec<String>,
+    /// The first caller's entry, whose cut-off must not be after `issued_at`.
+    pub caller_entry: String,
+    /// When the parent was issued.
+    pub issued_at: i64,
+}
+
+impl ParentGate {
+    /// The gate items to check besides the vend's own (never one twice:
+    /// a transaction names an item once).
+    pub fn gates(&self, r: &SessionRecord) -> Vec<String> {
+        let own = [
+            keys::revoked_caller(&r.caller),
+            keys::revoked_pair(&r.caller, &r.profile),
+        ];
+        let mut out = Vec::new();
+        for key in [
+            keys::revoked_caller(&self.origin),
+            keys::revoked_pair(&self.caller, &self.profile),
+        ] {
+            if !own.contains(&key) && !out.contains(&key) {
+                out.push(key);
+            }
+        }
+        out
     }
 }
 
@@ -329,10 +378,12 @@ pub trait RevocationPolicy: Send + Sync {
     /// Add `entry` to what is revoked and write the policy in every one of
     /// `accounts`. `Ok` only once every account's policy holds it; a retry
     /// of the same entry completes a failed one.
+    /// `admin`: the security team may use the room kept for it.
     fn revoke<'a>(
         &'a self,
         entry: &'a Entry,
         accounts: &'a [String],
+        admin: bool,
         now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>>;
 }

@@ -97,14 +97,23 @@ impl SessionStore for Memory {
             )));
         }
         let mut s = self.state();
-        let revoked = [
-            Some(keys::revoked_caller(&r.caller)),
-            Some(keys::revoked_pair(&r.caller, &r.profile)),
-            g.origins(r).map(keys::revoked_caller),
-        ]
-        .iter()
-        .flatten()
-        .any(|k| s.until.get(k).is_some_and(|u| *u > g.now));
+        let mut gates = vec![
+            keys::revoked_caller(&r.caller),
+            keys::revoked_pair(&r.caller, &r.profile),
+        ];
+        gates.extend(g.parent.iter().flat_map(|p| p.gates(r)));
+        let in_state = g.parent.as_ref().is_some_and(|p| {
+            s.denied.iter().any(|(_, e)| {
+                let key = e.target.key();
+                p.absent.contains(&key)
+                    || (key == p.caller_entry
+                        && e.term.issued_before.is_some_and(|b| b > p.issued_at))
+            })
+        });
+        let revoked = in_state
+            || gates
+                .iter()
+                .any(|k| s.until.get(k).is_some_and(|u| *u > g.now));
         if revoked {
             return ready(Err(AwsError::Revoked));
         }
@@ -129,6 +138,11 @@ impl SessionStore for Memory {
                         e.status.at(e.ends_at, g.now) == tvm_core::approval::BreakGlassStatus::Open
                     }),
             };
+            if open && o.gate == GateKind::BreakGlass {
+                if let Some(e) = s.events.get_mut(&o.id) {
+                    e.vended = true;
+                }
+            }
             if !open {
                 return ready(Err(AwsError::GateClosed));
             }
@@ -153,7 +167,8 @@ impl SessionStore for Memory {
             rule: r.rule.clone(),
             via: r.via.kind().to_string(),
             via_id: r.via.id().map(str::to_string),
-            origin: r.origin.clone(),
+            origin: r.lineage.as_ref().map(|l| l.caller.clone()),
+            origin_via: r.lineage.as_ref().map(|l| l.via.clone()),
             duration_seconds: r.duration_seconds,
             issued_at: r.issued_at.timestamp(),
             expires_at: r.expires_at.timestamp(),
@@ -248,6 +263,7 @@ impl RevocationPolicy for Memory {
         &'a self,
         entry: &'a Entry,
         accounts: &'a [String],
+        _admin: bool,
         _now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         if self

@@ -7,11 +7,20 @@ use tvm_core::approval::{
     self, is_admin, may_manage_break_glass, BreakGlassError, BreakGlassStatus,
 };
 use tvm_core::decision::Via;
+use tvm_core::principal::Principal;
 use tvm_core::revocation::{via_tag, Entry};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
 use crate::aws::AwsError;
+
+/// A failure after the event was closed says so first.
+fn closed_but(e: ApiError) -> ApiError {
+    ApiError::After {
+        done: "the break-glass event is closed (close it again to retry what follows)",
+        error: Box::new(e),
+    }
+}
 use crate::error::ApiError;
 use crate::event::body_json;
 
@@ -85,7 +94,10 @@ impl App {
                 // here, so that what the event vended never outlives it.
                 if let Some(done) = self.break_glass.get(id, now).await.in_profile(&name)? {
                     if done.status == BreakGlassStatus::Closed {
-                        self.revoke_vended_under(&done).await.in_profile(&name)?;
+                        self.revoke_vended_under(&done, caller)
+                            .await
+                            .map_err(closed_but)
+                            .in_profile(&name)?;
                     }
                 }
                 return Err(ApiError::Conflict(m)).in_profile(&name);
@@ -93,7 +105,11 @@ impl App {
             Err(e) => return Err(ApiError::from(e)).in_profile(&name),
         };
         // The grant ends with its reason: what the event vended is revoked.
-        let revoked = self.revoke_vended_under(&closed).await.in_profile(&name)?;
+        let revoked = self
+            .revoke_vended_under(&closed, caller)
+            .await
+            .map_err(closed_but)
+            .in_profile(&name)?;
         let details = json!({"opened_at": closed.opened_at, "closed_at": closed.ends_at, "sessions_revoked": revoked});
         let n = notification(
             "breakglass.closed",
@@ -115,7 +131,17 @@ impl App {
     /// Deny whatever was vended under a closed event (one entry on its
     /// `tvm-via` tag, in every account), then mark the sessions listed. The
     /// sessions are its opener's (events are bound to the exact caller).
-    async fn revoke_vended_under(&self, event: &BreakGlassView) -> Result<Vec<String>, ApiError> {
+    async fn revoke_vended_under(
+        &self,
+        event: &BreakGlassView,
+        by: &Principal,
+    ) -> Result<Vec<String>, ApiError> {
+        // Every vend under the event marked it in its own transaction, and
+        // none can follow the close: nothing vended, nothing to revoke (and
+        // no entry taking room in the revocation policy).
+        if !event.vended {
+            return Ok(Vec::new());
+        }
         let now = event.ends_at;
         let set = self.policies.get().await?;
         let live = self
@@ -125,7 +151,7 @@ impl App {
             .await?;
         let via = Via::BreakGlass(event.id.clone());
         let entry = Entry::grant(&via_tag(via.kind(), via.id()), now);
-        self.deny(&set, &entry, &live, now).await?;
+        self.deny(&set, &entry, &live, by, now).await?;
         self.mark_revoked(&live).await?;
         Ok(live.into_iter().map(|s| s.session_id).collect())
     }

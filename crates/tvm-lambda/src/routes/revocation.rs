@@ -18,13 +18,14 @@ use tvm_core::api::{
 };
 use tvm_core::approval::{is_admin, manages};
 use tvm_core::policy::PolicySet;
+use tvm_core::principal::Principal;
 use tvm_core::revocation::{Entry, Terms, CHAIN_SECONDS, MARGIN_SECONDS};
 
 use super::sessions::principal_param;
 use super::{Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
 use crate::aws::{AwsError, RevocationMarker, RevocationScope, SessionQuery};
-use crate::error::ApiError;
+use crate::error::{ApiError, Stage};
 use crate::event::body_json;
 
 /// Live sessions a revocation lists and marks for its report, at most. The
@@ -38,18 +39,18 @@ const MARKING_CONCURRENCY: usize = 16;
 fn after_deny(e: AwsError) -> ApiError {
     match e {
         AwsError::Unavailable { .. } => ApiError::NotRevoked {
-            denied: true,
+            stage: Stage::Denied,
             cause: e,
         },
         other => other.into(),
     }
 }
 
-/// A failure before anything holds.
+/// A failure before anything holds (or, `Stored`, once it is stored).
 fn before_deny(e: AwsError) -> ApiError {
     match e {
         AwsError::Unavailable { .. } => ApiError::NotRevoked {
-            denied: false,
+            stage: Stage::Nothing,
             cause: e,
         },
         other => other.into(),
@@ -80,17 +81,20 @@ impl App {
         accounts.into_iter().collect()
     }
 
-    /// Step 1: the revocation policy in every account holds `entry`.
+    /// Step 1: the revocation policy in every account holds `entry`, added
+    /// by `by` (the security team may use the room kept for it).
     pub(super) async fn deny(
         &self,
         set: &PolicySet,
         entry: &Entry,
         sessions: &[SessionView],
+        by: &Principal,
         now: i64,
     ) -> Result<(), ApiError> {
         let accounts = self.revocation_accounts(set, sessions.iter().map(|s| s.role_arn.as_str()));
+        let admin = is_admin(&self.config.admins, by);
         self.revocations
-            .revoke(entry, &accounts, now)
+            .revoke(entry, &accounts, admin, now)
             .await
             .map_err(before_deny)
     }
@@ -148,7 +152,7 @@ impl App {
         let now = call.now.timestamp();
         let until = terms.until(now);
         let entry = Entry::session(&session.source_identity, now);
-        self.deny(&set, &entry, std::slice::from_ref(&session), now)
+        self.deny(&set, &entry, std::slice::from_ref(&session), caller, now)
             .await
             .in_profile(&profile)?;
         let marker = RevocationMarker {
@@ -207,8 +211,14 @@ impl App {
         // The listing is for the report (and adds the accounts of sessions
         // whose profile is gone); the deny needs none of it.
         let live = self.live_sessions(&target, 0, now, |_| true).await?;
-        self.deny(&set, &Entry::caller(&target, now, until), &live, now)
-            .await?;
+        self.deny(
+            &set,
+            &Entry::caller(&target, now, until),
+            &live,
+            caller,
+            now,
+        )
+        .await?;
         let marker = RevocationMarker {
             scope: RevocationScope::Caller(target.clone()),
             until,

@@ -6,12 +6,13 @@ use tvm_core::decision::{decide, match_rules, Denial, GateState, VendRequest, Vi
 use tvm_core::policy::valid_profile_name;
 use tvm_core::principal::{Principal, RoleArn};
 use tvm_core::render::vended_session_id;
-use tvm_core::vend::{plan, VendContext};
+use tvm_core::revocation::{caller_tag, via_tag, Target};
+use tvm_core::vend::{plan, Lineage, SessionRecordView, VendContext};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::App;
 use crate::aws::error_chain;
-use crate::aws::{GateKind, Gates, StillOpen};
+use crate::aws::{GateKind, Gates, ParentGate, StillOpen};
 use crate::error::ApiError;
 use crate::event::truncate;
 
@@ -77,9 +78,13 @@ impl App {
             }
         };
         // A vended session vends only where a rule opted in; the vend then
-        // belongs to the caller that session came from, for revocation.
-        let origin = if set.vended(caller) {
-            Some(self.origin_of(caller).await.in_profile(&name)?)
+        // belongs to the chain that session belongs to, for revocation.
+        let parent = if set.vended(caller) {
+            Some(
+                self.parent_of(caller, now.timestamp())
+                    .await
+                    .in_profile(&name)?,
+            )
         } else {
             None
         };
@@ -90,7 +95,7 @@ impl App {
             now,
             retention: chrono::Duration::from_std(self.config.session_retention)
                 .unwrap_or_default(),
-            origin: origin.as_deref(),
+            lineage: parent.as_ref().map(|(lineage, _)| lineage),
         };
         let facts = Facts {
             rule: Some(grant.rule.name.clone()),
@@ -123,6 +128,7 @@ impl App {
                 Via::Approval(id) => Some(still_open(GateKind::Approval, id)),
                 Via::BreakGlass(id) => Some(still_open(GateKind::BreakGlass, id)),
             },
+            parent: parent.map(|(_, gate)| gate),
         };
         self.sessions
             .record(&planned.session, gates)
@@ -161,24 +167,55 @@ impl App {
         ))
     }
 
-    /// The caller a vended session's vend was for (its own origin, when that
-    /// vend was itself for a vended session): from the record of the vend,
-    /// whose id the session name carries. A vended session tvm holds no
-    /// record of for that role vends nothing.
-    async fn origin_of(&self, caller: &Principal) -> Result<String, Failure> {
+    /// What a vend for a vended session inherits and must check: from the
+    /// record of the vend that session came from, whose id its name carries.
+    /// A vended session whose vend is not on record for its role, or is no
+    /// longer live, vends nothing.
+    async fn parent_of(
+        &self,
+        caller: &Principal,
+        now: i64,
+    ) -> Result<(Lineage, ParentGate), Failure> {
         let refused = |why: &str| Failure::denied(ApiError::AccessDenied, why.to_string());
         let Some(id) = vended_session_id(caller) else {
             return Err(refused("a vended session without a session id in its name"));
         };
-        let record = self.sessions.get(id).await?;
         let same_role = |role_arn: &str| {
             RoleArn::parse(role_arn).is_ok_and(|r| {
                 r.account() == caller.account && r.name().eq_ignore_ascii_case(&caller.name)
             })
         };
-        match record {
-            Some(r) if same_role(&r.role_arn) => Ok(r.origin.unwrap_or(r.caller)),
-            _ => Err(refused("a vended session tvm holds no record of")),
+        let r = match self.sessions.get(id).await? {
+            Some(r) if same_role(&r.role_arn) => r,
+            _ => return Err(refused("a vended session tvm holds no record of")),
+        };
+        if r.status != SessionStatus::Issued || r.expires_at <= now {
+            return Err(refused("a vended session that is revoked or over"));
         }
+        let inherited = r.origin.clone().map(|caller| Lineage {
+            caller,
+            source_identity: r.source_identity.clone(),
+            via: r.origin_via.clone().unwrap_or_default(),
+        });
+        let lineage = Lineage::of(&SessionRecordView {
+            caller: &r.caller,
+            source_identity: &r.source_identity,
+            via_kind: &r.via,
+            via_id: r.via_id.as_deref(),
+            lineage: inherited.as_ref(),
+        });
+        let mut absent = vec![Target::Session(lineage.source_identity.clone()).key()];
+        if lineage.via != via_tag(Via::Rule.kind(), None) {
+            absent.push(Target::Grant(lineage.via.clone()).key());
+        }
+        let gate = ParentGate {
+            origin: lineage.caller.clone(),
+            caller: r.caller,
+            profile: r.profile,
+            absent,
+            caller_entry: Target::Caller(caller_tag(&lineage.caller)).key(),
+            issued_at: r.issued_at,
+        };
+        Ok((lineage, gate))
     }
 }

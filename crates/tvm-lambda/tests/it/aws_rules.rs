@@ -21,6 +21,8 @@ pub struct Context {
     pub token_issue_time: i64,
     /// `aws:ResourceTag/*` of the resource (the role, for sts:AssumeRole).
     pub resource_tags: HashMap<String, String>,
+    /// `aws:ResourceAccount`.
+    pub resource_account: Option<String>,
 }
 
 fn list(v: &Value) -> Vec<&str> {
@@ -64,6 +66,7 @@ fn key_value(ctx: &Context, key: &str) -> Option<String> {
     match key {
         "aws:SourceIdentity" => ctx.source_identity.clone(),
         "aws:TokenIssueTime" => Some(ctx.token_issue_time.to_string()),
+        "aws:ResourceAccount" => ctx.resource_account.clone(),
         other => panic!("the evaluator does not know condition key {other}"),
     }
 }

@@ -11,6 +11,7 @@ mod notify;
 mod presigned;
 mod refusals;
 mod revocation;
+mod revocation_attacks;
 mod route_table;
 mod trust;
 mod vend;

@@ -1,6 +1,6 @@
 //! Break-glass events: open -> closed, or expired by time.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use tvm_core::api::BreakGlassView;
 use tvm_core::approval::BreakGlassStatus;
 
@@ -34,6 +34,8 @@ impl BreakGlassStore for DynamoGates {
                 .item("created_at", n(e.opened_at))
                 .item("ends_at", n(e.ends_at))
                 .item("ttl", n(e.ends_at + KEEP_SECONDS))
+                // Every vend under it sets `vended` (in its own transaction).
+                .item("marks_vends", AttributeValue::Bool(true))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(dep)?;

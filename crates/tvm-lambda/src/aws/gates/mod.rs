@@ -158,6 +158,8 @@ pub(super) fn event_view(item: &Item, now: i64) -> Option<BreakGlassView> {
         opened_at: num(item, "created_at")?,
         ends_at,
         closed_by: text(item, "closed_by"),
+        // Events opened before vends were marked on them: assume so.
+        vended: item.contains_key("vended") || !item.contains_key("marks_vends"),
     })
 }
 
