@@ -28,9 +28,24 @@ pub const POLICY_NAME: &str = "tvm-revocations";
 pub const MAX_POLICY_CHARS: usize = 6_144;
 /// Room only the security team (`TVM_ADMIN_PRINCIPALS`) may take: when
 /// approvers' session revocations and break-glass closes have filled the
-/// rest, the security team can still revoke (6 callers with the longest
-/// role names, or 51 sessions).
+/// rest, the security team can still revoke (7 callers with the longest
+/// role names, or 52 sessions).
 pub const ADMIN_RESERVE: usize = 2_000;
+/// Room break-glass closes by their openers share (18 events), apart
+/// from approvers': an opener closing events in a loop locks nobody else out.
+pub const OPENER_SHARE: usize = 1_000;
+
+/// Who adds to the revocation policy, for the room they may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adder {
+    /// `TVM_ADMIN_PRINCIPALS`: all of it.
+    SecurityTeam,
+    /// A profile's approvers revoking its sessions: all but the security
+    /// team's reserve and the openers' share.
+    Approver,
+    /// A break-glass opener closing its event: the openers' share.
+    Opener,
+}
 
 /// Session tags tvm stamps on every vend, transitive so that role chaining
 /// carries them. Profiles may not set keys with this prefix.
@@ -147,6 +162,9 @@ pub enum Target {
     Caller(String),
     /// Every session vended under a grant, by its `tvm-via` tag.
     Grant(String),
+    /// A vend made by a session tvm vended (it shares the first vend's
+    /// SourceIdentity), by its own `tvm-session` tag.
+    Onward(String),
 }
 
 impl Target {
@@ -156,6 +174,7 @@ impl Target {
             Self::Session(v) => format!("s:{v}"),
             Self::Caller(v) => format!("c:{v}"),
             Self::Grant(v) => format!("g:{v}"),
+            Self::Onward(v) => format!("o:{v}"),
         }
     }
 
@@ -168,6 +187,7 @@ impl Target {
             "s" => Some(Self::Session(value.into())),
             "c" => Some(Self::Caller(value.into())),
             "g" => Some(Self::Grant(value.into())),
+            "o" => Some(Self::Onward(value.into())),
             _ => None,
         }
     }
@@ -218,6 +238,19 @@ impl Entry {
         }
     }
 
+    /// A vend made by a vended session, revoked at `now`: by its own
+    /// `tvm-session` tag, so that the chain's other vends (which share its
+    /// SourceIdentity) are not revoked with it.
+    pub fn onward(session_id: &str, now: i64) -> Self {
+        Self {
+            target: Target::Onward(tag_value(session_id)),
+            term: Term {
+                issued_before: None,
+                prune_at: now + MARGIN_SECONDS + CHAIN_SECONDS,
+            },
+        }
+    }
+
     /// A grant (its `via_tag`) closed at `now`: nothing is vended under it
     /// afterwards.
     pub fn grant(via_tag: &str, now: i64) -> Self {
@@ -231,11 +264,13 @@ impl Entry {
     }
 }
 
-/// The revocation policy would not fit IAM's limit with this entry.
+/// The revocation would not fit the room its adder may use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the revocation policy would be {chars} characters (IAM allows {MAX_POLICY_CHARS}, {ADMIN_RESERVE} of them kept for the security team) with {sessions} sessions, {callers} callers and {grants} grants revoked; ask the security team to revoke the caller instead (one statement covers all its sessions), or wait for entries to expire (each leaves at most {} minutes after its revocation)", (MARGIN_SECONDS + CHAIN_SECONDS) / 60)]
+#[error("the revocation policy would be {chars} characters, more than the {limit} this revocation may use (IAM allows {MAX_POLICY_CHARS}; {ADMIN_RESERVE} are kept for the security team, {OPENER_SHARE} for break-glass closes), with {sessions} sessions, {callers} callers and {grants} grants revoked; ask the security team to revoke the caller instead (one statement covers all its sessions), or wait for entries to expire (each leaves at most {} minutes after its revocation)", (MARGIN_SECONDS + CHAIN_SECONDS) / 60)]
 pub struct Full {
     pub chars: usize,
+    /// What this revocation's adder may use.
+    pub limit: usize,
     pub sessions: usize,
     pub callers: usize,
     pub grants: usize,
@@ -298,16 +333,47 @@ impl Revocations {
         self.entries.retain(|_, t| t.prune_at > now);
     }
 
-    /// Whether the policy is within the room whoever adds to it may use:
-    /// all of it for the security team, all but [`ADMIN_RESERVE`] for anyone
-    /// else (a profile's approvers, a break-glass opener).
-    pub fn admit(&self, admin: bool, accounts: &[String], now: i64) -> Result<(), Full> {
-        let limit = if admin {
-            MAX_POLICY_CHARS
-        } else {
-            MAX_POLICY_CHARS - ADMIN_RESERVE
-        };
-        self.render_within(accounts, now, limit).map(drop)
+    /// Whether the policy is within the room `by` may use (see [`Adder`]).
+    /// Approvers' room does not depend on how much of theirs openers used,
+    /// nor openers' on approvers': neither can lock the other out, and the
+    /// security team keeps its reserve from both.
+    pub fn admit(&self, by: Adder, accounts: &[String], now: i64) -> Result<(), Full> {
+        let shared = MAX_POLICY_CHARS - ADMIN_RESERVE;
+        let mut without_grants = self.clone();
+        without_grants
+            .entries
+            .retain(|t, _| !matches!(t, Target::Grant(_)));
+        match by {
+            Adder::SecurityTeam => self
+                .render_within(accounts, now, MAX_POLICY_CHARS)
+                .map(drop),
+            // Counted as if openers had used all of their share.
+            Adder::Approver => without_grants
+                .render_within(accounts, now, shared - OPENER_SHARE)
+                .map(drop),
+            Adder::Opener => {
+                let total = self.render_within(accounts, now, shared)?.len();
+                let others = without_grants
+                    .render_within(accounts, now, usize::MAX)?
+                    .len();
+                if total - others > OPENER_SHARE {
+                    return Err(self.full(total - others, OPENER_SHARE, now));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn full(&self, chars: usize, limit: usize, now: i64) -> Full {
+        let live = || self.entries.iter().filter(|(_, t)| t.prune_at > now);
+        let count = |f: fn(&Target) -> bool| live().filter(|(t, _)| f(t)).count();
+        Full {
+            chars,
+            limit,
+            sessions: count(|t| matches!(t, Target::Session(_) | Target::Onward(_))),
+            callers: count(|t| matches!(t, Target::Caller(_))),
+            grants: count(|t| matches!(t, Target::Grant(_))),
+        }
     }
 
     /// The policy document for the entries live at `now`, for a policy in
@@ -320,11 +386,13 @@ impl Revocations {
         let live = || self.entries.iter().filter(|(_, t)| t.prune_at > now);
         let mut sessions = Vec::new();
         let mut grants = Vec::new();
+        let mut onward = Vec::new();
         let mut callers = Vec::new();
         for (target, term) in live() {
             match target {
                 Target::Session(v) => sessions.push(v.as_str()),
                 Target::Grant(v) => grants.push(v.as_str()),
+                Target::Onward(v) => onward.push(v.as_str()),
                 Target::Caller(v) => callers.push((v.as_str(), term.issued_before)),
             }
         }
@@ -352,6 +420,12 @@ impl Revocations {
                 json!({"StringEquals": {"aws:SourceIdentity": sessions}}),
             ));
         }
+        if !onward.is_empty() {
+            statements.push(deny(
+                "RevokedOnwardSessions",
+                json!({"StringEquals": {format!("aws:PrincipalTag/{TAG_SESSION}"): onward}}),
+            ));
+        }
         if !grants.is_empty() {
             statements.push(deny(
                 "RevokedGrants",
@@ -369,12 +443,7 @@ impl Revocations {
         let doc = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
         let chars = doc.chars().filter(|c| !c.is_whitespace()).count();
         if chars > limit {
-            return Err(Full {
-                chars,
-                sessions: sessions.len(),
-                callers: callers.len(),
-                grants: grants.len(),
-            });
+            return Err(self.full(chars, limit, now));
         }
         Ok(doc)
     }

@@ -161,6 +161,7 @@ fn targets_round_trip_through_their_stored_names() {
         Target::Session("tvm-x".into()),
         Target::Caller("arn:aws:iam::1:role/a=2Cb".into()),
         Target::Grant("break_glass:e1".into()),
+        Target::Onward("0123".into()),
     ] {
         assert_eq!(Target::from_key(&t.key()), Some(t));
     }
@@ -174,43 +175,51 @@ fn targets_round_trip_through_their_stored_names() {
 fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
     let now = 1_800_000_000;
     let accounts = ["111122223333".to_string()];
-    // Add entries as `admin` or not until one is refused: how many fit.
+    // Add entries as `by` until one is refused: how many fit.
     // (Every other account tvm writes to costs 15 characters.)
-    let fill_from = |start: &Revocations, admin: bool, make: &dyn Fn(usize) -> Entry| {
+    let fill_from = |start: &Revocations, by: Adder, make: &dyn Fn(usize) -> Entry| {
         let mut r = start.clone();
         let mut n = 0;
         loop {
             let mut next = r.clone();
             next.add(make(n));
-            match next.admit(admin, &accounts, now) {
+            match next.admit(by, &accounts, now) {
                 Ok(_) => (r, n) = (next, n + 1),
                 Err(full) => return (n, full, r),
             }
         }
     };
     let session = |i: usize| Entry::session(&sid(i), now);
+    let grant = |i: usize| Entry::grant(&via_tag("break_glass", Some(&format!("{i:032x}"))), now);
     let role = |i: usize| format!("arn:aws:iam::111122223333:role/{}{i:03}", "r".repeat(61));
     let long_caller = |i: usize| Entry::caller(&role(i), now, now + 3600);
     let empty = Revocations::default();
-    // Approvers and break-glass openers fill what is not kept for the security team...
-    let (others, full, filled) = fill_from(&empty, false, &session);
-    assert_eq!(others, 93, "{full}");
-    assert_eq!((full.sessions, full.callers), (94, 0));
+    // Approvers fill their share...
+    let (approvers, full, by_approvers) = fill_from(&empty, Adder::Approver, &session);
+    assert_eq!(approvers, 67, "{full}");
     assert!(
         full.to_string().contains("revoke the caller instead"),
         "{full}"
     );
-    // ...and the security team still revokes, in its reserve.
-    let (admin_sessions, _, _) = fill_from(&filled, true, &|i| session(1000 + i));
-    assert_eq!(admin_sessions, 51);
-    let (admin_callers, _, _) = fill_from(&filled, true, &long_caller);
-    assert_eq!(admin_callers, 6);
+    // ...and openers still close theirs, in their own share...
+    let (openers, full, both) = fill_from(&by_approvers, Adder::Opener, &grant);
+    assert_eq!(openers, 18, "{full}");
+    // ...as approvers still revoke when openers filled theirs first.
+    let (by_openers_first, _, by_openers) = fill_from(&empty, Adder::Opener, &grant);
+    assert_eq!(by_openers_first, 18);
+    let (approvers_after, _, _) = fill_from(&by_openers, Adder::Approver, &session);
+    assert_eq!(approvers_after, 67);
+    // With both full, the security team still revokes, in its reserve.
+    let (admin_sessions, _, _) = fill_from(&both, Adder::SecurityTeam, &|i| session(1000 + i));
+    assert_eq!(admin_sessions, 52);
+    let (admin_callers, _, _) = fill_from(&both, Adder::SecurityTeam, &long_caller);
+    assert_eq!(admin_callers, 7);
     // The whole policy, for the security team alone.
-    let (sessions, _, _) = fill_from(&empty, true, &session);
+    let (sessions, _, _) = fill_from(&empty, Adder::SecurityTeam, &session);
     assert_eq!(sessions, 144);
-    let (callers, _, _) = fill_from(&empty, true, &long_caller);
+    let (callers, _, _) = fill_from(&empty, Adder::SecurityTeam, &long_caller);
     assert_eq!(callers, 19, "callers with 64-character role names");
-    let (short, _, _) = fill_from(&empty, true, &|i| {
+    let (short, _, _) = fill_from(&empty, Adder::SecurityTeam, &|i| {
         Entry::caller(
             &format!("arn:aws:iam::111122223333:role/task-{i}"),
             now,

@@ -14,6 +14,7 @@
 //! entry a newer write already carries writes nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -21,7 +22,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tokio::sync::Mutex;
-use tvm_core::revocation::{Entry, Revocations, Target, Term};
+use tvm_core::revocation::{Adder, Entry, Revocations, Target, Term};
 
 use super::attr::n;
 use super::{AwsError, BoxFut, Dependency, RevocationPolicy};
@@ -115,12 +116,12 @@ impl IamRevocations {
         Ok(parse(out.item().unwrap_or(&HashMap::new())))
     }
 
-    /// Add `entry` (dropping expired entries) unless the policy would not
+    /// Add `entries` (dropping expired entries) unless the policy would not
     /// fit; the state to render and its version.
     async fn store(
         &self,
-        entry: &Entry,
-        admin: bool,
+        entries: &[Entry],
+        by: Adder,
         accounts: &[String],
         now: i64,
     ) -> Result<(Revocations, i64), AwsError> {
@@ -128,13 +129,13 @@ impl IamRevocations {
             let (mut state, version) = self.read().await?;
             let expired: Vec<Target> = state.expired(now).into_iter().take(MAX_PRUNED).collect();
             let mut next = state.clone();
-            let changed = next.add(entry.clone());
+            let changed: Vec<&Entry> = entries.iter().filter(|e| next.add((*e).clone())).collect();
             next.prune(now);
-            if changed {
-                next.admit(admin, accounts, now)
+            if !changed.is_empty() {
+                next.admit(by, accounts, now)
                     .map_err(AwsError::PolicyFull)?;
             }
-            if !changed && expired.is_empty() {
+            if changed.is_empty() && expired.is_empty() {
                 return Ok((state, version));
             }
             let mut update = self
@@ -145,12 +146,12 @@ impl IamRevocations {
                 .expression_attribute_names("#ver", "version")
                 .expression_attribute_values(":next", n(version + 1));
             let mut set = vec!["#ver = :next".to_string()];
-            if changed {
+            for (i, entry) in changed.iter().enumerate() {
                 let term = next.get(&entry.target).expect("just added");
                 update = update
-                    .expression_attribute_names("#e", entry.target.key())
-                    .expression_attribute_values(":e", stored(term));
-                set.push("#e = :e".into());
+                    .expression_attribute_names(format!("#e{i}"), entry.target.key())
+                    .expression_attribute_values(format!(":e{i}"), stored(term));
+                set.push(format!("#e{i} = :e{i}"));
             }
             let mut expression = format!("SET {}", set.join(", "));
             if !expired.is_empty() {
@@ -275,7 +276,13 @@ impl IamRevocations {
 
     /// Make `doc` the default version of the account's revocation policy,
     /// deleting the oldest other version when IAM's five are in use.
-    async fn write(&self, account: &str, doc: &str, lease: &Lease) -> Result<(), AwsError> {
+    async fn write(
+        &self,
+        account: &str,
+        doc: &str,
+        lease: &Lease,
+        sent: &AtomicBool,
+    ) -> Result<(), AwsError> {
         let client = self.iam_for(account).await?;
         let policy = self.config.revocation_policy_arn(account);
         for _ in 0..ATTEMPTS {
@@ -316,6 +323,7 @@ impl IamRevocations {
                     source: "IAM was too slow to write within the write lease".into(),
                 });
             }
+            sent.store(true, Ordering::SeqCst);
             match client
                 .create_policy_version()
                 .policy_arn(&policy)
@@ -370,18 +378,24 @@ impl IamRevocations {
         now: i64,
     ) -> Result<(), AwsError> {
         let lease = self.acquire(account).await?;
+        let sent = AtomicBool::new(false);
         let outcome = async {
             if lease.written >= version {
                 return Ok(lease.written);
             }
             let (state, latest) = self.read().await?;
             let doc = state.render(accounts, now).map_err(AwsError::PolicyFull)?;
-            self.write(account, &doc, &lease).await?;
+            self.write(account, &doc, &lease, &sent).await?;
             Ok(latest)
         }
         .await;
-        self.release(account, &lease, outcome.as_ref().ok().copied())
-            .await;
+        match &outcome {
+            Ok(written) => self.release(account, &lease, Some(*written)).await,
+            // A write whose outcome is unknown may still be applied by IAM:
+            // the lease runs out before anyone writes after it.
+            Err(_) if sent.load(Ordering::SeqCst) => {}
+            Err(_) => self.release(account, &lease, None).await,
+        }
         outcome.map(drop)
     }
 
@@ -493,9 +507,9 @@ fn epoch_ms() -> i64 {
 impl RevocationPolicy for IamRevocations {
     fn revoke<'a>(
         &'a self,
-        entry: &'a Entry,
+        entries: &'a [Entry],
         accounts: &'a [String],
-        admin: bool,
+        by: Adder,
         now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
@@ -506,7 +520,7 @@ impl RevocationPolicy for IamRevocations {
             if let Some(e) = revokers.into_iter().find_map(Result::err) {
                 return Err(e);
             }
-            let (_, version) = self.store(entry, admin, accounts, now).await?;
+            let (_, version) = self.store(entries, by, accounts, now).await?;
             self.write_all(accounts, version, now)
                 .await
                 .map_err(|e| AwsError::Stored(Box::new(e)))

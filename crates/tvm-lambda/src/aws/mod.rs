@@ -22,7 +22,7 @@ use tvm_core::api::{BreakGlassView, Notification, RequestView, SessionStatus, Se
 use tvm_core::approval::RequestStatus;
 use tvm_core::decision::GateState;
 use tvm_core::rate::RateLimit;
-use tvm_core::revocation::{Entry, Full};
+use tvm_core::revocation::{Adder, Entry, Full};
 use tvm_core::vend::{AssumeRole, SessionRecord};
 
 /// The one HTTPS client every SDK client shares: rustls on ring, the
@@ -372,18 +372,22 @@ pub trait Notifier: Send + Sync {
     fn publish<'a>(&'a self, notification: &'a Notification) -> BoxFut<'a, Result<(), AwsError>>;
 }
 
+/// Entries one revocation adds, at most (its update expression stays far
+/// below DynamoDB's 4 KB).
+pub const MAX_ENTRIES: usize = 51;
+
 /// The revocation policy every protected role carries: credentials already
 /// issued stop working.
 pub trait RevocationPolicy: Send + Sync {
-    /// Add `entry` to what is revoked and write the policy in every one of
-    /// `accounts`. `Ok` only once every account's policy holds it; a retry
-    /// of the same entry completes a failed one.
-    /// `admin`: the security team may use the room kept for it.
+    /// Add `entries` (at most [`MAX_ENTRIES`]) to what is revoked and write
+    /// the policy in every one of `accounts`. `Ok` only once every
+    /// account's policy holds them; a retry of the same entries completes a
+    /// failed one. `by`: whose room in the policy it may use.
     fn revoke<'a>(
         &'a self,
-        entry: &'a Entry,
+        entries: &'a [Entry],
         accounts: &'a [String],
-        admin: bool,
+        by: Adder,
         now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>>;
 }

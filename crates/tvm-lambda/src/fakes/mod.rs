@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tvm_core::api::{BreakGlassView, RequestView, SessionStatus, SessionView};
 
-use tvm_core::revocation::{Entry, Target};
+use tvm_core::revocation::{Adder, Entry, Target};
 use tvm_core::vend::{AssumeRole, SessionRecord};
 
 mod gates;
@@ -261,9 +261,9 @@ impl Issuer for Memory {
 impl RevocationPolicy for Memory {
     fn revoke<'a>(
         &'a self,
-        entry: &'a Entry,
+        entries: &'a [Entry],
         accounts: &'a [String],
-        _admin: bool,
+        _by: Adder,
         _now: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         if self
@@ -276,7 +276,9 @@ impl RevocationPolicy for Memory {
             )));
         }
         let mut s = self.state();
-        s.denied.push((accounts.to_vec(), entry.clone()));
+        for entry in entries {
+            s.denied.push((accounts.to_vec(), entry.clone()));
+        }
         ready(Ok(()))
     }
 }

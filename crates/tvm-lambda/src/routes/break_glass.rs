@@ -8,7 +8,7 @@ use tvm_core::approval::{
 };
 use tvm_core::decision::Via;
 use tvm_core::principal::Principal;
-use tvm_core::revocation::{via_tag, Entry};
+use tvm_core::revocation::{via_tag, Adder, Entry};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
@@ -151,7 +151,8 @@ impl App {
             .await?;
         let via = Via::BreakGlass(event.id.clone());
         let entry = Entry::grant(&via_tag(via.kind(), via.id()), now);
-        self.deny(&set, &entry, &live, by, now).await?;
+        self.deny(&set, &[entry], &live, (by, Adder::Opener), now)
+            .await?;
         self.mark_revoked(&live).await?;
         Ok(live.into_iter().map(|s| s.session_id).collect())
     }

@@ -19,12 +19,12 @@ use tvm_core::api::{
 use tvm_core::approval::{is_admin, manages};
 use tvm_core::policy::PolicySet;
 use tvm_core::principal::Principal;
-use tvm_core::revocation::{Entry, Terms, CHAIN_SECONDS, MARGIN_SECONDS};
+use tvm_core::revocation::{Adder, Entry, Terms, CHAIN_SECONDS, MARGIN_SECONDS};
 
 use super::sessions::principal_param;
 use super::{Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
-use crate::aws::{AwsError, RevocationMarker, RevocationScope, SessionQuery};
+use crate::aws::{AwsError, RevocationMarker, RevocationScope, SessionQuery, MAX_ENTRIES};
 use crate::error::{ApiError, Stage};
 use crate::event::body_json;
 
@@ -81,20 +81,26 @@ impl App {
         accounts.into_iter().collect()
     }
 
-    /// Step 1: the revocation policy in every account holds `entry`, added
-    /// by `by` (the security team may use the room kept for it).
+    /// Step 1: the revocation policy in every account holds `entries`,
+    /// added by `by`, who is `otherwise` unless the security team (whose
+    /// room in the policy differs: `Adder`).
     pub(super) async fn deny(
         &self,
         set: &PolicySet,
-        entry: &Entry,
+        entries: &[Entry],
         sessions: &[SessionView],
-        by: &Principal,
+        by: (&Principal, Adder),
         now: i64,
     ) -> Result<(), ApiError> {
         let accounts = self.revocation_accounts(set, sessions.iter().map(|s| s.role_arn.as_str()));
-        let admin = is_admin(&self.config.admins, by);
+        let (who, otherwise) = by;
+        let adder = if is_admin(&self.config.admins, who) {
+            Adder::SecurityTeam
+        } else {
+            otherwise
+        };
         self.revocations
-            .revoke(entry, &accounts, admin, now)
+            .revoke(entries, &accounts, adder, now)
             .await
             .map_err(before_deny)
     }
@@ -151,10 +157,21 @@ impl App {
         let profile = session.profile.clone();
         let now = call.now.timestamp();
         let until = terms.until(now);
-        let entry = Entry::session(&session.source_identity, now);
-        self.deny(&set, &entry, std::slice::from_ref(&session), caller, now)
-            .await
-            .in_profile(&profile)?;
+        // A vend by a vended session shares the first vend's SourceIdentity:
+        // it is revoked by its own tvm-session tag, the chain left alone.
+        let entry = match &session.origin {
+            Some(_) => Entry::onward(&session.session_id, now),
+            None => Entry::session(&session.source_identity, now),
+        };
+        self.deny(
+            &set,
+            &[entry],
+            std::slice::from_ref(&session),
+            (caller, Adder::Approver),
+            now,
+        )
+        .await
+        .in_profile(&profile)?;
         let marker = RevocationMarker {
             scope: RevocationScope::Pair {
                 caller: session.caller.clone(),
@@ -211,14 +228,25 @@ impl App {
         // The listing is for the report (and adds the accounts of sessions
         // whose profile is gone); the deny needs none of it.
         let live = self.live_sessions(&target, 0, now, |_| true).await?;
-        self.deny(
-            &set,
-            &Entry::caller(&target, now, until),
-            &live,
-            caller,
-            now,
-        )
-        .await?;
+        // The caller's statement covers its vends by their tvm-caller tag;
+        // vends it made as a session tvm vended carry the chain's first
+        // caller instead: those are revoked one by one.
+        let mut entries = vec![Entry::caller(&target, now, until)];
+        entries.extend(
+            live.iter()
+                .filter(|s| s.origin.as_deref().is_some_and(|o| o != target))
+                .map(|s| Entry::onward(&s.session_id, now)),
+        );
+        if entries.len() > MAX_ENTRIES {
+            return Err(ApiError::Conflict(format!(
+                "{} of this caller's live sessions were vended to it as a session tvm vended; one revocation takes at most {}: revoke the callers their chains started from",
+                entries.len() - 1,
+                MAX_ENTRIES - 1
+            ))
+            .into());
+        }
+        self.deny(&set, &entries, &live, (caller, Adder::SecurityTeam), now)
+            .await?;
         let marker = RevocationMarker {
             scope: RevocationScope::Caller(target.clone()),
             until,

@@ -1,10 +1,10 @@
 //! `POST /v1/credentials`: decide, plan, record with the gates, assume.
 
 use chrono::SecondsFormat;
-use tvm_core::api::{CredentialsRequest, CredentialsResponse, SessionStatus};
+use tvm_core::api::{CredentialsRequest, CredentialsResponse, SessionStatus, SessionView};
 use tvm_core::decision::{decide, match_rules, Denial, GateState, VendRequest, Via};
 use tvm_core::policy::valid_profile_name;
-use tvm_core::principal::{Principal, RoleArn};
+use tvm_core::principal::{Principal, PrincipalKind, RoleArn};
 use tvm_core::render::vended_session_id;
 use tvm_core::revocation::{caller_tag, via_tag, Target};
 use tvm_core::vend::{plan, Lineage, SessionRecordView, VendContext};
@@ -85,6 +85,20 @@ impl App {
                     .await
                     .in_profile(&name)?,
             )
+        } else if self
+            .recorded_vend(caller)
+            .await
+            .in_profile(&name)?
+            .is_some()
+        {
+            // A session tvm vended for a profile no longer loaded (removed,
+            // renamed, invalid): whatever revoked it cannot be checked from
+            // the profiles, so it vends nothing.
+            return Err(Failure::denied(
+                ApiError::AccessDenied,
+                "a session tvm vended for a profile it no longer serves".to_string(),
+            )
+            .in_profile(&name));
         } else {
             None
         };
@@ -177,32 +191,25 @@ impl App {
         now: i64,
     ) -> Result<(Lineage, ParentGate), Failure> {
         let refused = |why: &str| Failure::denied(ApiError::AccessDenied, why.to_string());
-        let Some(id) = vended_session_id(caller) else {
-            return Err(refused("a vended session without a session id in its name"));
-        };
-        let same_role = |role_arn: &str| {
-            RoleArn::parse(role_arn).is_ok_and(|r| {
-                r.account() == caller.account && r.name().eq_ignore_ascii_case(&caller.name)
-            })
-        };
-        let r = match self.sessions.get(id).await? {
-            Some(r) if same_role(&r.role_arn) => r,
-            _ => return Err(refused("a vended session tvm holds no record of")),
+        let Some(r) = self.recorded_vend(caller).await? else {
+            return Err(refused("a vended session tvm holds no record of"));
         };
         if r.status != SessionStatus::Issued || r.expires_at <= now {
             return Err(refused("a vended session that is revoked or over"));
         }
-        let inherited = r.origin.clone().map(|caller| Lineage {
-            caller,
-            source_identity: r.source_identity.clone(),
-            via: r.origin_via.clone().unwrap_or_default(),
-        });
+        // One step: a vend made by a vended session vends nothing onward
+        // (its own revocation, by its tvm-session tag, reaches no further).
+        if r.origin.is_some() {
+            return Err(refused(
+                "a session vended to a vended session vends nothing onward",
+            ));
+        }
         let lineage = Lineage::of(&SessionRecordView {
             caller: &r.caller,
             source_identity: &r.source_identity,
             via_kind: &r.via,
             via_id: r.via_id.as_deref(),
-            lineage: inherited.as_ref(),
+            lineage: None,
         });
         let mut absent = vec![Target::Session(lineage.source_identity.clone()).key()];
         if lineage.via != via_tag(Via::Rule.kind(), None) {
@@ -217,5 +224,26 @@ impl App {
             issued_at: r.issued_at,
         };
         Ok((lineage, gate))
+    }
+
+    /// The record of the vend an assumed-role caller's session name names
+    /// (its last `.`-part a session id), when it is a vend of that role.
+    async fn recorded_vend(&self, caller: &Principal) -> Result<Option<SessionView>, ApiError> {
+        let Some(id) = vended_session_id(caller) else {
+            return Ok(None);
+        };
+        if caller.kind != PrincipalKind::AssumedRole {
+            return Ok(None);
+        }
+        let same_role = |role_arn: &str| {
+            RoleArn::parse(role_arn).is_ok_and(|r| {
+                r.account() == caller.account && r.name().eq_ignore_ascii_case(&caller.name)
+            })
+        };
+        Ok(self
+            .sessions
+            .get(id)
+            .await?
+            .filter(|r| same_role(&r.role_arn)))
     }
 }

@@ -12,6 +12,7 @@ mod presigned;
 mod refusals;
 mod revocation;
 mod revocation_attacks;
+mod revocation_review;
 mod route_table;
 mod trust;
 mod vend;
