@@ -209,7 +209,6 @@ impl App {
             source_identity: &r.source_identity,
             via_kind: &r.via,
             via_id: r.via_id.as_deref(),
-            lineage: None,
         });
         let mut absent = vec![Target::Session(lineage.source_identity.clone()).key()];
         if lineage.via != via_tag(Via::Rule.kind(), None) {
