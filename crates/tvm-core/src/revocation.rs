@@ -53,8 +53,11 @@ pub const TAG_PREFIX: &str = "tvm-";
 pub const TAG_CALLER: &str = "tvm-caller";
 pub const TAG_SESSION: &str = "tvm-session";
 pub const TAG_VIA: &str = "tvm-via";
-/// How many of a vend's 50 session tags are tvm's.
-pub const OWN_TAGS: usize = 3;
+/// On a vend made by a session tvm vended: that session's role (the caller
+/// of the vend), so that revoking the role as a caller reaches it.
+pub const TAG_VENDED_BY: &str = "tvm-vended-by";
+/// How many of a vend's 50 session tags tvm may stamp.
+pub const OWN_TAGS: usize = 4;
 /// The role tag that says "this role carries the revocation policy": the only
 /// roles a tvm session may chain into.
 pub const REVOCABLE_TAG: &str = "tvm-revocable";
@@ -144,13 +147,23 @@ pub fn via_tag(kind: &str, id: Option<&str>) -> String {
     }
 }
 
-/// The tags tvm stamps on a vend, all transitive.
-pub fn own_tags(caller_stable_id: &str, session_id: &str, via: &str) -> Vec<(String, String)> {
-    vec![
+/// The tags tvm stamps on a vend, all transitive; `vended_by` for a vend
+/// made by a session tvm vended (that session's stable principal).
+pub fn own_tags(
+    caller_stable_id: &str,
+    session_id: &str,
+    via: &str,
+    vended_by: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut tags = vec![
         (TAG_CALLER.into(), caller_tag(caller_stable_id)),
         (TAG_SESSION.into(), tag_value(session_id)),
         (TAG_VIA.into(), via.to_string()),
-    ]
+    ];
+    if let Some(by) = vended_by {
+        tags.push((TAG_VENDED_BY.into(), caller_tag(by)));
+    }
+    tags
 }
 
 /// What one entry of the revocation policy matches.
@@ -165,6 +178,9 @@ pub enum Target {
     /// A vend made by a session tvm vended (it shares the first vend's
     /// SourceIdentity), by its own `tvm-session` tag.
     Onward(String),
+    /// Every vend made by sessions of a role tvm vends, issued before a
+    /// cut-off, by its `tvm-vended-by` tag: revoking such a role as a caller.
+    VendedBy(String),
 }
 
 impl Target {
@@ -175,6 +191,7 @@ impl Target {
             Self::Caller(v) => format!("c:{v}"),
             Self::Grant(v) => format!("g:{v}"),
             Self::Onward(v) => format!("o:{v}"),
+            Self::VendedBy(v) => format!("v:{v}"),
         }
     }
 
@@ -188,6 +205,7 @@ impl Target {
             "c" => Some(Self::Caller(value.into())),
             "g" => Some(Self::Grant(value.into())),
             "o" => Some(Self::Onward(value.into())),
+            "v" => Some(Self::VendedBy(value.into())),
             _ => None,
         }
     }
@@ -235,6 +253,16 @@ impl Entry {
                 issued_before: Some(cutoff),
                 prune_at: cutoff + CHAIN_SECONDS,
             },
+        }
+    }
+
+    /// The vends made by sessions of `stable_id` (a role tvm vends),
+    /// revoked as a caller: like [`Entry::caller`], on `tvm-vended-by`.
+    pub fn vended_by(stable_id: &str, now: i64, until: i64) -> Self {
+        let caller = Self::caller(stable_id, now, until);
+        Self {
+            target: Target::VendedBy(caller_tag(stable_id)),
+            term: caller.term,
         }
     }
 
@@ -371,7 +399,7 @@ impl Revocations {
             chars,
             limit,
             sessions: count(|t| matches!(t, Target::Session(_) | Target::Onward(_))),
-            callers: count(|t| matches!(t, Target::Caller(_))),
+            callers: count(|t| matches!(t, Target::Caller(_) | Target::VendedBy(_))),
             grants: count(|t| matches!(t, Target::Grant(_))),
         }
     }
@@ -393,7 +421,10 @@ impl Revocations {
                 Target::Session(v) => sessions.push(v.as_str()),
                 Target::Grant(v) => grants.push(v.as_str()),
                 Target::Onward(v) => onward.push(v.as_str()),
-                Target::Caller(v) => callers.push((v.as_str(), term.issued_before)),
+                Target::Caller(v) => callers.push((TAG_CALLER, v.as_str(), term.issued_before)),
+                Target::VendedBy(v) => {
+                    callers.push((TAG_VENDED_BY, v.as_str(), term.issued_before))
+                }
             }
         }
         let mut statements = vec![json!({
@@ -403,6 +434,21 @@ impl Revocations {
             "Resource": "*",
             "Condition": {"StringNotEquals": {format!("aws:ResourceTag/{REVOCABLE_TAG}"): "true"}},
         })];
+        // A session chained from a tvm session (SourceIdentity tvm-*) whose
+        // name does not end with its own tvm-session id (a vend tvm made
+        // names it so) is a hop: it calls no IAM-authorized API (tvm's among
+        // them), so that it cannot vend credentials that carry nothing of
+        // its chain.
+        statements.push(json!({
+            "Sid": "NoApiCallsFromChains",
+            "Effect": "Deny",
+            "Action": "execute-api:Invoke",
+            "Resource": "*",
+            "Condition": {
+                "StringLike": {"aws:SourceIdentity": format!("{}*", crate::render::SOURCE_IDENTITY_PREFIX)},
+                "StringNotLike": {"aws:userid": format!("*.${{aws:PrincipalTag/{TAG_SESSION}}}")},
+            },
+        }));
         // ...and only in accounts whose policy holds these revocations: a
         // role tagged in an account tvm does not write would be out of reach.
         if !accounts.is_empty() {
@@ -432,9 +478,8 @@ impl Revocations {
                 json!({"StringEquals": {format!("aws:PrincipalTag/{TAG_VIA}"): grants}}),
             ));
         }
-        for (i, (tag, before)) in callers.iter().enumerate() {
-            let mut condition =
-                json!({"StringEquals": {format!("aws:PrincipalTag/{TAG_CALLER}"): tag}});
+        for (i, (key, tag, before)) in callers.iter().enumerate() {
+            let mut condition = json!({"StringEquals": {format!("aws:PrincipalTag/{key}"): tag}});
             if let Some(before) = before {
                 condition["DateLessThan"] = json!({"aws:TokenIssueTime": iso(*before)});
             }

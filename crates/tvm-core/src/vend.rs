@@ -142,11 +142,12 @@ pub fn plan(
     let role_arn = grant.profile.role_arn.to_string();
     let caller_id = caller.stable_id();
     let own = match ctx.lineage {
-        Some(l) => own_tags(&l.caller, ctx.session_id, &l.via),
+        Some(l) => own_tags(&l.caller, ctx.session_id, &l.via, Some(&caller_id)),
         None => own_tags(
             &caller_id,
             ctx.session_id,
             &via_tag(grant.via.kind(), grant.via.id()),
+            None,
         ),
     };
     let transitive_tag_keys = own.iter().map(|(k, _)| k.clone()).collect();
@@ -280,6 +281,10 @@ rules:
             .tags
             .contains(&tag("tvm-via", "break_glass:e1")));
         assert!(again.assume.tags.contains(&tag("tvm-session", id)));
+        assert!(again.assume.tags.contains(&tag(
+            "tvm-vended-by",
+            "arn:aws:iam::111122223333:role/orders-task"
+        )));
         assert_eq!(again.assume.source_identity, first.source_identity);
         assert_eq!(again.session.source_identity, first.source_identity);
         assert_eq!(again.session.lineage.as_ref(), Some(&first));

@@ -12,7 +12,7 @@ use super::BUILTIN_VARS;
 use crate::glob::Glob;
 use crate::limits::{MAX_DURATION, MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE, MIN_DURATION};
 use crate::principal::{is_iam_name_char, pins_account, valid_org_id, PrincipalKind, RoleArn};
-use crate::revocation::{OWN_TAGS, TAG_CALLER, TAG_PREFIX, TAG_SESSION, TAG_VIA};
+use crate::revocation::{OWN_TAGS, TAG_CALLER, TAG_PREFIX, TAG_SESSION, TAG_VENDED_BY, TAG_VIA};
 use crate::template::{Template, MAX_VALUE_LEN};
 
 /// One problem in a document: where, and what.
@@ -130,7 +130,7 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
             p.add(&field, format!("tag keys are 1-{MAX_TAG_KEY} characters of letters, digits and _.:/=+-@, not starting with aws:"));
         }
         if key.to_ascii_lowercase().starts_with(TAG_PREFIX) {
-            p.add(&field, format!("keys starting with {TAG_PREFIX} are tvm's own ({TAG_CALLER}, {TAG_SESSION}, {TAG_VIA}: what revocation relies on)"));
+            p.add(&field, format!("keys starting with {TAG_PREFIX} are tvm's own ({TAG_CALLER}, {TAG_SESSION}, {TAG_VIA}, {TAG_VENDED_BY}: what revocation relies on)"));
         }
         if value.len() > MAX_TAG_VALUE {
             p.add(&field, format!("is longer than {MAX_TAG_VALUE} characters"));

@@ -149,13 +149,13 @@ fn tvm_s_own_tags_are_not_a_profiles_to_set() {
             "{key}: {e:?}"
         );
     }
-    let many: Vec<String> = (0..48).map(|i| format!("t{i}: x")).collect();
+    let many: Vec<String> = (0..47).map(|i| format!("t{i}: x")).collect();
     let e = errors(&format!(
         "{BASE}session_tags: {{{}}}\n{rule}",
         many.join(", ")
     ));
-    assert!(e.iter().any(|m| m.contains("more than 47 tags")), "{e:?}");
-    let fits: Vec<String> = (0..47).map(|i| format!("t{i}: x")).collect();
+    assert!(e.iter().any(|m| m.contains("more than 46 tags")), "{e:?}");
+    let fits: Vec<String> = (0..46).map(|i| format!("t{i}: x")).collect();
     assert!(parse_profile(
         &format!("{BASE}session_tags: {{{}}}\n{rule}", fits.join(", ")),
         None

@@ -51,6 +51,7 @@ fn every_vend_carries_its_caller_session_and_grant() {
         "arn:aws:iam::111122223333:role/orders-task",
         "0123456789abcdef0123456789abcdef",
         &via_tag("break_glass", Some("e1")),
+        None,
     );
     assert_eq!(
         tags,
@@ -66,7 +67,11 @@ fn every_vend_carries_its_caller_session_and_grant() {
             (TAG_VIA.to_string(), "break_glass:e1".to_string()),
         ]
     );
-    assert_eq!(tags.len(), OWN_TAGS);
+    assert_eq!(
+        tags.len(),
+        OWN_TAGS - 1,
+        "tvm-vended-by only on vends by vended sessions"
+    );
     assert_eq!(via_tag("rule", None), "rule");
 }
 
@@ -79,7 +84,7 @@ fn a_caller_is_one_statement_on_its_tag_and_issue_time() {
         now + 3600,
     )]);
     let d = doc(&r, now);
-    let s = &d["Statement"][1];
+    let s = &d["Statement"][2];
     assert_eq!(s["Effect"], "Deny");
     assert_eq!(s["Action"], "*");
     assert_eq!(
@@ -100,17 +105,30 @@ fn a_caller_is_one_statement_on_its_tag_and_issue_time() {
 fn the_chain_guard_is_always_there() {
     let d = doc(&Revocations::default(), 0);
     let s = &d["Statement"];
-    assert_eq!(s.as_array().unwrap().len(), 1);
+    assert_eq!(s.as_array().unwrap().len(), 2);
     assert_eq!(s[0]["Action"], "sts:AssumeRole");
     assert_eq!(
         s[0]["Condition"]["StringNotEquals"]["aws:ResourceTag/tvm-revocable"],
         "true"
     );
+    // A hop (a session chained from a tvm session under a name of its own)
+    // calls no IAM-authorized API: it cannot vend through tvm.
+    let hop = &s[1];
+    assert_eq!(hop["Sid"], "NoApiCallsFromChains");
+    assert_eq!(hop["Action"], "execute-api:Invoke");
+    assert_eq!(
+        hop["Condition"]["StringLike"]["aws:SourceIdentity"],
+        "tvm-*"
+    );
+    assert_eq!(
+        hop["Condition"]["StringNotLike"]["aws:userid"],
+        "*.${aws:PrincipalTag/tvm-session}"
+    );
     // Written to accounts, it keeps chains within them too.
     let accounts = ["111122223333".to_string(), "444455556666".to_string()];
     let d: Value =
         serde_json::from_str(&Revocations::default().render(&accounts, 0).unwrap()).unwrap();
-    let pin = &d["Statement"][1];
+    let pin = &d["Statement"][2];
     assert_eq!(pin["Sid"], "ChainOnlyWithinRevokedAccounts");
     assert_eq!(pin["Action"], "sts:AssumeRole");
     assert_eq!(
@@ -126,7 +144,7 @@ fn sessions_share_one_statement_and_leave_once_they_cannot_matter() {
     r.add(Entry::session("tvm-c", now - 4000));
     let d = doc(&r, now);
     assert_eq!(
-        d["Statement"][1]["Condition"]["StringEquals"]["aws:SourceIdentity"],
+        d["Statement"][2]["Condition"]["StringEquals"]["aws:SourceIdentity"],
         json!(["tvm-a", "tvm-b"]),
         "tvm-c was revoked more than an hour and the margin ago"
     );
@@ -196,7 +214,7 @@ fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
     let empty = Revocations::default();
     // Approvers fill their share...
     let (approvers, full, by_approvers) = fill_from(&empty, Adder::Approver, &session);
-    assert_eq!(approvers, 67, "{full}");
+    assert_eq!(approvers, 62, "{full}");
     assert!(
         full.to_string().contains("revoke the caller instead"),
         "{full}"
@@ -208,7 +226,7 @@ fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
     let (by_openers_first, _, by_openers) = fill_from(&empty, Adder::Opener, &grant);
     assert_eq!(by_openers_first, 18);
     let (approvers_after, _, _) = fill_from(&by_openers, Adder::Approver, &session);
-    assert_eq!(approvers_after, 67);
+    assert_eq!(approvers_after, 62);
     // With both full, the security team still revokes, in its reserve.
     let (admin_sessions, _, _) = fill_from(&both, Adder::SecurityTeam, &|i| session(1000 + i));
     assert_eq!(admin_sessions, 52);
@@ -216,7 +234,7 @@ fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
     assert_eq!(admin_callers, 7);
     // The whole policy, for the security team alone.
     let (sessions, _, _) = fill_from(&empty, Adder::SecurityTeam, &session);
-    assert_eq!(sessions, 144);
+    assert_eq!(sessions, 139);
     let (callers, _, _) = fill_from(&empty, Adder::SecurityTeam, &long_caller);
     assert_eq!(callers, 19, "callers with 64-character role names");
     let (short, _, _) = fill_from(&empty, Adder::SecurityTeam, &|i| {
@@ -226,5 +244,5 @@ fn the_policy_holds_a_stated_number_of_entries_and_refuses_the_next() {
             now + 3600,
         )
     });
-    assert_eq!(short, 24, "callers with short role names");
+    assert_eq!(short, 23, "callers with short role names");
 }

@@ -334,8 +334,21 @@ impl IamRevocations {
             {
                 Ok(_) => return Ok(()),
                 // A concurrent revocation took the free version: again.
-                Err(e) if e.code() == Some("LimitExceeded") => continue,
-                Err(e) => return Err(self.iam_failure(account, e)),
+                Err(e) if e.code() == Some("LimitExceeded") => {
+                    sent.store(false, Ordering::SeqCst);
+                    continue;
+                }
+                Err(e) => {
+                    // A 4xx answer is a refusal: nothing was applied. Only
+                    // a timeout, a lost connection or a 5xx leaves it unknown.
+                    let refused = e
+                        .raw_response()
+                        .is_some_and(|r| (400..500).contains(&r.status().as_u16()));
+                    if refused {
+                        sent.store(false, Ordering::SeqCst);
+                    }
+                    return Err(self.iam_failure(account, e));
+                }
             }
         }
         Err(AwsError::RevocationFailed {

@@ -372,14 +372,10 @@ pub trait Notifier: Send + Sync {
     fn publish<'a>(&'a self, notification: &'a Notification) -> BoxFut<'a, Result<(), AwsError>>;
 }
 
-/// Entries one revocation adds, at most (its update expression stays far
-/// below DynamoDB's 4 KB).
-pub const MAX_ENTRIES: usize = 51;
-
 /// The revocation policy every protected role carries: credentials already
 /// issued stop working.
 pub trait RevocationPolicy: Send + Sync {
-    /// Add `entries` (at most [`MAX_ENTRIES`]) to what is revoked and write
+    /// Add `entries` (a few) to what is revoked and write
     /// the policy in every one of `accounts`. `Ok` only once every
     /// account's policy holds them; a retry of the same entries completes a
     /// failed one. `by`: whose room in the policy it may use.

@@ -24,7 +24,7 @@ use tvm_core::revocation::{Adder, Entry, Terms, CHAIN_SECONDS, MARGIN_SECONDS};
 use super::sessions::principal_param;
 use super::{Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
-use crate::aws::{AwsError, RevocationMarker, RevocationScope, SessionQuery, MAX_ENTRIES};
+use crate::aws::{AwsError, RevocationMarker, RevocationScope, SessionQuery};
 use crate::error::{ApiError, Stage};
 use crate::event::body_json;
 
@@ -55,6 +55,18 @@ fn before_deny(e: AwsError) -> ApiError {
         },
         other => other.into(),
     }
+}
+
+/// Whether a stable principal is a profile's role (account and name, as
+/// `PolicySet::vended` compares them).
+fn is_profile_role(set: &PolicySet, stable_id: &str) -> bool {
+    let Some((prefix, name)) = stable_id.split_once(":role/") else {
+        return false;
+    };
+    let account = account_of(prefix);
+    set.profiles().any(|p| {
+        account_of(p.role_arn.as_str()) == account && p.role_arn.name().eq_ignore_ascii_case(name)
+    })
 }
 
 fn account_of(arn: &str) -> Option<&str> {
@@ -228,22 +240,13 @@ impl App {
         // The listing is for the report (and adds the accounts of sessions
         // whose profile is gone); the deny needs none of it.
         let live = self.live_sessions(&target, 0, now, |_| true).await?;
-        // The caller's statement covers its vends by their tvm-caller tag;
-        // vends it made as a session tvm vended carry the chain's first
-        // caller instead: those are revoked one by one.
+        // The caller's statement covers its vends by their tvm-caller tag.
+        // A profile's role also vends as sessions tvm vended (rules with
+        // allow_vended_sessions): those vends carry the chain's first caller
+        // in tvm-caller and this role in tvm-vended-by, one statement more.
         let mut entries = vec![Entry::caller(&target, now, until)];
-        entries.extend(
-            live.iter()
-                .filter(|s| s.origin.as_deref().is_some_and(|o| o != target))
-                .map(|s| Entry::onward(&s.session_id, now)),
-        );
-        if entries.len() > MAX_ENTRIES {
-            return Err(ApiError::Conflict(format!(
-                "{} of this caller's live sessions were vended to it as a session tvm vended; one revocation takes at most {}: revoke the callers their chains started from",
-                entries.len() - 1,
-                MAX_ENTRIES - 1
-            ))
-            .into());
+        if is_profile_role(&set, &target) {
+            entries.push(Entry::vended_by(&target, now, until));
         }
         self.deny(&set, &entries, &live, (caller, Adder::SecurityTeam), now)
             .await?;

@@ -91,12 +91,13 @@ impl App {
             .in_profile(&name)?
             .is_some()
         {
-            // A session tvm vended for a profile no longer loaded (removed,
-            // renamed, invalid): whatever revoked it cannot be checked from
-            // the profiles, so it vends nothing.
+            // A session whose name names a vend on record, but whose role is
+            // no loaded profile's: a session tvm vended for a profile no
+            // longer served (removed, renamed, invalid), or a session chained
+            // from a vended one that took its name. Neither vends.
             return Err(Failure::denied(
                 ApiError::AccessDenied,
-                "a session tvm vended for a profile it no longer serves".to_string(),
+                "a session named after a vend tvm made, of a role no profile vends".to_string(),
             )
             .in_profile(&name));
         } else {
@@ -191,7 +192,13 @@ impl App {
         now: i64,
     ) -> Result<(Lineage, ParentGate), Failure> {
         let refused = |why: &str| Failure::denied(ApiError::AccessDenied, why.to_string());
-        let Some(r) = self.recorded_vend(caller).await? else {
+        let same_role = |role_arn: &str| {
+            RoleArn::parse(role_arn).is_ok_and(|r| {
+                r.account() == caller.account && r.name().eq_ignore_ascii_case(&caller.name)
+            })
+        };
+        let record = self.recorded_vend(caller).await?;
+        let Some(r) = record.filter(|r| same_role(&r.role_arn)) else {
             return Err(refused("a vended session tvm holds no record of"));
         };
         if r.status != SessionStatus::Issued || r.expires_at <= now {
@@ -226,7 +233,7 @@ impl App {
     }
 
     /// The record of the vend an assumed-role caller's session name names
-    /// (its last `.`-part a session id), when it is a vend of that role.
+    /// (its last `.`-part a session id), of whatever role.
     async fn recorded_vend(&self, caller: &Principal) -> Result<Option<SessionView>, ApiError> {
         let Some(id) = vended_session_id(caller) else {
             return Ok(None);
@@ -234,15 +241,6 @@ impl App {
         if caller.kind != PrincipalKind::AssumedRole {
             return Ok(None);
         }
-        let same_role = |role_arn: &str| {
-            RoleArn::parse(role_arn).is_ok_and(|r| {
-                r.account() == caller.account && r.name().eq_ignore_ascii_case(&caller.name)
-            })
-        };
-        Ok(self
-            .sessions
-            .get(id)
-            .await?
-            .filter(|r| same_role(&r.role_arn)))
+        Ok(self.sessions.get(id).await?)
     }
 }

@@ -23,6 +23,8 @@ pub struct Context {
     pub resource_tags: HashMap<String, String>,
     /// `aws:ResourceAccount`.
     pub resource_account: Option<String>,
+    /// `aws:userid` (`ROLEID:session-name` for an assumed role).
+    pub userid: Option<String>,
 }
 
 fn list(v: &Value) -> Vec<&str> {
@@ -67,8 +69,37 @@ fn key_value(ctx: &Context, key: &str) -> Option<String> {
         "aws:SourceIdentity" => ctx.source_identity.clone(),
         "aws:TokenIssueTime" => Some(ctx.token_issue_time.to_string()),
         "aws:ResourceAccount" => ctx.resource_account.clone(),
+        "aws:userid" => ctx.userid.clone(),
         other => panic!("the evaluator does not know condition key {other}"),
     }
+}
+
+/// `${aws:PrincipalTag/K}` and the like in a condition value, substituted.
+fn subst(ctx: &Context, pattern: &str) -> String {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closed policy variable") + start;
+        out.push_str(&key_value(ctx, &rest[start + 2..end]).unwrap_or_default());
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// IAM's `*` and `?` globs.
+fn like(text: &str, pattern: &str) -> bool {
+    fn go(t: &[u8], p: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(t, &p[1..]) || (!t.is_empty() && go(&t[1..], p)),
+            (Some(b'?'), Some(_)) => go(&t[1..], &p[1..]),
+            (Some(a), Some(b)) if a == b => go(&t[1..], &p[1..]),
+            _ => false,
+        }
+    }
+    go(text.as_bytes(), pattern.as_bytes())
 }
 
 fn condition_holds(condition: &Value, ctx: &Context) -> bool {
@@ -82,6 +113,10 @@ fn condition_holds(condition: &Value, ctx: &Context) -> bool {
             match op.as_str() {
                 "StringEquals" => have.is_some_and(|h| want.contains(&h.as_str())),
                 "StringNotEquals" => have.is_none_or(|h| !want.contains(&h.as_str())),
+                "StringLike" => have.is_some_and(|h| want.iter().any(|w| like(&h, &subst(ctx, w)))),
+                "StringNotLike" => {
+                    have.is_none_or(|h| !want.iter().any(|w| like(&h, &subst(ctx, w))))
+                }
                 "DateLessThan" => {
                     have.is_some_and(|h| want.iter().any(|w| h.parse::<i64>().unwrap() < iso(w)))
                 }

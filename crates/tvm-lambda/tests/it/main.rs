@@ -13,6 +13,7 @@ mod refusals;
 mod revocation;
 mod revocation_attacks;
 mod revocation_review;
+mod revocation_review3;
 mod route_table;
 mod trust;
 mod vend;

@@ -165,6 +165,7 @@ fn vended_context(assume: &Call, issued_at: i64) -> Context {
         token_issue_time: issued_at,
         resource_tags: HashMap::new(),
         resource_account: None,
+        userid: None,
     }
 }
 
