@@ -212,6 +212,14 @@ mod tests {
     }
 
     #[test]
+    fn the_revocation_policy_knows_every_source_identity_tvm_stamps() {
+        assert_eq!(
+            crate::revocation::TVM_SOURCE_IDENTITIES,
+            format!("{SOURCE_IDENTITY_PREFIX}*")
+        );
+    }
+
+    #[test]
     fn sts_names_stay_within_limits() {
         let c = Principal::parse(
             &format!(

@@ -26,6 +26,9 @@ pub const POLICY_NAME: &str = "tvm-revocations";
 /// IAM's limit for a customer-managed policy, in characters without
 /// whitespace (tvm renders compact JSON, so every character counts).
 pub const MAX_POLICY_CHARS: usize = 6_144;
+/// Every SourceIdentity tvm stamps (`render::SOURCE_IDENTITY_PREFIX`, then
+/// the session id).
+pub const TVM_SOURCE_IDENTITIES: &str = "tvm-*";
 /// Room only the security team (`TVM_ADMIN_PRINCIPALS`) may take: when
 /// approvers' session revocations and break-glass closes have filled the
 /// rest, the security team can still revoke (7 callers with the longest
@@ -445,7 +448,7 @@ impl Revocations {
             "Action": "execute-api:Invoke",
             "Resource": "*",
             "Condition": {
-                "StringLike": {"aws:SourceIdentity": format!("{}*", crate::render::SOURCE_IDENTITY_PREFIX)},
+                "StringLike": {"aws:SourceIdentity": TVM_SOURCE_IDENTITIES},
                 "StringNotLike": {"aws:userid": format!("*.${{aws:PrincipalTag/{TAG_SESSION}}}")},
             },
         }));
