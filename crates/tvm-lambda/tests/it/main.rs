@@ -12,6 +12,7 @@ mod presigned;
 mod refusals;
 mod revocation;
 mod revocation_attacks;
+mod revocation_kit;
 mod revocation_review;
 mod revocation_review3;
 mod route_table;

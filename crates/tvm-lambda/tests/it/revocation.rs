@@ -16,6 +16,7 @@ use tvm_devstack::stack::{ACCOUNT, OTHER_ACCOUNT};
 use crate::aws_rules::{beyond_aws_limits, denied_by, Context};
 use crate::gates::{post, ADMIN};
 use crate::harness::*;
+use crate::revocation_kit::{caller, sid, vended_context};
 
 const REV: &str = r#"
 profile: rev
@@ -44,10 +45,6 @@ rules:
   - {name: rev-x, effect: allow, principals: ["arn:aws:sts::123456789012:assumed-role/revx-*/*"]}
 "#;
 
-fn caller(role: &str, session: &str) -> String {
-    format!("arn:aws:sts::123456789012:assumed-role/{role}/{session}")
-}
-
 /// A function instance with its own proxy that has loaded the `rev` profiles.
 async fn rev_lambda(extra: &[(&str, &str)]) -> (Lambda, Proxy) {
     use aws_sdk_ssm::types::ParameterType::String as Plain;
@@ -60,10 +57,6 @@ async fn vend_rev(lambda: &Lambda, who: &str, profile: &str) -> Answer {
     let a = call(lambda, vend_event(who, json!({"profile": profile}))).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     a
-}
-
-fn sid(a: &Answer) -> String {
-    a.body["SessionId"].as_str().unwrap().to_string()
 }
 
 async fn revoke_session(lambda: &Lambda, id: &str) -> Answer {
@@ -82,27 +75,6 @@ async fn revoke_caller(lambda: &Lambda, principal: &str, extra: Value) -> Answer
         b.extend(e.clone());
     }
     post(lambda, ADMIN, "/v1/callers/revoke", body).await
-}
-
-/// The context of a call made with the credentials a recorded AssumeRole
-/// vended: its SourceIdentity and tags.
-fn vended_context(assume: &Call, issued_at: i64) -> Context {
-    let mut tags = HashMap::new();
-    for i in 1.. {
-        let Some(k) = assume.param(&format!("Tags.member.{i}.Key")) else {
-            break;
-        };
-        tags.insert(k, assume.param(&format!("Tags.member.{i}.Value")).unwrap());
-    }
-    Context {
-        action: "dynamodb:GetItem".into(),
-        source_identity: assume.param("SourceIdentity"),
-        principal_tags: tags,
-        token_issue_time: issued_at,
-        resource_tags: HashMap::new(),
-        resource_account: None,
-        userid: None,
-    }
 }
 
 /// The recorded AssumeRole of a vend, by its SourceIdentity.

@@ -2,189 +2,13 @@
 //! fixes, through the real bootstrap on moto; each failed before its fix
 //! (docs/security.md). Each test runs in a state of its own.
 
-use std::collections::HashMap;
-
-use serde_json::{json, Value};
-use tvm_devstack::proxy::{Call, Proxy};
-use tvm_devstack::runtime::Lambda;
-use tvm_devstack::stack::ACCOUNT;
+use serde_json::json;
+use tvm_devstack::proxy::Proxy;
 
 use crate::aws_rules::{denied_by, Context};
 use crate::gates::{post, ADMIN};
 use crate::harness::*;
-
-async fn put_profile(prefix: &str, name: &str, text: &str) {
-    aws_sdk_ssm::Client::new(&sdk())
-        .put_parameter()
-        .name(format!("{prefix}{name}"))
-        .value(text)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn isolated(tag: &str, profiles: &[(&str, &str)]) -> Vec<(String, String)> {
-    let table = format!("tvm-sessions-a3{tag}");
-    let out = std::process::Command::new(tvm_devstack::stack::venv().join("bin/python"))
-        .arg(tvm_devstack::stack::repo_root().join("scripts/bootstrap.py"))
-        .arg("tables")
-        .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
-        .env(
-            "AWS_ACCESS_KEY_ID",
-            &shared().stack.ids.function.access_key_id,
-        )
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            &shared().stack.ids.function.secret_access_key,
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("TVM_SESSIONS_TABLE", &table)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let empty = json!({"Version": "2012-10-17", "Statement": [{
-        "Sid": "ChainOnlyIntoRevocableRoles", "Effect": "Deny", "Action": "sts:AssumeRole", "Resource": "*",
-        "Condition": {"StringNotEquals": {"aws:ResourceTag/tvm-revocable": "true"}}}]});
-    let _ = aws_sdk_iam::Client::new(&sdk())
-        .create_policy()
-        .policy_name(format!("tvm-revocations-a3{tag}"))
-        .path("/tvm/")
-        .policy_document(empty.to_string())
-        .send()
-        .await;
-    let prefix = format!("/tvm/atk3-{tag}/");
-    for (name, text) in profiles {
-        put_profile(&prefix, name, text).await;
-    }
-    vec![
-        ("TVM_SESSIONS_TABLE".into(), table),
-        (
-            "TVM_REVOCATION_POLICY".into(),
-            format!("/tvm/tvm-revocations-a3{tag}"),
-        ),
-        ("TVM_POLICY_PREFIX".into(), prefix),
-    ]
-}
-
-async fn lambda_in(env: &[(String, String)]) -> (Lambda, Proxy) {
-    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    counted_lambda(&e).await
-}
-
-async fn versions_of(tag: &str) -> Vec<(String, bool, Value)> {
-    let iam = aws_sdk_iam::Client::new(&sdk());
-    let arn = format!("arn:aws:iam::{ACCOUNT}:policy/tvm/tvm-revocations-a3{tag}");
-    let versions = iam
-        .list_policy_versions()
-        .policy_arn(&arn)
-        .send()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for v in versions.versions() {
-        let id = v.version_id().unwrap().to_string();
-        let text = iam
-            .get_policy_version()
-            .policy_arn(&arn)
-            .version_id(&id)
-            .send()
-            .await
-            .unwrap()
-            .policy_version()
-            .and_then(|v| v.document())
-            .unwrap()
-            .to_string();
-        out.push((
-            id,
-            v.is_default_version(),
-            serde_json::from_str(&percent_decode(&text)).unwrap(),
-        ));
-    }
-    out
-}
-
-async fn policy_of(tag: &str) -> Value {
-    versions_of(tag)
-        .await
-        .into_iter()
-        .find(|(_, d, _)| *d)
-        .unwrap()
-        .2
-}
-
-fn signed_for(proxy: &Proxy, creds: &aws_credential_types::Credentials) -> String {
-    tvm_client::presign::identity_header(
-        creds,
-        tvm_devstack::stack::REGION,
-        &proxy.url(),
-        tvm_devstack::stack::SERVER_ID,
-        std::time::SystemTime::now(),
-    )
-    .expect("a presigned identity")
-}
-
-fn sid(a: &Answer) -> String {
-    a.body["SessionId"].as_str().unwrap().to_string()
-}
-
-fn creds_of(a: &Answer) -> aws_credential_types::Credentials {
-    let b = &a.body;
-    aws_credential_types::Credentials::new(
-        b["AccessKeyId"].as_str().unwrap(),
-        b["SecretAccessKey"].as_str().unwrap(),
-        b["SessionToken"].as_str().map(str::to_string),
-        None,
-        "vended",
-    )
-}
-
-async fn revoke_session(lambda: &Lambda, who: &str, id: &str) -> Answer {
-    post(
-        lambda,
-        who,
-        &format!("/v1/sessions/{id}/revoke"),
-        json!({"reason": "attack test"}),
-    )
-    .await
-}
-
-fn vended_context(assume: &Call, issued_at: i64) -> Context {
-    let mut tags = HashMap::new();
-    for i in 1.. {
-        let Some(k) = assume.param(&format!("Tags.member.{i}.Key")) else {
-            break;
-        };
-        tags.insert(k, assume.param(&format!("Tags.member.{i}.Value")).unwrap());
-    }
-    Context {
-        action: "dynamodb:GetItem".into(),
-        source_identity: assume.param("SourceIdentity"),
-        principal_tags: tags,
-        token_issue_time: issued_at,
-        resource_tags: HashMap::new(),
-        resource_account: None,
-        userid: None,
-    }
-}
-
-/// The recorded AssumeRole of the vend whose session tag is `id`.
-fn assume_of(proxy: &Proxy, id: &str) -> Call {
-    assume_role_calls(&proxy.calls())
-        .into_iter()
-        .find(|c| {
-            (1..60).any(|i| {
-                c.param(&format!("Tags.member.{i}.Key")).as_deref() == Some("tvm-session")
-                    && c.param(&format!("Tags.member.{i}.Value")).as_deref() == Some(id)
-            })
-        })
-        .unwrap_or_else(|| panic!("no AssumeRole recorded for {id}"))
-}
+use crate::revocation_kit::*;
 
 const FIRST: &str = r#"
 profile: atk3-first
@@ -219,7 +43,7 @@ rules:
 #[test]
 fn a_vended_session_cannot_vend_through_an_sts_hop() {
     run(async {
-        let env = isolated("hop", &[("atk3-first", FIRST), ("atk3-hop", HOP)]).await;
+        let env = isolated("a3hop", &[("atk3-first", FIRST), ("atk3-hop", HOP)]).await;
         let (lambda, proxy) = lambda_in(&env).await;
         let task = shared().stack.task_credentials("atk3-hop").await.unwrap();
         let first = call(
@@ -239,7 +63,7 @@ fn a_vended_session_cannot_vend_through_an_sts_hop() {
             revoke_session(&lambda, ADMIN, &sid(&other)).await.status,
             200
         );
-        let doc = policy_of("hop").await;
+        let doc = policy_of("a3hop").await;
         let vend = assume_of(&proxy, &f);
         let name = vend.param("RoleSessionName").unwrap();
         let invoke = |userid: String| Context {
@@ -302,7 +126,7 @@ rules:
 #[test]
 fn onward_vends_make_a_caller_revocation_impossible() {
     run(async {
-        let env = isolated("flood", &[("atk3-first", FIRST), ("atk3-second", SECOND)]).await;
+        let env = isolated("a3flood", &[("atk3-first", FIRST), ("atk3-second", SECOND)]).await;
         let (lambda, proxy) = lambda_in(&env).await;
         let task = shared().stack.task_credentials("atk3-flood").await.unwrap();
         let first = call(
@@ -365,7 +189,7 @@ fn onward_vends_make_a_caller_revocation_impossible() {
 #[test]
 fn a_definite_iam_refusal_keeps_the_lease() {
     run(async {
-        let mut env = isolated("lease", &[("atk3-first", FIRST)]).await;
+        let mut env = isolated("a3lease", &[("atk3-first", FIRST)]).await;
         env.push(("TVM_AWS_TIMEOUT_MS".into(), "1000".into()));
         let (lambda, proxy) = lambda_in(&env).await;
         let task = shared().stack.task_credentials("atk3-lease").await.unwrap();
