@@ -50,6 +50,8 @@ pub struct Config {
     /// Accounts revocations are written to besides those of the profiles'
     /// roles (`TVM_REVOCATION_ACCOUNTS`): where chained sessions may land.
     pub revocation_accounts: Vec<String>,
+    /// The `service` dimension of the metrics: the function's name.
+    pub service: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,27 +66,30 @@ impl Config {
     /// Build from a variable lookup (the process environment in `main`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let secs = |name: &'static str,
-                    default: u64,
-                    range: std::ops::RangeInclusive<u64>|
-         -> Result<Duration, ConfigError> {
+        let number = |name: &'static str,
+                      default: u64,
+                      range: std::ops::RangeInclusive<u64>,
+                      unit: &str|
+         -> Result<u64, ConfigError> {
             match var(name) {
-                None => Ok(Duration::from_secs(default)),
+                None => Ok(default),
                 Some(v) => v
                     .trim()
                     .parse::<u64>()
                     .ok()
                     .filter(|n| range.contains(n))
-                    .map(Duration::from_secs)
                     .ok_or_else(|| ConfigError::Invalid {
                         name,
                         problem: format!(
-                            "must be a whole number of seconds in {}..={}",
+                            "must be a whole number of {unit} in {}..={}",
                             range.start(),
                             range.end()
                         ),
                     }),
             }
+        };
+        let secs = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            number(name, default, range, "seconds").map(Duration::from_secs)
         };
         let list = |name: &str| -> Vec<String> {
             var(name)
@@ -256,12 +261,12 @@ impl Config {
             allowed_accounts,
             allowed_org_ids,
             sts_endpoint,
-            aws_timeout: Duration::from_millis(
-                var("TVM_AWS_TIMEOUT_MS")
-                    .and_then(|v| v.parse().ok())
-                    .filter(|n| (100..=30_000).contains(n))
-                    .unwrap_or(3_000),
-            ),
+            aws_timeout: Duration::from_millis(number(
+                "TVM_AWS_TIMEOUT_MS",
+                3_000,
+                100..=30_000,
+                "milliseconds",
+            )?),
             session_retention: Duration::from_secs(30 * 86_400),
             rate_limit,
             admins,
@@ -270,6 +275,7 @@ impl Config {
             revoker_role,
             revocation_policy,
             revocation_accounts,
+            service: var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "tvm".into()),
         })
     }
 }
@@ -386,6 +392,17 @@ mod tests {
         assert!(e.to_string().starts_with("TVM_IDENTITY_MODES"));
         let e = cfg(&[("TVM_SESSIONS_TABLE", "s"), ("TVM_ALLOWED_ACCOUNTS", "123")]).unwrap_err();
         assert!(e.to_string().starts_with("TVM_ALLOWED_ACCOUNTS"));
+        // A number out of range is refused, not replaced by the default.
+        for (name, value) in [
+            ("TVM_AWS_TIMEOUT_MS", "50"),
+            ("TVM_AWS_TIMEOUT_MS", "3s"),
+            ("TVM_POLICY_TTL_SECONDS", "0"),
+            ("TVM_POLICY_MAX_STALE_SECONDS", "100000"),
+            ("TVM_RATE_LIMIT", "60"),
+        ] {
+            let e = cfg(&[("TVM_SESSIONS_TABLE", "s"), (name, value)]).unwrap_err();
+            assert!(e.to_string().starts_with(name), "{name}={value}: {e}");
+        }
         assert_eq!(
             cfg(&[]).unwrap_err(),
             ConfigError::Missing {

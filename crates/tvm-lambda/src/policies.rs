@@ -4,7 +4,7 @@
 //! first load, or when every refresh has failed for longer than max-stale
 //! (then it fails closed rather than serve an old policy forever).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ pub struct PolicyCache {
     refreshing: AtomicBool,
     last_attempt: RwLock<Option<Instant>>,
     load_lock: tokio::sync::Mutex<()>,
+    /// Loads that failed since the decision line last reported them.
+    failures: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -47,11 +49,23 @@ impl PolicyCache {
             refreshing: AtomicBool::new(false),
             last_attempt: RwLock::new(None),
             load_lock: tokio::sync::Mutex::new(()),
+            failures: AtomicU64::new(0),
         })
     }
 
     fn snapshot(&self) -> Option<Snapshot> {
         self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    /// How old the set being served is (none before the first load).
+    pub fn age(&self) -> Option<Duration> {
+        self.snapshot().map(|s| s.at.elapsed())
+    }
+
+    /// Loads that failed since the last call (each is reported once, on
+    /// the next decision line).
+    pub fn take_failures(&self) -> u64 {
+        self.failures.swap(0, Ordering::AcqRel)
     }
 
     /// Start the first load without waiting for it (at cold start).
@@ -107,6 +121,7 @@ impl PolicyCache {
         }
         let started = Instant::now();
         let params = self.source.load().await.inspect_err(|e| {
+            self.failures.fetch_add(1, Ordering::AcqRel);
             tracing::error!(dependency = "ssm", error = %error_chain(e), "policy load failed; serving the last good set if it is fresh enough");
         })?;
         let set = Arc::new(build(&self.prefix, &params));

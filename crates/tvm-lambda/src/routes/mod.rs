@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::aws::error_chain;
 use crate::error::ApiError;
 use crate::event::{self, check_body_size, parse_event, raw_request_id, truncate, Reply};
-use log::DecisionLog;
+use log::{DecisionLog, Measures};
 
 /// Every route tvm serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +279,14 @@ impl App {
                     "the event is not an API Gateway or function URL HTTP request".into(),
                 );
                 let reason = format!("malformed event: {}", truncate(&e, 200));
-                return DecisionLog::failed(&request_id, &err, reason, started).to_event_response();
+                return DecisionLog::failed(
+                    &self.config.service,
+                    &request_id,
+                    &err,
+                    reason,
+                    started,
+                )
+                .to_event_response();
             }
         };
         let work = self.handle(req, lambda_request_id, started);
@@ -295,6 +302,7 @@ impl App {
                 Err(_) => {
                     tracing::error!(request_id = %request_id, dependency = "aws", "the Lambda deadline came before AWS answered; no credentials issued");
                     DecisionLog::failed(
+                        &self.config.service,
                         &request_id,
                         &ApiError::OutOfTime,
                         "the Lambda deadline came first".into(),
@@ -314,7 +322,12 @@ impl App {
     ) -> Reply {
         let request_id = event::request_id(&req).unwrap_or_else(|| lambda_request_id.to_string());
         let path = event::route_path(&req, Route::knows);
-        let log = DecisionLog::new(&request_id, req.method().as_str(), &path);
+        let log = DecisionLog::new(
+            &self.config.service,
+            &request_id,
+            req.method().as_str(),
+            &path,
+        );
         let (reply, error, facts) = match self.dispatch(&req, &request_id, &path).await {
             Ok(o) => (o.reply, None, o.facts),
             Err(f) => {
@@ -331,7 +344,11 @@ impl App {
                 (reply, Some(f.error), *f.facts)
             }
         };
-        log.finish(&reply, error.as_ref(), facts, started);
+        let measures = Measures {
+            policy_age: self.policies.age(),
+            policy_refresh_failures: self.policies.take_failures(),
+        };
+        log.finish(&reply, error.as_ref(), facts, started, measures);
         reply
     }
 

@@ -10,7 +10,7 @@ use tvm_core::revocation::{caller_tag, via_tag, Target};
 use tvm_core::vend::{plan, Lineage, SessionRecordView, VendContext};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
-use crate::app::App;
+use crate::app::{notification, App};
 use crate::aws::error_chain;
 use crate::aws::{GateKind, Gates, ParentGate, StillOpen};
 use crate::error::ApiError;
@@ -162,6 +162,24 @@ impl App {
                 return Err(failed(e.into()));
             }
         };
+        if let Via::BreakGlass(event_id) = &grant.via {
+            // Every vend under break-glass is announced, off the caller's path.
+            let details = serde_json::json!({
+                "session_id": session_id,
+                "role_arn": planned.session.role_arn,
+                "duration_seconds": grant.duration_seconds,
+            });
+            let n = notification(
+                "breakglass.vended",
+                caller,
+                &caller.stable_id(),
+                Some(&name),
+                Some(event_id),
+                details,
+                now,
+            );
+            self.announce(n, false).await;
+        }
         let answer = CredentialsResponse {
             version: 1,
             access_key_id: issued.access_key_id,

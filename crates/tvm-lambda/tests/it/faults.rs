@@ -159,6 +159,16 @@ fn dynamodb_failing_fails_closed_before_any_assume_role() {
         let (lambda, proxy) = counted_lambda(&[("TVM_AWS_TIMEOUT_MS", "1000")]).await;
         proxy.set_fault("dynamodb", Some(Fault::Status(500)));
         fails_closed(&lambda, "dynamodb", "500").await;
+        let d = decisions(&lambda).into_iter().last().unwrap();
+        assert_eq!(d["dependency"], "dynamodb");
+        assert_eq!(
+            emf_metric(&d, &["service", "dependency"], "DependencyFailures"),
+            Some(1.0)
+        );
+        assert_eq!(
+            emf_metric(&d, &["service", "code"], "ServerErrors"),
+            Some(1.0)
+        );
         assert!(
             assume_role_calls(&proxy.calls()).is_empty(),
             "no credentials are minted without a session record"

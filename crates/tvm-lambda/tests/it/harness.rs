@@ -337,3 +337,26 @@ pub fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The value of an embedded metric (EMF) on a decision line, if the line's
+/// `_aws` block declares it for exactly these dimensions; each dimension
+/// must be a string field of the line, as CloudWatch requires.
+pub fn emf_metric(line: &Value, dimensions: &[&str], name: &str) -> Option<f64> {
+    let directives = line["_aws"]["CloudWatchMetrics"].as_array()?;
+    assert_eq!(line["service"], "tvm", "the service dimension");
+    directives.iter().find_map(|d| {
+        assert_eq!(d["Namespace"], "tvm");
+        let sets = d["Dimensions"].as_array()?;
+        let declared = sets.iter().any(|set| {
+            let set: Vec<&str> = set
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            set == dimensions && set.iter().all(|k| line[*k].is_string())
+        });
+        let named = d["Metrics"].as_array()?.iter().any(|m| m["Name"] == name);
+        (declared && named).then(|| line[name].as_f64()).flatten()
+    })
+}

@@ -112,6 +112,8 @@ fn every_gate_event_is_announced_with_the_documented_schema() {
             .as_str()
             .unwrap_or_else(|| panic!("{:?}", opened.body))
             .to_string();
+        let under_event = vend(&lambda, &gate("oncall-note", "sre")).await;
+        assert_eq!(under_event.status, 200, "{:?}", under_event.body);
         post(
             &lambda,
             &gate("oncall-note", "sre"),
@@ -142,7 +144,7 @@ fn every_gate_event_is_announced_with_the_documented_schema() {
         let messages: Vec<Value> = serde_json::from_str(&boto3(
             &sns_url,
             DRAIN,
-            &[names["queue"].as_str().unwrap(), "9"],
+            &[names["queue"].as_str().unwrap(), "10"],
         ))
         .unwrap();
         let sns_errors: Vec<String> = lambda
@@ -161,6 +163,7 @@ fn every_gate_event_is_announced_with_the_documented_schema() {
             [
                 "breakglass.closed",
                 "breakglass.opened",
+                "breakglass.vended",
                 "caller.revoked",
                 "request.approved",
                 "request.created",
@@ -179,6 +182,18 @@ fn every_gate_event_is_announced_with_the_documented_schema() {
                 .starts_with("arn:aws:iam::123456789012:"));
             assert!(m.get("AccessKeyId").is_none() && !m.to_string().contains("SecretAccessKey"));
         }
+        let vended = messages
+            .iter()
+            .find(|m| m["type"] == "breakglass.vended")
+            .unwrap();
+        assert_eq!(
+            (vended["id"].as_str(), vended["profile"].as_str()),
+            (Some(event.as_str()), Some("gates"))
+        );
+        assert_eq!(
+            vended["details"]["session_id"].as_str(),
+            under_event.body["SessionId"].as_str()
+        );
         let approved = messages
             .iter()
             .find(|m| m["type"] == "request.approved")

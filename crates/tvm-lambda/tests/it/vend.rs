@@ -64,6 +64,11 @@ fn given_an_ecs_task_when_it_vends_then_it_gets_credentials_and_a_session_item()
         assert_eq!(d["rule"], "ecs-orders");
         assert_eq!(d["duration_seconds"], 900);
         assert!(d["latency_ms"].as_f64().unwrap() > 0.0);
+        // The same line is the vend's metrics (EMF).
+        assert_eq!(emf_metric(&d, &["service"], "Vends"), Some(1.0));
+        assert_eq!(emf_metric(&d, &["service"], "Requests"), Some(1.0));
+        assert!(emf_metric(&d, &["service"], "PolicyAge").is_some_and(|age| age < 60.0));
+        assert_eq!(emf_metric(&d, &["service", "code"], "Refusals"), None);
     });
 }
 
