@@ -15,7 +15,7 @@ resource "aws_apigatewayv2_api" "tvm" {
 resource "aws_apigatewayv2_integration" "tvm" {
   api_id                 = aws_apigatewayv2_api.tvm.id
   integration_type       = "AWS_PROXY"
-  integration_uri        = aws_lambda_function.tvm.invoke_arn
+  integration_uri        = aws_lambda_alias.live.invoke_arn
   payload_format_version = "2.0"
 }
 
@@ -72,6 +72,7 @@ resource "aws_lambda_permission" "api" {
   statement_id  = "AllowApiGatewayInvoke"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.tvm.function_name
+  qualifier     = aws_lambda_alias.live.name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.tvm.execution_arn}/*/*"
 }

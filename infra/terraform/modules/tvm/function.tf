@@ -60,13 +60,10 @@ resource "aws_iam_role_policy" "function" {
         Condition = { StringEquals = { "aws:ResourceTag/tvm-protected" = "true" } }
       },
       {
-        Sid    = "ReadPolicies"
-        Effect = "Allow"
-        Action = "ssm:GetParametersByPath"
-        Resource = [
-          "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${var.policy_prefix}",
-          "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${var.policy_prefix}*",
-        ]
+        Sid      = "ReadPolicies"
+        Effect   = "Allow"
+        Action   = "ssm:GetParametersByPath"
+        Resource = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${var.policy_prefix}"
       },
       {
         Sid       = "DecryptSecureStringPolicies"
@@ -75,17 +72,28 @@ resource "aws_iam_role_policy" "function" {
         Resource  = "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"
         Condition = { StringEquals = { "kms:ViaService" = "ssm.${local.region}.amazonaws.com" } }
       },
+      # Exactly the actions the code calls, on the resources it calls them
+      # on (crates/tvm-lambda/tests/it/least_privilege.rs; SAM's are the same).
       {
-        Sid    = "Tables"
+        Sid      = "SessionItems"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+        Resource = aws_dynamodb_table.sessions.arn
+      },
+      {
+        Sid    = "GateItems"
         Effect = "Allow"
         Action = [
-          "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-          "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem",
+          "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+          "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
         ]
-        Resource = flatten([
-          for t in [aws_dynamodb_table.sessions, aws_dynamodb_table.approvals, aws_dynamodb_table.breakglass] :
-          [t.arn, "${t.arn}/index/*"]
-        ])
+        Resource = [aws_dynamodb_table.approvals.arn, aws_dynamodb_table.breakglass.arn]
+      },
+      {
+        Sid      = "Listings"
+        Effect   = "Allow"
+        Action   = "dynamodb:Query"
+        Resource = [for t in [aws_dynamodb_table.sessions, aws_dynamodb_table.approvals, aws_dynamodb_table.breakglass] : "${t.arn}/index/*"]
       },
       {
         Sid      = "AssumeRevokers"
@@ -98,6 +106,12 @@ resource "aws_iam_role_policy" "function" {
         Effect   = "Allow"
         Action   = "sns:Publish"
         Resource = aws_sns_topic.notify[0].arn
+        }] : [], var.tracing == "Active" ? [{
+        # X-Ray takes no resource-level permissions.
+        Sid      = "Tracing"
+        Effect   = "Allow"
+        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        Resource = "*"
     }] : [])
   })
 }
@@ -107,7 +121,7 @@ resource "aws_lambda_function" "tvm" {
   #checkov:skip=CKV_AWS_117:Calls only public AWS endpoints; a VPC would add NAT cost and a failure mode, no isolation.
   #checkov:skip=CKV_AWS_115:Concurrency is bounded by API Gateway throttling and tvm's per-caller rate limits.
   #checkov:skip=CKV_AWS_173:The environment holds names and settings only, no secrets.
-  #checkov:skip=CKV_AWS_50:X-Ray tracing is optional; the decision log line carries the request id.
+  #checkov:skip=CKV_AWS_50:X-Ray tracing is the tracing variable's choice; the decision log line carries the request id.
   #checkov:skip=CKV_AWS_272:Code signing is the deployer's choice; the package is built from this repository by make package.
   function_name    = var.name
   role             = aws_iam_role.function.arn
@@ -117,7 +131,13 @@ resource "aws_lambda_function" "tvm" {
   runtime          = "provided.al2023"
   architectures    = ["arm64"]
   memory_size      = var.memory_size
-  timeout          = 10
+  timeout          = var.timeout
+  # Every apply of new code publishes a version; the API invokes the alias.
+  publish = true
+
+  tracing_config {
+    mode = var.tracing
+  }
 
   logging_config {
     log_format = "JSON"
@@ -131,7 +151,14 @@ resource "aws_lambda_function" "tvm" {
       TVM_APPROVALS_TABLE  = aws_dynamodb_table.approvals.name
       TVM_BREAKGLASS_TABLE = aws_dynamodb_table.breakglass.name
       TVM_NOTIFY_TOPIC_ARN = var.enable_notifications ? aws_sns_topic.notify[0].arn : ""
-      TVM_IDENTITY_MODES   = "apigw"
+      TVM_IDENTITY_MODES   = join(",", var.identity_modes)
+      TVM_SERVER_ID        = var.server_id
+      TVM_ADMIN_PRINCIPALS = join(",", var.admin_principals)
+      TVM_RATE_LIMIT       = var.rate_limit
+      # Numbers as the environment carries them; null = the code's default.
+      TVM_POLICY_TTL_SECONDS       = tostring(var.policy_ttl_seconds)
+      TVM_POLICY_MAX_STALE_SECONDS = var.policy_max_stale_seconds == null ? "" : tostring(var.policy_max_stale_seconds)
+      TVM_AWS_TIMEOUT_MS           = tostring(var.aws_timeout_ms)
       # Never "any account": the deploying account unless told otherwise.
       TVM_ALLOWED_ACCOUNTS    = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
       TVM_ALLOWED_ORG_IDS     = join(",", var.allowed_org_ids)
@@ -142,4 +169,46 @@ resource "aws_lambda_function" "tvm" {
     }
   }
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = !contains(var.identity_modes, "sts") || length(var.server_id) >= 8
+      error_message = "The sts identity mode needs server_id (at least 8 characters)."
+    }
+    precondition {
+      condition     = var.function_url != "NONE" || contains(var.identity_modes, "sts")
+      error_message = "A function URL without IAM auth identifies callers only in the sts identity mode."
+    }
+    precondition {
+      condition     = var.enable_notifications || (var.notification_email == "" && var.notification_https_url == "")
+      error_message = "notification_email and notification_https_url subscribe to the notification topic, which enable_notifications = false does not create."
+    }
+  }
+}
+
+# The version the API (and the function URL) invokes: a rollback points it back.
+resource "aws_lambda_alias" "live" {
+  name             = "live"
+  function_name    = aws_lambda_function.tvm.function_name
+  function_version = aws_lambda_function.tvm.version
+}
+
+resource "aws_lambda_function_url" "tvm" {
+  #checkov:skip=CKV_AWS_258:With authorization NONE callers authenticate by a presigned GetCallerIdentity (the sts identity mode, enforced by a precondition).
+  count              = var.function_url == "none" ? 0 : 1
+  function_name      = aws_lambda_function.tvm.function_name
+  qualifier          = aws_lambda_alias.live.name
+  authorization_type = var.function_url
+}
+
+# Policy documents given as input, one parameter per profile.
+resource "aws_ssm_parameter" "policy" {
+  #checkov:skip=CKV_AWS_337:Policy documents are not secrets; SecureString parameters you manage yourself are read too.
+  #checkov:skip=CKV2_AWS_34:Policy documents are not secrets; SecureString parameters you manage yourself are read too.
+  for_each = var.policies
+  name     = "${var.policy_prefix}${each.key}"
+  type     = "String"
+  tier     = length(each.value) > 4096 ? "Advanced" : "Standard"
+  value    = each.value
+  tags     = var.tags
 }

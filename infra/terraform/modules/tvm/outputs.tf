@@ -9,8 +9,28 @@ output "api_execution_arn" {
 }
 
 output "function_role_arn" {
-  description = "The execution role protected roles must trust (and only it)."
+  description = "The execution role protected roles must trust (and only it): tvm_function_role_arn of modules/protected-role."
   value       = aws_iam_role.function.arn
+}
+
+output "function_name" {
+  description = "The function's name (the metrics' service dimension)."
+  value       = aws_lambda_function.tvm.function_name
+}
+
+output "function_alias_arn" {
+  description = "The alias the API invokes; every apply of new code moves it to the new version."
+  value       = aws_lambda_alias.live.arn
+}
+
+output "function_url" {
+  description = "The function URL, when function_url is not none."
+  value       = try(aws_lambda_function_url.tvm[0].function_url, null)
+}
+
+output "function_environment" {
+  description = "The function's environment as deployed (names and settings only, no secrets): what make test runs the bootstrap with."
+  value       = aws_lambda_function.tvm.environment[0].variables
 }
 
 output "tables" {
@@ -25,4 +45,19 @@ output "tables" {
 output "notify_topic_arn" {
   description = "SNS topic of approval, break-glass and revocation events, if enabled."
   value       = var.enable_notifications ? aws_sns_topic.notify[0].arn : null
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms publish to; subscribe your pager."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.tvm.dashboard_name
+}
+
+output "policy_parameters" {
+  description = "The SSM parameters created from var.policies, by profile."
+  value       = { for k, p in aws_ssm_parameter.policy : k => p.name }
 }

@@ -42,6 +42,8 @@ resource "aws_dynamodb_table" "sessions" {
   point_in_time_recovery {
     enabled = true
   }
+  # Session records and revocation state outlive a destroy unless this is off.
+  deletion_protection_enabled = var.table_deletion_protection
   #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key; a customer managed key adds cost and a key policy without changing who can read the table.
   server_side_encryption {
     enabled = true
@@ -80,6 +82,8 @@ resource "aws_dynamodb_table" "approvals" {
   point_in_time_recovery {
     enabled = true
   }
+  # Session records and revocation state outlive a destroy unless this is off.
+  deletion_protection_enabled = var.table_deletion_protection
   #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key; see the sessions table.
   server_side_encryption {
     enabled = true
@@ -118,6 +122,8 @@ resource "aws_dynamodb_table" "breakglass" {
   point_in_time_recovery {
     enabled = true
   }
+  # Session records and revocation state outlive a destroy unless this is off.
+  deletion_protection_enabled = var.table_deletion_protection
   #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key; see the sessions table.
   server_side_encryption {
     enabled = true

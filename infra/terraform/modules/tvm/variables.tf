@@ -5,7 +5,7 @@ variable "name" {
 }
 
 variable "lambda_zip" {
-  description = "Path of the function package: `make package` writes target/lambda/bootstrap/bootstrap.zip (arm64)."
+  description = "Path of the function package (arm64): `make package` writes target/lambda/bootstrap/bootstrap.zip; a release's tvm-lambda-arm64.zip works too."
   type        = string
 }
 
@@ -46,12 +46,20 @@ variable "log_level" {
   description = "RUST_LOG for the function."
   type        = string
   default     = "info"
+  validation {
+    condition     = contains(["error", "warn", "info", "debug"], var.log_level)
+    error_message = "log_level is error, warn, info or debug."
+  }
 }
 
 variable "log_retention_days" {
   description = "Retention of the function and API access logs."
   type        = number
   default     = 365
+  validation {
+    condition     = contains([30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653], var.log_retention_days)
+    error_message = "log_retention_days is one of CloudWatch Logs' values: 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653."
+  }
 }
 
 variable "enable_notifications" {
@@ -64,6 +72,10 @@ variable "memory_size" {
   description = "Function memory in MB."
   type        = number
   default     = 128
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240
+    error_message = "memory_size is in 128..10240 MB."
+  }
 }
 
 variable "tags" {
@@ -100,4 +112,148 @@ variable "revocation_accounts" {
     condition     = alltrue([for a in var.revocation_accounts : can(regex("^[0-9]{12}$", a))])
     error_message = "revocation_accounts are 12-digit account ids."
   }
+}
+
+variable "admin_principals" {
+  description = "ARN globs of the security team (TVM_ADMIN_PRINCIPALS), each naming its account: they list and revoke any session and revoke callers. Empty: nobody."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.admin_principals : can(regex("^arn:[^,\\s]+$", p))])
+    error_message = "admin_principals are ARN globs without commas, such as arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_SecAdmin_*/*."
+  }
+}
+
+variable "identity_modes" {
+  description = "Identity sources (TVM_IDENTITY_MODES): apigw (API Gateway's IAM authorization) and/or sts (a presigned GetCallerIdentity in X-Tvm-Identity, for a function URL or a front without IAM auth; needs server_id)."
+  type        = list(string)
+  default     = ["apigw"]
+  validation {
+    condition     = length(var.identity_modes) > 0 && alltrue([for m in var.identity_modes : contains(["apigw", "sts"], m)])
+    error_message = "identity_modes are apigw, sts or both."
+  }
+}
+
+variable "server_id" {
+  description = "The x-tvm-server-id a presigned identity must be signed with (TVM_SERVER_ID); required by the sts identity mode, 8-128 characters."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^([A-Za-z0-9._-]{8,128})?$", var.server_id))
+    error_message = "server_id is empty or 8-128 letters, digits, '.', '_' or '-'."
+  }
+}
+
+variable "rate_limit" {
+  description = "Vends per caller and profile, REQUESTS/SECONDS, for profiles without their own limit (TVM_RATE_LIMIT)."
+  type        = string
+  default     = "60/60"
+  validation {
+    condition     = can(regex("^[0-9]+/[0-9]+$", var.rate_limit))
+    error_message = "rate_limit is REQUESTS/SECONDS, such as 60/60."
+  }
+}
+
+variable "policy_ttl_seconds" {
+  description = "How old the in-memory policy set may get before a background refresh (TVM_POLICY_TTL_SECONDS)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.policy_ttl_seconds >= 1 && var.policy_ttl_seconds <= 3600 && floor(var.policy_ttl_seconds) == var.policy_ttl_seconds
+    error_message = "policy_ttl_seconds is a whole number in 1..3600."
+  }
+}
+
+variable "policy_max_stale_seconds" {
+  description = "After this long without a successful refresh the function fails closed (TVM_POLICY_MAX_STALE_SECONDS); null: the code's default, max(300, 2 x policy_ttl_seconds)."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.policy_max_stale_seconds == null ? true : (var.policy_max_stale_seconds >= 2 && var.policy_max_stale_seconds <= 86400 && floor(var.policy_max_stale_seconds) == var.policy_max_stale_seconds)
+    error_message = "policy_max_stale_seconds is null or a whole number in 2..86400."
+  }
+}
+
+variable "aws_timeout_ms" {
+  description = "Upper bound of one AWS operation, retries included (TVM_AWS_TIMEOUT_MS). Keep timeout above a few of them."
+  type        = number
+  default     = 3000
+  validation {
+    condition     = var.aws_timeout_ms >= 100 && var.aws_timeout_ms <= 30000 && floor(var.aws_timeout_ms) == var.aws_timeout_ms
+    error_message = "aws_timeout_ms is a whole number in 100..30000."
+  }
+}
+
+variable "timeout" {
+  description = "Function timeout in seconds."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.timeout >= 3 && var.timeout <= 900
+    error_message = "timeout is in 3..900 seconds."
+  }
+}
+
+variable "tracing" {
+  description = "AWS X-Ray tracing of the function: Active (adds the X-Ray write permission) or PassThrough."
+  type        = string
+  default     = "PassThrough"
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.tracing)
+    error_message = "tracing is Active or PassThrough."
+  }
+}
+
+variable "function_url" {
+  description = "Also serve a Lambda function URL with this auth type: none (no URL), AWS_IAM, or NONE (no IAM auth in front; requires the sts identity mode)."
+  type        = string
+  default     = "none"
+  validation {
+    condition     = contains(["none", "AWS_IAM", "NONE"], var.function_url)
+    error_message = "function_url is none, AWS_IAM or NONE."
+  }
+}
+
+variable "table_deletion_protection" {
+  description = "DynamoDB deletion protection on the three tables: terraform destroy cannot delete session records and revocation state while it is on."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_email" {
+  description = "An email address subscribed to the alarm topic (confirm the subscription mail); empty for none."
+  type        = string
+  default     = ""
+}
+
+variable "notification_email" {
+  description = "An email address subscribed to the notification topic (approvals, break-glass, revocations); empty for none."
+  type        = string
+  default     = ""
+}
+
+variable "notification_https_url" {
+  description = "An HTTPS endpoint subscribed to the notification topic; empty for none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^(https://\\S+)?$", var.notification_https_url))
+    error_message = "notification_https_url is empty or an https:// URL."
+  }
+}
+
+variable "policies" {
+  description = "Policy documents by profile name, stored under policy_prefix (for example { orders-tenant = file(\"policies/orders-tenant.yaml\") }). Empty: manage the parameters yourself (tvm policy push)."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = alltrue([for name in keys(var.policies) : can(regex("^[A-Za-z0-9_.-]{1,64}$", name))])
+    error_message = "policies are keyed by profile name: 1-64 letters, digits, '-', '_' or '.'."
+  }
+}
+
+variable "saved_queries" {
+  description = "Save the Logs Insights queries over the decision log (docs/operations.md). The moto emulator has no PutQueryDefinition: make test turns them off there."
+  type        = bool
+  default     = true
 }
