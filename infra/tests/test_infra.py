@@ -329,6 +329,41 @@ class ProtectedRole(unittest.TestCase):
         default = next(v["source_identity_prefix"]["default"] for v in variables if "source_identity_prefix" in v)
         self.assertEqual(default, prefix)
 
+    def test_the_cloudformation_protected_role_matches_the_terraform_one(self):
+        t = cfn("infra", "cloudformation", "tvm-account.yaml")
+        role = t["Resources"]["ProtectedRole"]
+        self.assertEqual(role["Condition"], "HasRole")
+        props = role["Properties"]
+        trust = props["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual(len(trust), 1)
+        self.assertEqual(trust[0]["Principal"], {"AWS": {"Ref": "TvmFunctionRoleArn"}})
+        self.assertEqual(sorted(trust[0]["Action"]), ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"])
+        self.assertEqual(trust[0]["Condition"], {"StringLike": {"sts:SourceIdentity": {"Sub": "${SourceIdentityPrefix}*"}}})
+        prefix = re.search(r'SOURCE_IDENTITY_PREFIX: &str = "([^"]+)"', CODE["render"]).group(1)
+        self.assertEqual(t["Parameters"]["SourceIdentityPrefix"]["Default"], prefix)
+        self.assertEqual(props["PermissionsBoundary"], {"Ref": "PermissionsPolicyArn"})
+        self.assertEqual(props["ManagedPolicyArns"][0], {"Ref": "PermissionsPolicyArn"})
+        self.assertEqual(props["ManagedPolicyArns"][1]["If"][1], {"Ref": "RevocationPolicy"})
+        tags = {tag["Key"]: tag["Value"] for tag in props["Tags"]}
+        self.assertEqual(tags, {"tvm-protected": "true", "tvm-revocable": "true"})
+        self.assertEqual(t["Parameters"]["ProtectedRolePath"]["Default"], sam()["Parameters"]["ProtectedRolePath"]["Default"])
+        for name in ["RevocationPolicy", "Revoker"]:
+            self.assertEqual(t["Resources"][name]["Condition"], "CreateAccountResources")
+        self.assertIn("ARoleNeedsItsPermissions", t["Rules"])
+
+    def test_the_example_caller_may_invoke_only_tvms_vend_and_profiles(self):
+        t = cfn("infra", "cloudformation", "example-caller.yaml")
+        statements = t["Resources"]["Caller"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        self.assertEqual(len(statements), 1)
+        self.assertEqual(statements[0]["Action"], "execute-api:Invoke")
+        self.assertEqual(statements[0]["Resource"], [
+            {"Sub": "${ApiExecutionArn}/*/POST/v1/credentials"},
+            {"Sub": "${ApiExecutionArn}/*/GET/v1/profiles"},
+        ])
+        outputs = sam()["Outputs"]
+        self.assertEqual(outputs["ApiExecutionArn"]["Value"], {"Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}"})
+        self.assertIn(r"[0-9]{12}:[a-z0-9]+$", t["Parameters"]["ApiExecutionArn"]["AllowedPattern"])
+
     def test_the_example_wires_the_role_to_the_execution_role(self):
         text = read("infra", "terraform", "examples", "complete", "main.tf")
         self.assertIn("tvm_function_role_arn = module.tvm.function_role_arn", text)
@@ -341,6 +376,156 @@ class ProtectedRole(unittest.TestCase):
             for block in doc.get("variable", []):
                 for name, v in block.items():
                     self.assertTrue(v.get("description"), f"{f}: variable {name} has no description")
+
+
+def number_setting(name):
+    """(default, low, high) of a setting config.rs reads with number() or secs()."""
+    m = re.search(r'(?:number|secs)\(\s*"%s",\s*([^,]+),\s*([0-9_]+)\.\.=([0-9_]+)' % name, CODE["config"])
+    num = lambda g: int(g.replace("_", "")) if re.fullmatch(r"[0-9_]+", g) else g.strip()
+    return tuple(num(g) for g in m.groups())
+
+
+def tf_variables(path="modules/tvm/variables.tf"):
+    return {k: v for block in tf(path)["variable"] for k, v in block.items()}
+
+
+# Every setting: environment variable, SAM parameter, Terraform variable.
+SETTINGS = [
+    ("TVM_POLICY_PREFIX", "PolicyPrefix", "policy_prefix"),
+    ("TVM_IDENTITY_MODES", "IdentityModes", "identity_modes"),
+    ("TVM_SERVER_ID", "ServerId", "server_id"),
+    ("TVM_ALLOWED_ACCOUNTS", "AllowedAccounts", "allowed_accounts"),
+    ("TVM_ALLOWED_ORG_IDS", "AllowedOrgIds", "allowed_org_ids"),
+    ("TVM_ADMIN_PRINCIPALS", "AdminPrincipals", "admin_principals"),
+    ("TVM_RATE_LIMIT", "RateLimit", "rate_limit"),
+    ("TVM_POLICY_TTL_SECONDS", "PolicyTtlSeconds", "policy_ttl_seconds"),
+    ("TVM_POLICY_MAX_STALE_SECONDS", "PolicyMaxStaleSeconds", "policy_max_stale_seconds"),
+    ("TVM_AWS_TIMEOUT_MS", "AwsTimeoutMs", "aws_timeout_ms"),
+    ("TVM_REVOKER_ROLE", "RevokerRole", "revoker_role"),
+    ("TVM_REVOCATION_POLICY", "RevocationPolicy", "revocation_policy"),
+    ("TVM_REVOCATION_ACCOUNTS", "RevocationAccounts", "revocation_accounts"),
+    ("RUST_LOG", "LogLevel", "log_level"),
+]
+
+
+class Settings(unittest.TestCase):
+    """Every documented setting is a SAM parameter and a Terraform variable,
+    with the code's default and range."""
+
+    def test_every_setting_the_code_reads_is_deployable(self):
+        read_by_code = set(re.findall(r'"(TVM_[A-Z_]+)"', CODE["config"]))
+        # Set from resources, not by the deployer.
+        resources = {"TVM_SESSIONS_TABLE", "TVM_APPROVALS_TABLE", "TVM_BREAKGLASS_TABLE", "TVM_NOTIFY_TOPIC_ARN"}
+        self.assertEqual(read_by_code - resources, {env for env, _, _ in SETTINGS if env.startswith("TVM_")})
+        sam_env = sam()["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+        tf_env = tf_resources("modules/tvm/function.tf", "aws_lambda_function")["tvm"]["environment"][0]["variables"]
+        params, variables = sam()["Parameters"], tf_variables()
+        for env, param, var in SETTINGS:
+            self.assertIn(param, params, env)
+            self.assertIn(var, variables, env)
+            self.assertIn(param, json.dumps(sam_env[env]), env)
+            self.assertIn(f"var.{var}", tf_env[env], env)
+            self.assertTrue(variables[var].get("description"), var)
+
+    def test_numbers_default_and_range_as_the_code(self):
+        params, variables = sam()["Parameters"], tf_variables()
+        for env, param, var in [("TVM_POLICY_TTL_SECONDS", "PolicyTtlSeconds", "policy_ttl_seconds"),
+                                ("TVM_AWS_TIMEOUT_MS", "AwsTimeoutMs", "aws_timeout_ms")]:
+            default, low, high = number_setting(env)
+            p = params[param]
+            self.assertEqual((p["Default"], p["MinValue"], p["MaxValue"]), (default, low, high), param)
+            self.assertEqual(variables[var]["default"], default, var)
+            condition = variables[var]["validation"][0]["condition"]
+            self.assertIn(f">= {low}", condition, var)
+            self.assertIn(f"<= {high}", condition, var)
+        # Max-stale defaults to a function of the TTL in the code: unset in both.
+        derived, low, high = number_setting("TVM_POLICY_MAX_STALE_SECONDS")
+        self.assertEqual(derived, "300.max(policy_ttl.as_secs() * 2)")
+        self.assertEqual(params["PolicyMaxStaleSeconds"]["Default"], "")
+        self.assertIsNone(variables["policy_max_stale_seconds"]["default"])
+        self.assertIn(f">= {low}", variables["policy_max_stale_seconds"]["validation"][0]["condition"])
+        self.assertIn(f"<= {high}", variables["policy_max_stale_seconds"]["validation"][0]["condition"])
+
+    def test_strings_default_as_the_code(self):
+        params, variables = sam()["Parameters"], tf_variables()
+        rate = re.search(r"requests: (\d+),\s*per_seconds: (\d+)", CODE["config"]).groups()
+        self.assertEqual(params["RateLimit"]["Default"], "/".join(rate))
+        self.assertEqual(variables["rate_limit"]["default"], "/".join(rate))
+        prefix = re.search(r'var\("TVM_POLICY_PREFIX"\)\.unwrap_or_else\(\|\| "([^"]+)"', CODE["config"]).group(1)
+        self.assertEqual(params["PolicyPrefix"]["Default"], prefix)
+        self.assertEqual(variables["policy_prefix"]["default"], prefix)
+        # The code's default identity mode is apigw alone, and the sts mode needs a server id.
+        self.assertEqual(params["IdentityModes"]["Default"], "apigw")
+        self.assertEqual(variables["identity_modes"]["default"], ["apigw"])
+        self.assertIn("sts identity mode needs a server id of at least 8", CODE["config"])
+        rule = sam()["Rules"]["StsModeNeedsAServerId"]
+        self.assertEqual(rule["RuleCondition"], {"Not": [{"Equals": [{"Ref": "IdentityModes"}, "apigw"]}]})
+        self.assertIn("{8,128}", params["ServerId"]["AllowedPattern"])
+        self.assertIn("{8,128}", variables["server_id"]["validation"][0]["condition"])
+        self.assertIn('length(var.server_id) >= 8', read("infra", "terraform", "modules", "tvm", "function.tf"))
+        self.assertEqual(params["AdminPrincipals"]["Default"], "")
+        self.assertEqual(variables["admin_principals"]["default"], [])
+
+
+class DataSafety(unittest.TestCase):
+    def test_tables_outlive_the_stack(self):
+        resources = sam()["Resources"]
+        for name in SAM_TABLES.values():
+            t = resources[name]
+            self.assertEqual((t["DeletionPolicy"], t["UpdateReplacePolicy"]), ("Retain", "Retain"), name)
+            self.assertEqual(t["Properties"]["DeletionProtectionEnabled"], {"Ref": "TableDeletionProtection"})
+        self.assertEqual(sam()["Parameters"]["TableDeletionProtection"]["Default"], "true")
+        for name, t in tf_resources("modules/tvm/tables.tf", "aws_dynamodb_table").items():
+            self.assertEqual(t["deletion_protection_enabled"], "${var.table_deletion_protection}", name)
+        self.assertTrue(tf_variables()["table_deletion_protection"]["default"])
+
+    def test_the_api_invokes_an_alias(self):
+        fn = sam()["Resources"]["Function"]["Properties"]
+        self.assertEqual(fn["AutoPublishAlias"], "live")
+        integration = tf_resources("modules/tvm/api.tf", "aws_apigatewayv2_integration")["tvm"]
+        self.assertEqual(integration["integration_uri"], "${aws_lambda_alias.live.invoke_arn}")
+        permission = tf_resources("modules/tvm/api.tf", "aws_lambda_permission")["api"]
+        self.assertEqual(permission["qualifier"], "${aws_lambda_alias.live.name}")
+        self.assertTrue(tf_resources("modules/tvm/function.tf", "aws_lambda_function")["tvm"]["publish"])
+
+    def test_the_provider_is_bounded_to_the_tested_major_and_locked(self):
+        for f in glob.glob(os.path.join(TF, "**", "*.tf"), recursive=True):
+            for block in tf(os.path.relpath(f, TF)).get("terraform", []):
+                for req in block.get("required_providers", []):
+                    version = req["aws"]["version"]
+                    self.assertTrue("< 6.0" in version or version.startswith("~> 5."), f"{f}: {version}")
+        lock = read("infra", "terraform", "examples", "complete", ".terraform.lock.hcl")
+        self.assertIn('version     = "5.100.0"', lock)
+
+
+class Monitoring(unittest.TestCase):
+    """The alarms SAM and Terraform create watch the same metrics alike,
+    and the metrics are the ones the decision line emits."""
+
+    def sam_alarms(self):
+        out = {}
+        for name, r in sam()["Resources"].items():
+            if r["Type"] == "AWS::CloudWatch::Alarm" and "MetricName" in r["Properties"]:
+                p = r["Properties"]
+                out[p["MetricName"]] = [p["Namespace"], p["MetricName"], p["Statistic"], p["Period"], p["EvaluationPeriods"], p["Threshold"]]
+        return out
+
+    def test_sam_and_terraform_alarm_alike(self):
+        alarms = tf("modules/tvm/monitoring.tf")["locals"][0]["alarms"]
+        tf_alarms = {v[1]: v[:6] for v in alarms.values()}
+        self.assertEqual(self.sam_alarms(), tf_alarms)
+        for v in alarms.values():
+            anchor = v[6].split("docs/operations.md#")[1]
+            self.assertIn(anchor.replace("-", " "), read("docs", "operations.md").lower().replace("-", " "), anchor)
+
+    def test_every_tvm_metric_alarmed_on_is_emitted(self):
+        log = read("crates", "tvm-lambda", "src", "routes", "log.rs")
+        for ns, metric, *_ in self.sam_alarms().values():
+            if ns == "tvm":
+                self.assertIn(f'("{metric}", ', log, metric)
+        for metric in ["ServerErrors", "Requests"]:
+            self.assertIn(f'("{metric}", ', log, metric)
+        self.assertIn('pub const METRICS_NAMESPACE: &str = "tvm";', log)
 
 
 class LocalStack(unittest.TestCase):
