@@ -87,10 +87,19 @@ def ttl_enabled(ddb, name):
     return d.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
 
 
-def put_policies(ssm, files, secure):
+# The account the example policies name (the moto stack's).
+EXAMPLE_ACCOUNT = "123456789012"
+
+
+def put_policies(ssm, files, secure, account=None):
+    """Put each document under the prefix. With `account`, the example
+    account in the documents becomes that one (an emulator that runs as
+    another account: LocalStack's is 000000000000)."""
     prefix = os.environ.get("TVM_POLICY_PREFIX", "/tvm/policies/")
     for path in files:
         text = open(path).read()
+        if account and account != EXAMPLE_ACCOUNT:
+            text = text.replace(EXAMPLE_ACCOUNT, account)
         doc = yaml.safe_load(text)
         name = f"{prefix}{doc['profile']}"
         ssm.put_parameter(
@@ -265,7 +274,11 @@ def main():
     if a.what in ("tables", "all"):
         create_tables(ddb)
     if a.what in ("policies", "all"):
-        put_policies(ssm, files, a.secure)
+        # The examples name the moto account; seed them for the account the
+        # emulator reports. Documents of your own are put as they are.
+        account = None if a.files else session.client("sts").get_caller_identity()["Account"]
+        result["account"] = account
+        put_policies(ssm, files, a.secure, account)
     if a.what in ("demo-identities", "all"):
         result["identities"] = demo_identities(session.client("iam"), session.client("sts"), ddb)
     print(json.dumps(result, indent=2))

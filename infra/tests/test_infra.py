@@ -546,6 +546,10 @@ class LocalStack(unittest.TestCase):
         for key, spec in TABLES.items():
             self.assertIn(f'"{spec["env"]}": tables["{key}"]', text)
         self.assertNotIn("create-table", text, "tables come from bootstrap.py only")
+        self.assertNotIn("awslocal", text, "the AWS CLI reads AWS_ENDPOINT_URL itself")
+        self.assertNotIn("000000000000", text, "the account is the one LocalStack reports")
+        self.assertIn('["identities"]["account"]', text)
+        self.assertIn("AWS_ENDPOINT_URL_STS=http://127.0.0.1:4566", text, "host clients reach the published port")
 
 
 if __name__ == "__main__":

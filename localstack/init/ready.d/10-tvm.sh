@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LocalStack ready hook: the tvm stack. Tables and policies come from
 # scripts/bootstrap.py (the same source the moto stack and real accounts use).
+# The AWS CLI reaches LocalStack through AWS_ENDPOINT_URL (no wrapper needed).
 set -euo pipefail
 
 export AWS_ENDPOINT_URL=http://localhost:4566
@@ -15,12 +16,16 @@ if [ ! -f "$ZIP" ]; then
   exit 1
 fi
 
+# Seeds for the account LocalStack reports (000000000000 unless configured):
+# the example policies name the moto account, and bootstrap.py rewrites it.
 "$PY" /opt/tvm/scripts/bootstrap.py all > /tmp/tvm-bootstrap.json
+ACCOUNT=$("$PY" -c 'import json; print(json.load(open("/tmp/tvm-bootstrap.json"))["identities"]["account"])')
 
 # The function's environment, with the table names bootstrap.py created.
 "$PY" - "$OUT/function-env.json" <<'PYTHON'
 import json, os, sys
-tables = json.load(open("/tmp/tvm-bootstrap.json"))["tables"]
+seeded = json.load(open("/tmp/tvm-bootstrap.json"))
+tables = seeded["tables"]
 env = {
     "TVM_SESSIONS_TABLE": tables["sessions"],
     "TVM_APPROVALS_TABLE": tables["approvals"],
@@ -28,18 +33,19 @@ env = {
     "TVM_POLICY_PREFIX": os.environ.get("TVM_POLICY_PREFIX", "/tvm/policies/"),
     "TVM_IDENTITY_MODES": "sts",
     "TVM_SERVER_ID": os.environ.get("TVM_SERVER_ID", "tvm-localstack"),
-    # The sts mode serves only named accounts: LocalStack's own by default.
-    "TVM_ALLOWED_ACCOUNTS": os.environ.get("TVM_ALLOWED_ACCOUNTS", "000000000000"),
+    # The sts mode serves only named accounts: the one LocalStack reports.
+    "TVM_ALLOWED_ACCOUNTS": os.environ.get("TVM_ALLOWED_ACCOUNTS", seeded["identities"]["account"]),
+    # Inside LocalStack's Lambda containers its DNS resolves this name.
     "AWS_ENDPOINT_URL": "http://localhost.localstack.cloud:4566",
 }
 json.dump({"Variables": env}, open(sys.argv[1], "w"))
 PYTHON
 
-awslocal iam create-role --role-name tvm-function \
+aws iam create-role --role-name tvm-function \
   --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}' \
   > /dev/null 2>&1 || true
 
-awslocal lambda create-function \
+aws lambda create-function \
   --function-name tvm \
   --runtime provided.al2023 \
   --architectures "${LAMBDA_ARCH:-arm64}" \
@@ -47,10 +53,18 @@ awslocal lambda create-function \
   --memory-size 128 \
   --timeout 10 \
   --zip-file "fileb://$ZIP" \
-  --role "arn:aws:iam::000000000000:role/tvm-function" \
+  --role "arn:aws:iam::$ACCOUNT:role/tvm-function" \
   --environment "file://$OUT/function-env.json" > /dev/null
-awslocal lambda wait function-active-v2 --function-name tvm
+aws lambda wait function-active-v2 --function-name tvm
 
-url=$(awslocal lambda create-function-url-config --function-name tvm --auth-type NONE --query FunctionUrl --output text)
+url=$(aws lambda create-function-url-config --function-name tvm --auth-type NONE --query FunctionUrl --output text)
 printf '%s\n' "$url" > "$OUT/.url"
-echo "tvm: ready at $url (identity mode sts, server id ${TVM_SERVER_ID:-tvm-localstack})"
+# For clients on the host: the gateway is published on 127.0.0.1:4566, and a
+# function URL's host name (*.localhost.localstack.cloud) resolves to
+# 127.0.0.1 through public DNS (offline, add it to /etc/hosts).
+cat > "$OUT/client.env" <<ENV
+TVM_ENDPOINT=$url
+TVM_SERVER_ID=${TVM_SERVER_ID:-tvm-localstack}
+AWS_ENDPOINT_URL_STS=http://127.0.0.1:4566
+ENV
+echo "tvm: ready at $url (identity mode sts, server id ${TVM_SERVER_ID:-tvm-localstack}, account $ACCOUNT); client settings in localstack/client.env"
