@@ -16,7 +16,7 @@ if [ ! -f "$ZIP" ]; then
   exit 1
 fi
 
-# Seeds for the account LocalStack reports (000000000000 unless configured):
+# Seeds for the account LocalStack reports (its default account unless configured):
 # the example policies name the moto account, and bootstrap.py rewrites it.
 "$PY" /opt/tvm/scripts/bootstrap.py all > /tmp/tvm-bootstrap.json
 ACCOUNT=$("$PY" -c 'import json; print(json.load(open("/tmp/tvm-bootstrap.json"))["identities"]["account"])')
