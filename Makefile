@@ -13,7 +13,7 @@ VENV_CHECKOV := .venv-checkov
 VENV_LAMBDA := .venv-lambda
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test help check venv bins lint-infra build package deploy bench bench-smoke fuzz fmt clean
+.PHONY: demo test help check venv bins lint-infra build package deploy layer release bench bench-smoke fuzz fmt clean
 
 FUZZ_CASES ?= 20000
 FUZZ_SECONDS ?= 60
@@ -47,18 +47,19 @@ check:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace --lib --bins
 
-## lint-infra: SAM, cfn-lint, checkov, terraform fmt, cross-checks, LocalStack hooks
+## lint-infra: SAM, cfn-lint, checkov, hadolint, terraform fmt, cross-checks, LocalStack hooks
 lint-infra: venv $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VENV_CHECKOV),scripts/requirements-checkov.txt)
 	$(VENV_SAM)/bin/sam validate --lint -t template.yaml
 	$(VENV_SAM)/bin/cfn-lint template.yaml infra/cloudformation/*.yaml
 	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -f template.yaml
 	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -d infra/cloudformation
 	$(VENV_CHECKOV)/bin/checkov --quiet --compact --skip-download -d infra/terraform
+	$(VENV_CHECKOV)/bin/hadolint Dockerfile && echo "hadolint: Dockerfile clean"
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra/terraform && echo "terraform fmt: clean"; \
 	  else echo "terraform not installed: skipping terraform fmt -check (the hcl2 cross-checks below still run)"; fi
 	$(VENV)/bin/python -m unittest discover -s infra/tests
 	bash -n localstack/init/ready.d/*.sh
-	$(VENV)/bin/shellcheck localstack/init/ready.d/*.sh
+	$(VENV)/bin/shellcheck localstack/init/ready.d/*.sh layer/tvm-wrapper
 	$(VENV)/bin/python -c "import yaml; yaml.safe_load(open('localstack/docker-compose.yml'))"
 
 ## build: the release bootstrap for Lambda (arm64), with cargo-lambda from PyPI (it brings zig)
@@ -69,6 +70,27 @@ build: $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
 package: $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
 	PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release --arm64 -p tvm-lambda --bin bootstrap --output-format zip
 	@ls -l target/lambda/bootstrap/bootstrap.zip
+
+## layer: the client's Lambda layer for arm64 and x86_64 (bin/tvm + the exec wrapper), in dist/
+DIST := dist
+CROSS = PATH="$(CURDIR)/$(VENV_LAMBDA)/bin:$$PATH" cargo lambda build --release -p tvm-cli --bin tvm
+layer: venv $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
+	@mkdir -p $(DIST)
+	$(CROSS) --arm64
+	$(VENV)/bin/python scripts/layer.py $(DIST)/tvm-layer-arm64.zip target/lambda/tvm/bootstrap
+	$(CROSS) --x86-64
+	$(VENV)/bin/python scripts/layer.py $(DIST)/tvm-layer-x86_64.zip target/lambda/tvm/bootstrap
+
+## release: the client for linux x86_64 and aarch64 (glibc 2.17 and later, cross-built with zig),
+## the layers, the function's zip, and SHA256SUMS, in dist/
+release: layer package
+	$(CROSS) --target x86_64-unknown-linux-gnu.2.17
+	cp target/lambda/tvm/bootstrap $(DIST)/tvm-linux-x86_64
+	$(CROSS) --target aarch64-unknown-linux-gnu.2.17
+	cp target/lambda/tvm/bootstrap $(DIST)/tvm-linux-aarch64
+	cp target/lambda/bootstrap/bootstrap.zip $(DIST)/tvm-lambda-arm64.zip
+	cd $(DIST) && sha256sum tvm-linux-x86_64 tvm-linux-aarch64 tvm-layer-arm64.zip tvm-layer-x86_64.zip tvm-lambda-arm64.zip > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
 
 ## deploy: sam build + sam deploy (--guided the first time, which writes samconfig.toml)
 deploy: $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call stamp,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
@@ -140,5 +162,5 @@ fmt:
 
 ## clean: remove the venvs, the local stack's state, SAM's build and cargo's target
 clean:
-	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) .tvm .aws-sam
+	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) .tvm .aws-sam $(DIST)
 	cargo clean

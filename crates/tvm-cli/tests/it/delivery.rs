@@ -645,3 +645,68 @@ fn a_token_file_someone_else_could_read_or_plant_is_refused() {
     assert!(!target.exists(), "the token was written through a symlink");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The Lambda layer `make layer` builds (here from the debug binary):
+/// extracted as Lambda extracts layers, its wrapper runs the function's
+/// runtime as `tvm serve`'s child, with the profile's credentials and
+/// none of the function role's.
+#[test]
+fn the_lambda_layers_exec_wrapper_runs_the_runtime_under_tvm_serve() {
+    let root = tvm_devstack::stack::repo_root();
+    let dir = std::env::temp_dir().join(format!("tvm-layer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (zip, opt) = (dir.join("layer.zip"), dir.join("opt"));
+    let py = venv().join("bin/python");
+    let ok = Command::new(&py)
+        .arg(root.join("scripts/layer.py"))
+        .arg(&zip)
+        .arg(tvm())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "layer.py");
+    let extract = "import os, sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nfor i in z.infolist():\n    p = z.extract(i, sys.argv[2])\n    os.chmod(p, (i.external_attr >> 16) & 0o777)\n    print(i.filename, oct((i.external_attr >> 16) & 0o777))\n";
+    let listed = Command::new(&py)
+        .args(["-c", extract])
+        .arg(&zip)
+        .arg(&opt)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert_eq!(listed, "bin/tvm 0o755\ntvm-wrapper 0o755\n");
+
+    let wrapper = opt.join("tvm-wrapper");
+    let creds = task("acme");
+    let mut cmd = Command::new(&wrapper);
+    clean(&mut cmd);
+    let unset = with_creds(&mut cmd, &creds).arg("true").output().unwrap();
+    assert_eq!(unset.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("set TVM_PROFILE"));
+
+    let mut cmd = Command::new(&wrapper);
+    clean(&mut cmd);
+    let out = with_creds(&mut cmd, &creds)
+        .env("TVM_PROFILE", "orders-tenant")
+        .env("TVM_ENDPOINT", shared().gateway.url())
+        .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
+        // The runtime's own command line, as Lambda passes it to the wrapper.
+        .arg(&py)
+        .args(["-c", "import boto3, os; print(boto3.client('sts').get_caller_identity()['Arn']); print('AWS_ACCESS_KEY_ID' in os.environ)"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(":assumed-role/orders-tenant/acme."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("False"),
+        "the function role's keys are gone: {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
