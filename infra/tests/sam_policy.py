@@ -9,7 +9,9 @@ Usage: python infra/tests/sam_policy.py VALUES_JSON
 VALUES_JSON: {"Partition", "Region", "AccountId", "Accounts": [...],
               "SessionsTable", "ApprovalsTable", "BreakGlassTable", "NotifyTopic",
               "Conditions": {"Notify": true, "Traced": false},
-              "LogGroup"?: the function's log group name}
+              "LogGroup"?: the function's log group name,
+              "Parameters"?: {template parameter: value},
+              "RevocationPolicy"?: its path and name}
 """
 
 import json
@@ -70,6 +72,7 @@ def load(path):
 def main(values):
     sam = load("template.yaml")
     params = {k: p.get("Default") for k, p in sam["Parameters"].items()}
+    params.update(values.get("Parameters", {}))
     arn = lambda service, rest, region=values["Region"], account=values["AccountId"]: (
         f"arn:{values['Partition']}:{service}:{region}:{account}:{rest}"
     )
@@ -91,9 +94,8 @@ def main(values):
     defaults = {k: p.get("Default") for k, p in account["Parameters"].items()}
     revoker = []
     for acct in values["Accounts"]:
-        policy = "arn:{}:iam::{}:policy{}{}".format(
-            values["Partition"], acct, defaults["RevocationPolicyPath"], defaults["RevocationPolicyName"]
-        )
+        name = values.get("RevocationPolicy", defaults["RevocationPolicyPath"] + defaults["RevocationPolicyName"])
+        policy = "arn:{}:iam::{}:policy{}".format(values["Partition"], acct, name)
         statements = account["Resources"]["Revoker"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
         revoker += resolve(statements, {"RevocationPolicy": policy}, {})
     json.dump({"execution": execution, "revoker": revoker}, sys.stdout, indent=1)

@@ -17,6 +17,7 @@ use tvm_lambda::routes::Route;
 
 use crate::gates::*;
 use crate::harness::*;
+use crate::revocation_kit::{isolated, lambda_in};
 
 const ACCOUNT: &str = "123456789012";
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:tvm-least-privilege";
@@ -43,10 +44,14 @@ const NOT_CALLED_BY_TVM: &[(&str, &str, &str)] = &[
 
 fn statements() -> (Vec<Value>, Vec<Value>) {
     sam_statements(&json!({
+        // The walk's own state (crate::revocation_kit::isolated), so that its
+        // revocations fill no other test's policy.
+        "Parameters": {"PolicyPrefix": "/tvm/isolated-lp/"},
+        "RevocationPolicy": "/tvm/tvm-revocations-lp",
         "Partition": "aws", "Region": REGION, "AccountId": ACCOUNT,
         // The profiles walked have their roles here (revocation.rs writes the other account).
         "Accounts": [ACCOUNT],
-        "SessionsTable": "tvm-sessions", "ApprovalsTable": "tvm-approvals",
+        "SessionsTable": "tvm-sessions-lp", "ApprovalsTable": "tvm-approvals",
         "BreakGlassTable": "tvm-breakglass", "NotifyTopic": TOPIC,
         "Conditions": {"Notify": true, "Traced": false},
     }))
@@ -294,8 +299,9 @@ async fn walk(lambda: &tvm_devstack::runtime::Lambda) -> BTreeSet<(String, Strin
 #[test]
 fn the_execution_role_grants_exactly_what_the_code_calls() {
     run(async {
-        put_gates_policy().await;
-        let (lambda, proxy) = counted_lambda(&[("TVM_NOTIFY_TOPIC_ARN", TOPIC)]).await;
+        let mut env = isolated("lp", &[("gates", GATES)]).await;
+        env.push(("TVM_NOTIFY_TOPIC_ARN".into(), TOPIC.into()));
+        let (lambda, proxy) = lambda_in(&env).await;
         let walked = walk(&lambda).await;
         let every: BTreeSet<(String, String)> = Route::ALL
             .iter()

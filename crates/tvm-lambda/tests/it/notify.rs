@@ -13,6 +13,7 @@ use tvm_devstack::stack::{venv, Moto, REGION};
 
 use crate::gates::*;
 use crate::harness::*;
+use crate::revocation_kit::{isolated, lambda_in};
 
 const BOB: &str = "arn:aws:sts::123456789012:assumed-role/gate-approver/bob";
 const CAROL: &str = "arn:aws:sts::123456789012:assumed-role/second-approver/carol";
@@ -68,13 +69,13 @@ fn every_gate_event_is_announced_with_the_documented_schema() {
         let names: Value =
             serde_json::from_str(&boto3(&sns.url(), SUBSCRIBE, &["tvm-events-test"])).unwrap();
         let topic = names["topic"].as_str().unwrap().to_string();
-        put_gates_policy().await;
+        // A state of its own: the break-glass close below revokes what the
+        // event vended, which must not fill the shared revocation policy.
+        let mut env = isolated("notify", &[("gates", GATES)]).await;
+        env.push(("TVM_NOTIFY_TOPIC_ARN".into(), topic.clone()));
+        env.push(("AWS_ENDPOINT_URL_SNS".into(), sns.url()));
         let sns_url = sns.url();
-        let lambda = own_lambda(&[
-            ("TVM_NOTIFY_TOPIC_ARN", &topic),
-            ("AWS_ENDPOINT_URL_SNS", &sns_url),
-        ])
-        .await;
+        let (lambda, _proxy) = lambda_in(&env).await;
 
         // A request from a vend, approved by two; a denied one; break-glass; revocations.
         let id = vend(&lambda, &gate("appr-note", "x1")).await.body["approval_request_id"]
