@@ -11,9 +11,13 @@ VENV := .venv
 VENV_SAM := .venv-sam
 VENV_CHECKOV := .venv-checkov
 VENV_LAMBDA := .venv-lambda
+VENV_LOCALSTACK := .venv-localstack
+# LocalStack's host mode needs Python 3.13: pyenv's on these machines, else
+# python3.13 on PATH; without one the LocalStack check in make test skips.
+PYTHON313 ?= $(or $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test help check venv bins lint-infra build package deploy layer release bench bench-smoke fuzz fmt clean
+.PHONY: demo test help check venv venv-localstack bins lint-infra build package deploy layer release bench bench-smoke fuzz fmt clean
 
 FUZZ_CASES ?= 20000
 FUZZ_SECONDS ?= 60
@@ -24,7 +28,7 @@ demo: venv bins
 	$(VENV)/bin/python scripts/demo.py
 
 ## test: format, clippy, unit, integration and end-to-end tests (emulator included), a quick benchmark smoke, infra checks
-test: venv
+test: venv venv-localstack
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	@# All targets, so that the binaries share the tests' dependency features
@@ -122,6 +126,11 @@ bench-smoke: venv
 ## venv: the Python venv the demo and the tests use (.venv, from scripts/requirements.txt)
 venv: $(call stamp,$(VENV),scripts/requirements.txt)
 
+## venv-localstack: LocalStack in host mode (.venv-localstack, Python 3.13) for the LocalStack check
+venv-localstack:
+	@if [ -z "$(PYTHON313)" ]; then echo "no Python 3.13 found: the LocalStack check in make test will skip"; \
+	else $(MAKE) --no-print-directory $(call stamp,$(VENV_LOCALSTACK),scripts/requirements-localstack.txt); fi
+
 # One rule for every venv: create it, install its pinned requirements, stamp it.
 .venv/.installed-%: scripts/requirements.txt
 	@$(call install,$(VENV),scripts/requirements.txt)
@@ -131,9 +140,11 @@ venv: $(call stamp,$(VENV),scripts/requirements.txt)
 	@$(call install,$(VENV_CHECKOV),scripts/requirements-checkov.txt)
 .venv-lambda/.installed-%: scripts/requirements-lambda.txt
 	@$(call install,$(VENV_LAMBDA),scripts/requirements-lambda.txt)
+.venv-localstack/.installed-%: scripts/requirements-localstack.txt
+	@$(call install,$(VENV_LOCALSTACK),scripts/requirements-localstack.txt,$(PYTHON313))
 
 define install
-	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	test -x $(1)/bin/python || $(or $(3),$(PYTHON)) -m venv $(1)
 	$(1)/bin/pip install --quiet --disable-pip-version-check -r $(2)
 	rm -f $(1)/.installed-*
 	touch $(call stamp,$(1),$(2))
@@ -162,5 +173,5 @@ fmt:
 
 ## clean: remove the venvs, the local stack's state, SAM's build and cargo's target
 clean:
-	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) .tvm .aws-sam $(DIST)
+	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) $(VENV_LOCALSTACK) .tvm .aws-sam $(DIST)
 	cargo clean

@@ -22,9 +22,10 @@ fi
 ACCOUNT=$("$PY" -c 'import json; print(json.load(open("/tmp/tvm-bootstrap.json"))["identities"]["account"])')
 
 # The function's environment, with the table names bootstrap.py created.
-"$PY" - "$OUT/function-env.json" <<'PYTHON'
+# (crates/tvm-cli/tests/it/localstack.rs runs this block as it is.)
+"$PY" - "$OUT/function-env.json" /tmp/tvm-bootstrap.json <<'PYTHON'
 import json, os, sys
-seeded = json.load(open("/tmp/tvm-bootstrap.json"))
+seeded = json.load(open(sys.argv[2]))
 tables = seeded["tables"]
 env = {
     "TVM_SESSIONS_TABLE": tables["sessions"],

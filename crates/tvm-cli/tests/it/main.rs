@@ -14,6 +14,7 @@ use tvm_devstack::stack::{repo_root, venv, workspace_bin, Stack, REGION, SERVER_
 use tvm_devstack::testing::block_on_spawned;
 
 mod delivery;
+mod localstack;
 mod people;
 
 struct Shared {
