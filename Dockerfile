@@ -13,10 +13,14 @@ RUN apk add --no-cache musl-dev
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p tvm-cli --bin tvm \
- && cp target/release/tvm /tvm
+ && cp target/release/tvm /tvm \
+ && mkdir -p /token-dir
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /tvm /usr/local/bin/tvm
+# The token file's directory, owned by the user tvm runs as: a volume
+# mounted here starts with this ownership (docs/client.md).
+COPY --from=build --chown=65532:65532 /token-dir /tvm
 # distroless nonroot: uid and gid 65532
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/tvm"]

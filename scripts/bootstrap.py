@@ -274,9 +274,12 @@ def main():
     if a.what in ("tables", "all"):
         create_tables(ddb)
     if a.what in ("policies", "all"):
-        # The examples name the moto account; seed them for the account the
-        # emulator reports. Documents of your own are put as they are.
-        account = None if a.files else session.client("sts").get_caller_identity()["Account"]
+        # The examples name the moto account; seed them for the account an
+        # emulator reports (AWS_ENDPOINT_URL set). In a real account, and for
+        # documents of your own, they are put as they are: the examples'
+        # grants never become live in your account by a rewrite.
+        emulated = bool(os.environ.get("AWS_ENDPOINT_URL"))
+        account = None if a.files or not emulated else session.client("sts").get_caller_identity()["Account"]
         result["account"] = account
         put_policies(ssm, files, a.secure, account)
     if a.what in ("demo-identities", "all"):

@@ -202,10 +202,16 @@ class Function(unittest.TestCase):
         self.assertEqual(sorted(assume["Action"]), ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"])
         self.assertIn("${ProtectedRolePath}", assume["Resource"]["Sub"])
         self.assertEqual(assume["Condition"]["StringEquals"], {"aws:ResourceTag/tvm-protected": "true"})
+        # Statements inside !If count too: both branches.
+        flat = []
         for s in policy:
+            flat += [b for b in s["If"][1:] if isinstance(b, dict)] if isinstance(s, dict) and "If" in s else [s]
+        for s in flat:
             if isinstance(s, dict) and "Effect" in s:
-                self.assertNotEqual(s.get("Resource"), "*", s.get("Sid"))
+                if s.get("Sid") != "Tracing":  # X-Ray has no resource-level permissions
+                    self.assertNotEqual(s.get("Resource"), "*", s.get("Sid"))
                 self.assertNotIn("*", s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        self.assertEqual({s.get("Sid") for s in flat if isinstance(s, dict)} >= {"Notify", "Tracing"}, True)
 
 
 def cfn(*parts):

@@ -32,6 +32,46 @@ pub struct App {
     pub revocations: Arc<dyn RevocationPolicy>,
     /// Present when `TVM_NOTIFY_TOPIC_ARN` is set.
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// Notifications started without waiting, finished before the answer.
+    pub pending: Pending,
+}
+
+/// Publishes a request started without waiting for them. Lambda freezes the
+/// environment once the invocation answers, and a publish left running would
+/// resume (and time out) only at the next invocation, if any: the handler
+/// flushes them before it answers.
+#[derive(Default)]
+pub struct Pending(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl Pending {
+    fn push(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut tasks) = self.0.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+    }
+
+    /// Wait for every pending publish, at most `bound` in all.
+    pub async fn flush(&self, bound: Duration) {
+        let tasks = match self.0.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => return,
+        };
+        if tasks.is_empty() {
+            return;
+        }
+        let n = tasks.len();
+        if tokio::time::timeout(bound, futures_util::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                dependency = "sns",
+                pending = n,
+                "notifications still publishing when the answer went; they may be lost"
+            );
+        }
+    }
 }
 
 /// Longest wait for SNS when a notification is awaited.
@@ -39,8 +79,9 @@ const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl App {
     /// Publish after the state change is stored; a failure is logged, never
-    /// undoes it or fails the request. `wait: false` keeps it off the
-    /// caller's path entirely (the vend path).
+    /// undoes it or fails the request. `wait: false` runs it beside the rest
+    /// of the request (the vend path); the handler waits for it, bounded,
+    /// only before answering ([`Pending`]).
     pub(crate) async fn announce(&self, n: Notification, wait: bool) {
         let Some(notifier) = self.notifier.clone() else {
             return;
@@ -57,7 +98,7 @@ impl App {
         if wait {
             publish.await;
         } else {
-            tokio::spawn(publish);
+            self.pending.push(tokio::spawn(publish));
         }
     }
 }

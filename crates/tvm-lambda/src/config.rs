@@ -103,10 +103,14 @@ impl Config {
         };
 
         let policy_prefix = var("TVM_POLICY_PREFIX").unwrap_or_else(|| "/tvm/policies/".into());
-        if !policy_prefix.starts_with('/') || !policy_prefix.ends_with('/') {
+        // "/" would read every top-level parameter of the account.
+        if !policy_prefix.starts_with('/')
+            || !policy_prefix.ends_with('/')
+            || policy_prefix.len() < 3
+        {
             return Err(ConfigError::Invalid {
                 name: "TVM_POLICY_PREFIX",
-                problem: "must start and end with '/'".into(),
+                problem: "must be a path below the root that starts and ends with '/', such as /tvm/policies/".into(),
             });
         }
         let modes = list("TVM_IDENTITY_MODES");
@@ -399,6 +403,7 @@ mod tests {
             ("TVM_POLICY_TTL_SECONDS", "0"),
             ("TVM_POLICY_MAX_STALE_SECONDS", "100000"),
             ("TVM_RATE_LIMIT", "60"),
+            ("TVM_POLICY_PREFIX", "/"),
         ] {
             let e = cfg(&[("TVM_SESSIONS_TABLE", "s"), (name, value)]).unwrap_err();
             assert!(e.to_string().starts_with(name), "{name}={value}: {e}");

@@ -54,10 +54,6 @@ impl Serve {
                 "--refresh-window must be under 900 seconds and at least --expiry-margin".into(),
             );
         }
-        let token = match &self.token_file {
-            Some(path) => token_from_file(path)?,
-            None => serve::random_token(),
-        };
         let request = self.vend.request()?;
         let client = global.endpoint.client().await?;
         let cache = CredentialCache::new(
@@ -71,6 +67,12 @@ impl Serve {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        // The token file appears once the port is bound: a workload that
+        // waits for it finds the endpoint accepting connections.
+        let token = match &self.token_file {
+            Some(path) => token_from_file(path)?,
+            None => serve::random_token(),
+        };
         let addr = listener.local_addr()?;
         let uri = format!("http://{addr}{}", serve::PATH);
         let mut vars = vec![(

@@ -327,6 +327,7 @@ pub fn app_with(memory: Arc<Memory>, docs: &[&str]) -> App {
         issuer: memory.clone(),
         revocations: memory,
         notifier: None,
+        pending: Default::default(),
         config,
     }
 }

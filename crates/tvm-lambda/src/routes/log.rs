@@ -90,6 +90,11 @@ impl DecisionLog {
         let Value::Object(mut line) = serde_json::to_value(self).ok()? else {
             return None;
         };
+        // The health check needs no identity: anyone could dilute the 5xx
+        // rate with it, so it is not a request the metrics count.
+        if self.path == "/v1/health" {
+            return serde_json::to_string(&line).ok();
+        }
         let mut metrics: Vec<(&str, &str, f64)> = vec![("Requests", "Count", 1.0)];
         let mut by_code: Vec<&str> = Vec::new();
         let status = self.status;
@@ -297,6 +302,16 @@ mod tests {
             has(&found, &["service"], "PolicyRefreshFailures"),
             Some(2.0)
         );
+    }
+
+    #[test]
+    fn the_unauthenticated_health_check_is_no_metric() {
+        let mut log = DecisionLog::new("tvm-prod", "r1", "GET", "/v1/health");
+        log.status = 200;
+        let v: Value =
+            serde_json::from_str(&log.line(Measures::default(), UNIX_EPOCH).unwrap()).unwrap();
+        assert_eq!(v["type"], "decision");
+        assert!(v.get("_aws").is_none() && v.get("Requests").is_none());
     }
 
     #[test]

@@ -256,6 +256,9 @@ pub struct Call<'a> {
 /// How long before Lambda's deadline tvm gives up and answers.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 
+/// The longest an answer waits for the notifications its request started.
+const FLUSH_BOUND: Duration = Duration::from_millis(500);
+
 impl App {
     /// One Lambda invocation: any JSON event in, an HTTP response event out.
     /// A payload that is not an API Gateway or function URL event gets a 400.
@@ -295,7 +298,7 @@ impl App {
                 .unwrap_or_default()
                 .saturating_sub(DEADLINE_MARGIN)
         });
-        match budget {
+        let reply = match budget {
             None => work.await,
             Some(budget) => match tokio::time::timeout(budget, work).await {
                 Ok(reply) => reply,
@@ -310,8 +313,18 @@ impl App {
                     )
                 }
             },
-        }
-        .to_event_response()
+        };
+        // Lambda freezes the environment once it has the answer: what the
+        // request announced is published first (bounded, before the deadline).
+        let left = deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(DEADLINE_MARGIN)
+        });
+        self.pending
+            .flush(left.map_or(FLUSH_BOUND, |l| l.min(FLUSH_BOUND)))
+            .await;
+        reply.to_event_response()
     }
 
     pub async fn handle(

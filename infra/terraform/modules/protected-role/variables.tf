@@ -7,6 +7,10 @@ variable "path" {
   description = "IAM path; must be under the tvm module's protected_role_path."
   type        = string
   default     = "/tvm/"
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)+$", var.path))
+    error_message = "path is an IAM path below the root, such as /tvm/."
+  }
 }
 
 variable "tvm_function_role_arn" {
@@ -29,6 +33,10 @@ variable "source_identity_prefix" {
   description = "Prefix of the SourceIdentity tvm stamps on every session; required by the trust policy."
   type        = string
   default     = "tvm-"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_+=,.@-]{1,16}$", var.source_identity_prefix))
+    error_message = "source_identity_prefix is 1-16 SourceIdentity characters (empty would make the trust condition match any SourceIdentity)."
+  }
 }
 
 variable "max_session_duration" {

@@ -176,29 +176,17 @@ resource "aws_lambda_function" "tvm" {
       error_message = "The sts identity mode needs server_id (at least 8 characters)."
     }
     precondition {
-      condition     = var.function_url != "NONE" || contains(var.identity_modes, "sts")
-      error_message = "A function URL without IAM auth identifies callers only in the sts identity mode."
-    }
-    precondition {
       condition     = var.enable_notifications || (var.notification_email == "" && var.notification_https_url == "")
       error_message = "notification_email and notification_https_url subscribe to the notification topic, which enable_notifications = false does not create."
     }
   }
 }
 
-# The version the API (and the function URL) invokes: a rollback points it back.
+# The version the API invokes: a rollback points it back.
 resource "aws_lambda_alias" "live" {
   name             = "live"
   function_name    = aws_lambda_function.tvm.function_name
   function_version = aws_lambda_function.tvm.version
-}
-
-resource "aws_lambda_function_url" "tvm" {
-  #checkov:skip=CKV_AWS_258:With authorization NONE callers authenticate by a presigned GetCallerIdentity (the sts identity mode, enforced by a precondition).
-  count              = var.function_url == "none" ? 0 : 1
-  function_name      = aws_lambda_function.tvm.function_name
-  qualifier          = aws_lambda_alias.live.name
-  authorization_type = var.function_url
 }
 
 # Policy documents given as input, one parameter per profile.

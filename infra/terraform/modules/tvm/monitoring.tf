@@ -15,10 +15,12 @@ locals {
   }
 }
 
+# Not encrypted with alias/aws/sns: CloudWatch cannot use that key (its
+# policy cannot be changed), and alarms would never be delivered.
 resource "aws_sns_topic" "alarms" {
-  name              = "${var.name}-alarms"
-  kms_master_key_id = "alias/aws/sns"
-  tags              = var.tags
+  #checkov:skip=CKV_AWS_26:CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key; alarm messages carry alarm names and thresholds only.
+  name = "${var.name}-alarms"
+  tags = var.tags
 }
 
 resource "aws_sns_topic_policy" "alarms" {

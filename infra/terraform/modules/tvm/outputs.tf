@@ -23,11 +23,6 @@ output "function_alias_arn" {
   value       = aws_lambda_alias.live.arn
 }
 
-output "function_url" {
-  description = "The function URL, when function_url is not none."
-  value       = try(aws_lambda_function_url.tvm[0].function_url, null)
-}
-
 output "function_environment" {
   description = "The function's environment as deployed (names and settings only, no secrets): what make test runs the bootstrap with."
   value       = aws_lambda_function.tvm.environment[0].variables

@@ -14,8 +14,8 @@ variable "policy_prefix" {
   type        = string
   default     = "/tvm/policies/"
   validation {
-    condition     = can(regex("^/.*/$", var.policy_prefix))
-    error_message = "policy_prefix must start and end with '/'."
+    condition     = can(regex("^(/[A-Za-z0-9_.-]+)+/$", var.policy_prefix))
+    error_message = "policy_prefix is a path below the root that starts and ends with '/', such as /tvm/policies/."
   }
 }
 
@@ -23,6 +23,10 @@ variable "protected_role_path" {
   description = "IAM path of the roles tvm may assume; they must also carry the tag tvm-protected = true."
   type        = string
   default     = "/tvm/"
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)+$", var.protected_role_path))
+    error_message = "protected_role_path is an IAM path below the root, such as /tvm/ (\"/\" would let tvm assume any tagged role)."
+  }
 }
 
 variable "allowed_accounts" {
@@ -40,6 +44,10 @@ variable "allowed_org_ids" {
   description = "AWS Organizations whose callers may be evaluated at all (TVM_ALLOWED_ORG_IDS); empty for any."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for o in var.allowed_org_ids : can(regex("^o-[a-z0-9]{10,32}$", o))])
+    error_message = "allowed_org_ids are organization ids, such as o-a1b2c3d4e5."
+  }
 }
 
 variable "log_level" {
@@ -119,8 +127,8 @@ variable "admin_principals" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for p in var.admin_principals : can(regex("^arn:[^,\\s]+$", p))])
-    error_message = "admin_principals are ARN globs without commas, such as arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_SecAdmin_*/*."
+    condition     = alltrue([for p in var.admin_principals : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[^,\\s]+$", p))])
+    error_message = "admin_principals are ARN globs naming their 12-digit account, without commas, such as arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_SecAdmin_*/*."
   }
 }
 
@@ -201,16 +209,6 @@ variable "tracing" {
   validation {
     condition     = contains(["Active", "PassThrough"], var.tracing)
     error_message = "tracing is Active or PassThrough."
-  }
-}
-
-variable "function_url" {
-  description = "Also serve a Lambda function URL with this auth type: none (no URL), AWS_IAM, or NONE (no IAM auth in front; requires the sts identity mode)."
-  type        = string
-  default     = "none"
-  validation {
-    condition     = contains(["none", "AWS_IAM", "NONE"], var.function_url)
-    error_message = "function_url is none, AWS_IAM or NONE."
   }
 }
 
