@@ -338,3 +338,59 @@ proptest! {
         }
     }
 }
+
+/// Records what it publishes, after a delay (SNS's round trip).
+struct SlowNotifier {
+    published: std::sync::Mutex<Vec<String>>,
+    delay: Duration,
+}
+
+impl crate::aws::Notifier for SlowNotifier {
+    fn publish<'a>(
+        &'a self,
+        n: &'a tvm_core::api::Notification,
+    ) -> crate::aws::BoxFut<'a, Result<(), crate::aws::AwsError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.published.lock().unwrap().push(n.kind.clone());
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn what_a_vend_announces_is_published_before_the_answer_goes() {
+    // Lambda freezes the environment once it has the answer: a publish the
+    // vend left running would be lost. The answer waits for it, bounded.
+    for (delay, published) in [
+        (Duration::from_millis(100), true),
+        (Duration::from_secs(3), false),
+    ] {
+        let notifier = Arc::new(SlowNotifier {
+            published: Default::default(),
+            delay,
+        });
+        let mut a = app(Arc::new(Memory::default()));
+        a.notifier = Some(notifier.clone());
+        let dev = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_DevAccess_1a2b/jane";
+        let started = std::time::Instant::now();
+        let (code, body) = status(&a, event(dev, r#"{"profile":"orders-tenant"}"#)).await;
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (403, Some("ApprovalRequired")),
+            "{body}"
+        );
+        let kinds = notifier.published.lock().unwrap().clone();
+        if published {
+            assert_eq!(kinds, ["request.created"]);
+        } else {
+            // SNS slower than the bound: the answer goes anyway, in time.
+            assert!(kinds.is_empty());
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
