@@ -283,6 +283,11 @@ def main():
         result["account"] = account
         put_policies(ssm, files, a.secure, account)
     if a.what in ("demo-identities", "all"):
+        # The demo's cast includes an IAM user allowed everything, with a
+        # printed key: an emulator's only, never a real account's.
+        if not os.environ.get("AWS_ENDPOINT_URL"):
+            sys.exit("demo-identities (and all) create an IAM user allowed everything: they run only "
+                     "against an emulator (set AWS_ENDPOINT_URL); use `tables` and `policies` in a real account")
         result["identities"] = demo_identities(session.client("iam"), session.client("sts"), ddb)
     print(json.dumps(result, indent=2))
 

@@ -325,15 +325,13 @@ class ProtectedRole(unittest.TestCase):
         role = tf_resources("modules/protected-role/main.tf", "aws_iam_role")["this"]
         trust = role["assume_role_policy"]
         self.assertIn("var.tvm_function_role_arn", trust)
-        self.assertIn('"sts:SourceIdentity" = "${var.source_identity_prefix}*"', trust)
+        self.assertIn('"sts:SourceIdentity" = "tvm-*"', trust)
         self.assertIn("sts:SetSourceIdentity", trust)
         self.assertIn("sts:TagSession", trust)
         self.assertIn("permissions_boundary", role)
         self.assertIn('"tvm-protected" = "true"', role["tags"])
         prefix = re.search(r'SOURCE_IDENTITY_PREFIX: &str = "([^"]+)"', CODE["render"]).group(1)
-        variables = tf("modules/protected-role/variables.tf")["variable"]
-        default = next(v["source_identity_prefix"]["default"] for v in variables if "source_identity_prefix" in v)
-        self.assertEqual(default, prefix)
+        self.assertEqual(prefix, "tvm-", "the templates require tvm-*")
 
     def test_the_cloudformation_protected_role_matches_the_terraform_one(self):
         t = cfn("infra", "cloudformation", "tvm-account.yaml")
@@ -344,9 +342,8 @@ class ProtectedRole(unittest.TestCase):
         self.assertEqual(len(trust), 1)
         self.assertEqual(trust[0]["Principal"], {"AWS": {"Ref": "TvmFunctionRoleArn"}})
         self.assertEqual(sorted(trust[0]["Action"]), ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"])
-        self.assertEqual(trust[0]["Condition"], {"StringLike": {"sts:SourceIdentity": {"Sub": "${SourceIdentityPrefix}*"}}})
         prefix = re.search(r'SOURCE_IDENTITY_PREFIX: &str = "([^"]+)"', CODE["render"]).group(1)
-        self.assertEqual(t["Parameters"]["SourceIdentityPrefix"]["Default"], prefix)
+        self.assertEqual(trust[0]["Condition"], {"StringLike": {"sts:SourceIdentity": prefix + "*"}})
         self.assertEqual(props["PermissionsBoundary"], {"Ref": "PermissionsPolicyArn"})
         self.assertEqual(props["ManagedPolicyArns"][0], {"Ref": "PermissionsPolicyArn"})
         self.assertEqual(props["ManagedPolicyArns"][1]["If"][1], {"Ref": "RevocationPolicy"})

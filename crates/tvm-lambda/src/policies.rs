@@ -25,6 +25,8 @@ pub struct PolicyCache {
     load_lock: tokio::sync::Mutex<()>,
     /// Loads that failed since the decision line last reported them.
     failures: AtomicU64,
+    /// The background refresh in flight, if any.
+    inflight: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Clone)]
@@ -50,6 +52,7 @@ impl PolicyCache {
             last_attempt: RwLock::new(None),
             load_lock: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
+            inflight: std::sync::Mutex::new(None),
         })
     }
 
@@ -108,11 +111,31 @@ impl PolicyCache {
             return;
         }
         let me = Arc::clone(self);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _one_loader = me.load_lock.lock().await;
             let _ = me.load_now().await;
             me.refreshing.store(false, Ordering::Release);
         });
+        if let Ok(mut inflight) = self.inflight.lock() {
+            *inflight = Some(task);
+        }
+    }
+
+    /// Wait, at most `bound`, for a background refresh in flight. Lambda
+    /// freezes the environment once the invocation answers: a refresh left
+    /// running would resume at the next invocation and time out there. One
+    /// refresh a TTL runs beside the request that started it, so this is
+    /// mostly already done.
+    pub async fn settle(&self, bound: Duration) {
+        let task = self.inflight.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            if !task.is_finished() && tokio::time::timeout(bound, task).await.is_err() {
+                tracing::warn!(
+                    dependency = "ssm",
+                    "a policy refresh was still running when the answer went"
+                );
+            }
+        }
     }
 
     async fn load_now(&self) -> Result<Arc<PolicySet>, ApiError> {

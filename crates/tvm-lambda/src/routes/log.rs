@@ -95,7 +95,13 @@ impl DecisionLog {
         if self.path == "/v1/health" {
             return serde_json::to_string(&line).ok();
         }
-        let mut metrics: Vec<(&str, &str, f64)> = vec![("Requests", "Count", 1.0)];
+        // The 5xx rate's denominator: requests of identified callers (and
+        // every 5xx), so that unauthenticated noise on a front without IAM
+        // auth cannot dilute it.
+        let mut metrics: Vec<(&str, &str, f64)> = Vec::new();
+        if self.facts.caller.is_some() || self.status >= 500 {
+            metrics.push(("Requests", "Count", 1.0));
+        }
         let mut by_code: Vec<&str> = Vec::new();
         let status = self.status;
         if status == 200 && self.path == "/v1/credentials" {
@@ -254,13 +260,11 @@ mod tests {
             policy_age: Some(Duration::from_secs(17)),
             policy_refresh_failures: 0,
         };
-        let found = emf(&line(
-            200,
-            "/v1/credentials",
-            None,
-            Facts::decided("allow"),
-            m,
-        ));
+        let facts = Facts {
+            caller: Some("arn:aws:sts::123456789012:assumed-role/orders-task/acme".into()),
+            ..Facts::decided("allow")
+        };
+        let found = emf(&line(200, "/v1/credentials", None, facts, m));
         assert_eq!(has(&found, &["service"], "Requests"), Some(1.0));
         assert_eq!(has(&found, &["service"], "Vends"), Some(1.0));
         assert_eq!(has(&found, &["service"], "latency_ms"), Some(12.5));
@@ -301,6 +305,34 @@ mod tests {
         assert_eq!(
             has(&found, &["service"], "PolicyRefreshFailures"),
             Some(2.0)
+        );
+    }
+
+    #[test]
+    fn unidentified_requests_do_not_dilute_the_5xx_rate() {
+        let refused = ApiError::Unauthenticated("no identity".into());
+        let v = line(
+            401,
+            "/v1/credentials",
+            Some(refused),
+            Facts::default(),
+            Measures::default(),
+        );
+        let found = emf(&v);
+        assert_eq!(has(&found, &["service"], "Requests"), None);
+        assert_eq!(has(&found, &["service", "code"], "Refusals"), Some(1.0));
+        let down = ApiError::dependency(Dependency::Sts, "down");
+        let v = line(
+            503,
+            "/v1/credentials",
+            Some(down),
+            Facts::default(),
+            Measures::default(),
+        );
+        assert_eq!(
+            has(&emf(&v), &["service"], "Requests"),
+            Some(1.0),
+            "every 5xx is in the denominator"
         );
     }
 

@@ -321,9 +321,10 @@ impl App {
                 .unwrap_or_default()
                 .saturating_sub(DEADLINE_MARGIN)
         });
-        self.pending
-            .flush(left.map_or(FLUSH_BOUND, |l| l.min(FLUSH_BOUND)))
-            .await;
+        let bound = left.map_or(FLUSH_BOUND, |l| l.min(FLUSH_BOUND));
+        // A policy refresh the request started finishes too, or it would
+        // resume after the freeze and time out as a failure.
+        tokio::join!(self.pending.flush(bound), self.policies.settle(bound));
         reply.to_event_response()
     }
 
@@ -357,9 +358,15 @@ impl App {
                 (reply, Some(f.error), *f.facts)
             }
         };
-        let measures = Measures {
-            policy_age: self.policies.age(),
-            policy_refresh_failures: self.policies.take_failures(),
+        // The health check is no metric (anyone may call it): what it would
+        // report stays for the next request's line.
+        let measures = if path == "/v1/health" {
+            Measures::default()
+        } else {
+            Measures {
+                policy_age: self.policies.age(),
+                policy_refresh_failures: self.policies.take_failures(),
+            }
         };
         log.finish(&reply, error.as_ref(), facts, started, measures);
         reply

@@ -37,7 +37,8 @@ resource "aws_iam_role" "this" {
       Principal = { AWS = var.tvm_function_role_arn }
       Action    = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
       Condition = {
-        StringLike = { "sts:SourceIdentity" = "${var.source_identity_prefix}*" }
+        # tvm stamps every session tvm-<session id> (render.rs; not a setting).
+        StringLike = { "sts:SourceIdentity" = "tvm-*" }
       }
     }]
   })

@@ -29,16 +29,6 @@ variable "permissions_boundary_arn" {
   default     = null
 }
 
-variable "source_identity_prefix" {
-  description = "Prefix of the SourceIdentity tvm stamps on every session; required by the trust policy."
-  type        = string
-  default     = "tvm-"
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_+=,.@-]{1,16}$", var.source_identity_prefix))
-    error_message = "source_identity_prefix is 1-16 SourceIdentity characters (empty would make the trust condition match any SourceIdentity)."
-  }
-}
-
 variable "max_session_duration" {
   description = "Upper bound of a session in seconds (tvm's role chaining caps at 3600 anyway)."
   type        = number

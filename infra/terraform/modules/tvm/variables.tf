@@ -107,7 +107,7 @@ variable "revocation_policy" {
   type        = string
   default     = "/tvm/tvm-revocations"
   validation {
-    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,128}$", var.revocation_policy))
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$", var.revocation_policy))
     error_message = "revocation_policy is an IAM path and name, such as /tvm/tvm-revocations."
   }
 }
@@ -127,7 +127,7 @@ variable "admin_principals" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for p in var.admin_principals : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[^,\\s]+$", p))])
+    condition     = alltrue([for p in var.admin_principals : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[A-Za-z0-9_+=.@:/*?-]+$", p))])
     error_message = "admin_principals are ARN globs naming their 12-digit account, without commas, such as arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_SecAdmin_*/*."
   }
 }
@@ -157,7 +157,7 @@ variable "rate_limit" {
   type        = string
   default     = "60/60"
   validation {
-    condition     = can(regex("^[0-9]+/[0-9]+$", var.rate_limit))
+    condition     = can(regex("^([1-9][0-9]{0,4}|100000)/([1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)$", var.rate_limit))
     error_message = "rate_limit is REQUESTS/SECONDS, such as 60/60."
   }
 }
