@@ -370,6 +370,14 @@ class ProtectedRole(unittest.TestCase):
     def test_the_example_wires_the_role_to_the_execution_role(self):
         text = read("infra", "terraform", "examples", "complete", "main.tf")
         self.assertIn("tvm_function_role_arn = module.tvm.function_role_arn", text)
+        # The account resources a role creates take the names the function writes to.
+        self.assertIn("revoker_role          = module.tvm.revoker_role", text)
+        self.assertIn("revocation_policy     = module.tvm.revocation_policy", text)
+        account = tf_resources("modules/protected-role/main.tf", "aws_iam_role")  # parses
+        self.assertTrue(account)
+        main = read("infra", "terraform", "modules", "protected-role", "main.tf")
+        for v in ["revoker_role_path", "revoker_role_name", "revocation_policy_path", "revocation_policy_name"]:
+            self.assertIn(v, main)
 
     def test_every_tf_file_parses_and_every_variable_is_documented(self):
         files = glob.glob(os.path.join(TF, "**", "*.tf"), recursive=True)

@@ -106,6 +106,8 @@ module "orders_tenant" {
   source                = "../../modules/protected-role"
   name                  = "orders-tenant"
   tvm_function_role_arn = module.tvm.function_role_arn
+  revoker_role          = module.tvm.revoker_role
+  revocation_policy     = module.tvm.revocation_policy
   permissions_policy_json = jsonencode({
     Version = "2012-10-17"
     Statement = [{

@@ -4,10 +4,14 @@
 # revoker role (modules/tvm-account); pass revocation_policy_arn to the others.
 
 module "account" {
-  source                = "../tvm-account"
-  count                 = var.revocation_policy_arn == null ? 1 : 0
-  tvm_function_role_arn = var.tvm_function_role_arn
-  tags                  = var.tags
+  source                 = "../tvm-account"
+  count                  = var.revocation_policy_arn == null ? 1 : 0
+  tvm_function_role_arn  = var.tvm_function_role_arn
+  revoker_role_path      = regex("^(.*/)[^/]+$", var.revoker_role)[0]
+  revoker_role_name      = regex("[^/]+$", var.revoker_role)
+  revocation_policy_path = regex("^(.*/)[^/]+$", var.revocation_policy)[0]
+  revocation_policy_name = regex("[^/]+$", var.revocation_policy)
+  tags                   = var.tags
 }
 
 locals {

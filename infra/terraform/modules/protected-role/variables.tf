@@ -46,3 +46,23 @@ variable "revocation_policy_arn" {
   type        = string
   default     = null
 }
+
+variable "revoker_role" {
+  description = "Path and name of the account's revoker role, as the tvm module's revoker_role (its output of that name): used when this role creates the account's resources."
+  type        = string
+  default     = "/tvm/tvm-revoker"
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$", var.revoker_role))
+    error_message = "revoker_role is an IAM path and name, such as /tvm/tvm-revoker."
+  }
+}
+
+variable "revocation_policy" {
+  description = "Path and name of the account's revocation policy, as the tvm module's revocation_policy (its output of that name): used when this role creates the account's resources."
+  type        = string
+  default     = "/tvm/tvm-revocations"
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$", var.revocation_policy))
+    error_message = "revocation_policy is an IAM path and name, such as /tvm/tvm-revocations."
+  }
+}

@@ -56,3 +56,13 @@ output "policy_parameters" {
   description = "The SSM parameters created from var.policies, by profile."
   value       = { for k, p in aws_ssm_parameter.policy : k => p.name }
 }
+
+output "revoker_role" {
+  description = "TVM_REVOKER_ROLE: pass to modules/protected-role (revoker_role) so that the account resources it creates have the names the function writes to."
+  value       = var.revoker_role
+}
+
+output "revocation_policy" {
+  description = "TVM_REVOCATION_POLICY: pass to modules/protected-role (revocation_policy)."
+  value       = var.revocation_policy
+}
