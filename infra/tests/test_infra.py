@@ -30,19 +30,7 @@ TABLES = json.loads(read("infra", "tables.json"))["tables"]
 TF = os.path.join(ROOT, "infra", "terraform")
 
 
-class CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as plain values."""
-
-
-def _tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}
-
-
-CfnLoader.add_multi_constructor("!", _tag)
+from sam_policy import CfnLoader  # noqa: E402  (CloudFormation short-form tags as plain values)
 
 
 def sam():

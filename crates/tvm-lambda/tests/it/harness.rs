@@ -282,39 +282,36 @@ pub async fn revoker_iam(account: &str) -> aws_sdk_iam::Client {
 pub async fn revocation_policy_in(account: &str) -> Value {
     let iam = revoker_iam(account).await;
     let arn = format!("arn:aws:iam::{account}:policy/tvm/tvm-revocations");
+    default_version(&iam, &arn).await
+}
+
+/// The default version of a managed policy, parsed: from the listing when
+/// it carries documents (moto's does; a revoker may only list), else read.
+pub async fn default_version(iam: &aws_sdk_iam::Client, arn: &str) -> Value {
     let versions = iam
         .list_policy_versions()
-        .policy_arn(&arn)
+        .policy_arn(arn)
         .send()
         .await
-        .expect("the revocation policy exists");
+        .expect("the policy exists");
     let default = versions
         .versions()
         .iter()
         .find(|v| v.is_default_version())
-        .and_then(|v| v.document())
-        .map(str::to_string);
-    let doc = match default {
-        Some(d) => d,
-        None => {
-            let id = versions
-                .versions()
-                .iter()
-                .find(|v| v.is_default_version())
-                .and_then(|v| v.version_id())
-                .expect("a default version")
-                .to_string();
-            iam.get_policy_version()
-                .policy_arn(&arn)
-                .version_id(id)
-                .send()
-                .await
-                .expect("get_policy_version")
-                .policy_version()
-                .and_then(|v| v.document())
-                .expect("a document")
-                .to_string()
-        }
+        .expect("a default version");
+    let doc = match default.document() {
+        Some(d) => d.to_string(),
+        None => iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(default.version_id().expect("a version id"))
+            .send()
+            .await
+            .expect("get_policy_version")
+            .policy_version()
+            .and_then(|v| v.document())
+            .expect("a document")
+            .to_string(),
     };
     serde_json::from_str(&percent_decode(&doc)).expect("the policy is JSON")
 }

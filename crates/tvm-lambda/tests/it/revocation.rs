@@ -669,31 +669,7 @@ fn a_full_policy_refuses_a_session_loudly_and_still_takes_its_caller() {
         .await;
         assert_eq!(a.status, 200, "{:?}", a.body);
         assert_eq!(beyond_aws_limits(&proxy.calls()), Vec::<String>::new());
-        let versions = iam
-            .list_policy_versions()
-            .policy_arn(policy)
-            .send()
-            .await
-            .unwrap();
-        let id = versions
-            .versions()
-            .iter()
-            .find(|v| v.is_default_version())
-            .and_then(|v| v.version_id())
-            .unwrap()
-            .to_string();
-        let text = iam
-            .get_policy_version()
-            .policy_arn(policy)
-            .version_id(id)
-            .send()
-            .await
-            .unwrap()
-            .policy_version()
-            .and_then(|v| v.document())
-            .unwrap()
-            .to_string();
-        let doc: Value = serde_json::from_str(&percent_decode(&text)).unwrap();
+        let doc = default_version(&iam, policy).await;
         assert!(doc.to_string().len() <= 6144);
         let sessions = doc["Statement"]
             .as_array()

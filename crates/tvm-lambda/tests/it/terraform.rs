@@ -299,27 +299,7 @@ fn terraform_validates_applies_vends_revokes_and_destroys_against_the_emulator()
         assert_eq!(revoked.status, 200, "{:?}", revoked.body);
         let iam = aws_sdk_iam::Client::new(&sdk);
         let policy_arn = "arn:aws:iam::123456789012:policy/tvm/tvm-revocations";
-        let versions = iam
-            .list_policy_versions()
-            .policy_arn(policy_arn)
-            .send()
-            .await
-            .unwrap();
-        let default = versions
-            .versions()
-            .iter()
-            .find(|v| v.is_default_version())
-            .and_then(|v| v.version_id())
-            .unwrap()
-            .to_string();
-        let doc = iam
-            .get_policy_version()
-            .policy_arn(policy_arn)
-            .version_id(default)
-            .send()
-            .await
-            .unwrap();
-        let text = percent_decode(doc.policy_version().unwrap().document().unwrap());
+        let text = default_version(&iam, policy_arn).await.to_string();
         assert!(text.contains(&format!("tvm-{sid}")), "{text}");
         lambda.stop().await;
 
