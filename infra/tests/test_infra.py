@@ -403,6 +403,7 @@ SETTINGS = [
     ("TVM_REVOKER_ROLE", "RevokerRole", "revoker_role"),
     ("TVM_REVOCATION_POLICY", "RevocationPolicy", "revocation_policy"),
     ("TVM_REVOCATION_ACCOUNTS", "RevocationAccounts", "revocation_accounts"),
+    ("TVM_CORS_ORIGINS", "CorsOrigins", "cors_origins"),
     ("RUST_LOG", "LogLevel", "log_level"),
 ]
 
@@ -464,6 +465,29 @@ class Settings(unittest.TestCase):
         self.assertIn('length(var.server_id) >= 8', read("infra", "terraform", "modules", "tvm", "function.tf"))
         self.assertEqual(params["AdminPrincipals"]["Default"], "")
         self.assertEqual(variables["admin_principals"]["default"], [])
+
+
+class Cors(unittest.TestCase):
+    def test_the_apis_allow_what_the_function_allows(self):
+        cors = read("crates", "tvm-lambda", "src", "routes", "cors.rs")
+        joined = re.search(r'pub const ALLOW_HEADERS: &str =\s*"([^"]+)"', cors).group(1)
+        headers = [h.strip() for h in joined.split(",")]
+        methods = [m.strip() for m in re.search(r'pub const ALLOW_METHODS: &str = "([^"]+)"', cors).group(1).split(",")]
+        max_age = int(re.search(r"pub const MAX_AGE_SECONDS: u32 = (\d+);", cors).group(1))
+        resources = sam()["Resources"]
+        for where in [resources["Api"]["Properties"]["CorsConfiguration"], resources["FunctionUrlConfig"]["Properties"]["Cors"]]:
+            cond, config, no = where["If"]
+            self.assertEqual((cond, no), ("HasCors", {"Ref": "AWS::NoValue"}))
+            self.assertEqual(config["AllowHeaders"], headers)
+            self.assertEqual(config["AllowMethods"], methods)
+            self.assertEqual(config["MaxAge"], max_age)
+            self.assertEqual(config["AllowOrigins"], {"Split": [",", {"Ref": "CorsOrigins"}]})
+        api = tf_resources("modules/tvm/api.tf", "aws_apigatewayv2_api")["tvm"]
+        content = api["dynamic"][0]["cors_configuration"]["content"][0]
+        self.assertEqual(content["allow_headers"], headers)
+        self.assertEqual(content["allow_methods"], methods)
+        self.assertEqual(content["max_age"], max_age)
+        self.assertEqual(content["allow_origins"], "${var.cors_origins}")
 
 
 class DataSafety(unittest.TestCase):

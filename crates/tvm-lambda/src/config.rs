@@ -52,6 +52,8 @@ pub struct Config {
     pub revocation_accounts: Vec<String>,
     /// The `service` dimension of the metrics: the function's name.
     pub service: String,
+    /// Browser origins allowed to call tvm (`TVM_CORS_ORIGINS`); none: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -199,6 +201,16 @@ impl Config {
                 problem: format!("{bad:?} is not an organization id"),
             });
         }
+        let cors_origins = list("TVM_CORS_ORIGINS");
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| !crate::routes::cors::valid_origin(o))
+        {
+            return Err(ConfigError::Invalid {
+                name: "TVM_CORS_ORIGINS",
+                problem: format!("{bad:?} is not an exact origin: https://host[:port], lower case, no path, no wildcard"),
+            });
+        }
         let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
         let partition = match region.as_deref() {
             Some(r) if r.starts_with("cn-") => "aws-cn",
@@ -280,6 +292,7 @@ impl Config {
             revocation_policy,
             revocation_accounts,
             service: var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "tvm".into()),
+            cors_origins,
         })
     }
 }
@@ -404,6 +417,8 @@ mod tests {
             ("TVM_POLICY_MAX_STALE_SECONDS", "100000"),
             ("TVM_RATE_LIMIT", "60"),
             ("TVM_POLICY_PREFIX", "/"),
+            ("TVM_CORS_ORIGINS", "*"),
+            ("TVM_CORS_ORIGINS", "https://app.example.com/"),
         ] {
             let e = cfg(&[("TVM_SESSIONS_TABLE", "s"), (name, value)]).unwrap_err();
             assert!(e.to_string().starts_with(name), "{name}={value}: {e}");

@@ -5,6 +5,7 @@
 
 mod approvals;
 mod break_glass;
+pub mod cors;
 pub mod log;
 mod profiles;
 mod revocation;
@@ -342,7 +343,24 @@ impl App {
             req.method().as_str(),
             &path,
         );
-        let (reply, error, facts) = match self.dispatch(&req, &request_id, &path).await {
+        let origin = cors::allowed_origin(&req, &self.config.cors_origins);
+        let answered = if !self.config.cors_origins.is_empty() && cors::is_preflight(&req) {
+            // A preflight carries no identity: it is answered from the
+            // configuration alone, and grants nothing by itself.
+            match &origin {
+                Some(o) if Route::knows(&path) => Ok(Outcome {
+                    reply: cors::preflight(o),
+                    facts: Facts::decided("preflight"),
+                }),
+                _ => Err(Failure::denied(
+                    ApiError::Forbidden("this origin may not call tvm from a browser".into()),
+                    "preflight from an origin not in TVM_CORS_ORIGINS".to_string(),
+                )),
+            }
+        } else {
+            self.dispatch(&req, &request_id, &path).await
+        };
+        let (mut reply, error, facts) = match answered {
             Ok(o) => (o.reply, None, o.facts),
             Err(f) => {
                 if let Some(dependency) = f.error.failed_dependency() {
@@ -358,6 +376,11 @@ impl App {
                 (reply, Some(f.error), *f.facts)
             }
         };
+        if let Some(o) = &origin {
+            if reply.status != 204 || facts.decision != Some("preflight") {
+                cors::allow(&mut reply, o);
+            }
+        }
         // The health check is no metric (anyone may call it): what it would
         // report stays for the next request's line.
         let measures = if path == "/v1/health" {

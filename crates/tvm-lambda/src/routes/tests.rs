@@ -394,3 +394,97 @@ async fn what_a_vend_announces_is_published_before_the_answer_goes() {
         }
     }
 }
+
+fn headers(out: &Value) -> std::collections::BTreeMap<String, String> {
+    out["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn with_origin(mut e: Value, method: &str, origin: &str) -> Value {
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["headers"]["origin"] = json!(origin);
+    if method == "OPTIONS" {
+        e["headers"]["access-control-request-method"] = json!("POST");
+        // Browsers send no credentials on a preflight.
+        e["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+    }
+    e
+}
+
+#[tokio::test]
+async fn browsers_of_the_configured_origins_alone_may_read_answers() {
+    let mut a = app(Arc::new(Memory::default()));
+    a.config.cors_origins = vec!["https://app.example.com".into()];
+    let vend = || event(TASK, r#"{"profile":"orders-tenant"}"#);
+
+    // A preflight: answered without an identity, only for a listed origin.
+    let out = a
+        .invoke(
+            with_origin(vend(), "OPTIONS", "https://app.example.com"),
+            "l",
+            None,
+        )
+        .await;
+    let h = headers(&out);
+    assert_eq!(out["statusCode"], 204);
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(h["access-control-allow-methods"], cors::ALLOW_METHODS);
+    assert_eq!(h["access-control-allow-headers"], cors::ALLOW_HEADERS);
+    assert_eq!(h["vary"], "origin");
+    let out = a
+        .invoke(
+            with_origin(vend(), "OPTIONS", "https://evil.example"),
+            "l",
+            None,
+        )
+        .await;
+    assert_eq!(out["statusCode"], 403);
+    assert!(!headers(&out).contains_key("access-control-allow-origin"));
+
+    // The answer itself: readable by the listed origin, by no other.
+    let out = a
+        .invoke(
+            with_origin(vend(), "POST", "https://app.example.com"),
+            "l",
+            None,
+        )
+        .await;
+    assert_eq!(out["statusCode"], 200);
+    assert_eq!(
+        headers(&out)["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let out = a
+        .invoke(
+            with_origin(vend(), "POST", "https://app.example.com.evil.example"),
+            "l",
+            None,
+        )
+        .await;
+    assert_eq!(
+        out["statusCode"], 200,
+        "CORS is the browser's: the caller's identity decides"
+    );
+    assert!(!headers(&out).contains_key("access-control-allow-origin"));
+
+    // Without the setting nothing changes: a preflight is a method tvm does not serve.
+    let a = app(Arc::new(Memory::default()));
+    let out = a
+        .invoke(
+            with_origin(vend(), "OPTIONS", "https://app.example.com"),
+            "l",
+            None,
+        )
+        .await;
+    assert_eq!(out["statusCode"], 405);
+    assert!(!headers(&out).contains_key("access-control-allow-origin"));
+}

@@ -383,3 +383,41 @@ fn a_secure_string_policy_is_decrypted_and_served() {
         lambda.stop().await;
     });
 }
+
+#[test]
+fn a_browser_origin_in_tvm_cors_origins_gets_its_preflight_and_reads_the_vend() {
+    run(async {
+        let lambda = own_lambda(&[("TVM_CORS_ORIGINS", "https://app.example.com")]).await;
+        let mut preflight = v2("OPTIONS", "/v1/credentials", None, None);
+        preflight["headers"]["origin"] = json!("https://app.example.com");
+        preflight["headers"]["access-control-request-method"] = json!("POST");
+        preflight["headers"]["access-control-request-headers"] = json!("authorization,x-amz-date");
+        let a = call(&lambda, preflight).await;
+        assert_eq!(a.status, 204, "{:?}", a.body);
+        assert_eq!(
+            a.headers["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+        assert!(a.headers["access-control-allow-headers"]
+            .as_str()
+            .unwrap()
+            .contains("x-amz-date"));
+
+        let mut vend = vend_event(&format!("{TASK}acme"), json!({"profile": "orders-tenant"}));
+        vend["headers"]["origin"] = json!("https://app.example.com");
+        let a = call(&lambda, vend).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(
+            a.headers["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+
+        let mut other = v2("OPTIONS", "/v1/credentials", None, None);
+        other["headers"]["origin"] = json!("https://evil.example");
+        other["headers"]["access-control-request-method"] = json!("POST");
+        let a = call(&lambda, other).await;
+        assert_eq!(a.status, 403);
+        assert!(a.headers.get("access-control-allow-origin").is_none());
+        lambda.stop().await;
+    });
+}

@@ -10,6 +10,19 @@ resource "aws_apigatewayv2_api" "tvm" {
   name          = var.name
   protocol_type = "HTTP"
   tags          = var.tags
+
+  # API Gateway answers preflights itself (they carry no SigV4); the same
+  # headers as the function's (routes/cors.rs).
+  dynamic "cors_configuration" {
+    for_each = length(var.cors_origins) > 0 ? [1] : []
+    content {
+      allow_origins  = var.cors_origins
+      allow_methods  = ["GET", "POST"]
+      allow_headers  = ["authorization", "content-type", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token", "x-tvm-identity"]
+      expose_headers = ["retry-after"]
+      max_age        = 600
+    }
+  }
 }
 
 resource "aws_apigatewayv2_integration" "tvm" {

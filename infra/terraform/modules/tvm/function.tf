@@ -159,6 +159,7 @@ resource "aws_lambda_function" "tvm" {
       TVM_POLICY_TTL_SECONDS       = tostring(var.policy_ttl_seconds)
       TVM_POLICY_MAX_STALE_SECONDS = var.policy_max_stale_seconds == null ? "" : tostring(var.policy_max_stale_seconds)
       TVM_AWS_TIMEOUT_MS           = tostring(var.aws_timeout_ms)
+      TVM_CORS_ORIGINS             = join(",", var.cors_origins)
       # Never "any account": the deploying account unless told otherwise.
       TVM_ALLOWED_ACCOUNTS    = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
       TVM_ALLOWED_ORG_IDS     = join(",", var.allowed_org_ids)

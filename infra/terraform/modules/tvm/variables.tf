@@ -255,3 +255,13 @@ variable "saved_queries" {
   type        = bool
   default     = true
 }
+
+variable "cors_origins" {
+  description = "Browser origins allowed to call tvm (TVM_CORS_ORIGINS), exact origins such as https://app.example.com; empty: no CORS. Sets the HTTP API's CORS configuration too."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for o in var.cors_origins : can(regex("^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", o))])
+    error_message = "cors_origins are exact origins: https://host[:port], lower case, no path, no wildcard."
+  }
+}
