@@ -202,10 +202,7 @@ impl Config {
             });
         }
         let cors_origins = list("TVM_CORS_ORIGINS");
-        if let Some(bad) = cors_origins
-            .iter()
-            .find(|o| !crate::routes::cors::valid_origin(o))
-        {
+        if let Some(bad) = cors_origins.iter().find(|o| !valid_origin(o)) {
             return Err(ConfigError::Invalid {
                 name: "TVM_CORS_ORIGINS",
                 problem: format!("{bad:?} is not an exact origin: https://host[:port], lower case, no path, no wildcard"),
@@ -295,6 +292,27 @@ impl Config {
             cors_origins,
         })
     }
+}
+
+/// Is `origin` one a setting may list: `http(s)://host[:port]`, lower case.
+pub fn valid_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    host_ok && port_ok
 }
 
 fn account_id(a: &str) -> bool {
@@ -429,5 +447,31 @@ mod tests {
                 name: "TVM_SESSIONS_TABLE"
             }
         );
+    }
+
+    #[test]
+    fn only_exact_origins_are_settings() {
+        for ok in [
+            "https://app.example.com",
+            "http://127.0.0.1:8080",
+            "https://a-b.example",
+        ] {
+            assert!(valid_origin(ok), "{ok}");
+        }
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "https://App.Example.com",
+            "app.example.com",
+            "ftp://app.example.com",
+            "https://",
+            "https://app.example.com:0",
+            "https://app.example.com:99999",
+            "null",
+        ] {
+            assert!(!valid_origin(bad), "{bad}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! answered without an identity (browsers send none), and the allow-origin
 //! header on answers to an allowed origin. Exact origins only: no wildcard,
 //! no path. Behind API Gateway the HTTP API's own CORS configuration (the
-//! templates set it from the same list) answers preflights first.
+//! templates set it from the same list) answers preflights first. Which
+//! origins a setting may list: `config::valid_origin`.
 
 use lambda_http::Body;
 
@@ -15,27 +16,6 @@ pub const ALLOW_HEADERS: &str =
 pub const ALLOW_METHODS: &str = "GET, POST";
 pub const EXPOSE_HEADERS: &str = "retry-after";
 pub const MAX_AGE_SECONDS: u32 = 600;
-
-/// Is `origin` one a setting may list: `http(s)://host[:port]`, lower case.
-pub fn valid_origin(origin: &str) -> bool {
-    let Some(rest) = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (rest, None),
-    };
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-    host_ok && port_ok
-}
 
 /// The request's `Origin`, when it is one of `allowed` (exactly).
 pub fn allowed_origin(req: &http::Request<Body>, allowed: &[String]) -> Option<String> {
@@ -75,35 +55,4 @@ pub fn allow(reply: &mut Reply, origin: &str) {
         ("access-control-expose-headers", EXPOSE_HEADERS.to_string()),
         ("vary", "origin".to_string()),
     ]);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_exact_origins_are_settings() {
-        for ok in [
-            "https://app.example.com",
-            "http://127.0.0.1:8080",
-            "https://a-b.example",
-        ] {
-            assert!(valid_origin(ok), "{ok}");
-        }
-        for bad in [
-            "*",
-            "https://*.example.com",
-            "https://app.example.com/",
-            "https://app.example.com/path",
-            "https://App.Example.com",
-            "app.example.com",
-            "ftp://app.example.com",
-            "https://",
-            "https://app.example.com:0",
-            "https://app.example.com:99999",
-            "null",
-        ] {
-            assert!(!valid_origin(bad), "{bad}");
-        }
-    }
 }
