@@ -143,7 +143,8 @@ impl Drop for Moto {
     }
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> Result<u16, String> {
+/// The status of a plain GET on loopback (readiness polls).
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<u16, String> {
     raw_http(
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),

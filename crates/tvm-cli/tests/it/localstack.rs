@@ -7,8 +7,7 @@
 //! reports account 000000000000: the vend works only if the seeding followed
 //! it. Without `.venv-localstack` (no Python 3.13) the test says so and passes.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +15,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tvm_devstack::gateway::{Auth, Gateway};
 use tvm_devstack::runtime::Lambda;
-use tvm_devstack::stack::{die_with_parent, free_port, repo_root, venv, workspace_bin, Moto};
+use tvm_devstack::stack::{
+    die_with_parent, free_port, http_get, repo_root, venv, workspace_bin, Moto,
+};
 use tvm_devstack::testing::block_on_spawned;
 
 use super::*;
@@ -43,16 +44,7 @@ impl Drop for TempDir {
 }
 
 fn health(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req =
-        format!("GET /_localstack/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let mut out = String::new();
-    s.write_all(req.as_bytes()).is_ok()
-        && s.read_to_string(&mut out).is_ok()
-        && out.starts_with("HTTP/1.1 200")
+    http_get(addr, "/_localstack/health").is_ok_and(|status| status == 200)
 }
 
 fn start_localstack(python: &Path) -> LocalStack {

@@ -65,7 +65,7 @@ impl DecisionLog {
         error: Option<&ApiError>,
         facts: Facts,
         started: Instant,
-        measures: Measures,
+        measures: Option<Measures>,
     ) {
         self.status = reply.status;
         self.facts = facts;
@@ -86,15 +86,14 @@ impl DecisionLog {
     /// The line: the decision's fields, the metrics' values, and the `_aws`
     /// block that tells CloudWatch which fields are metrics of which
     /// dimensions.
-    fn line(&self, measures: Measures, now: SystemTime) -> Option<String> {
+    /// `measures: None`: a line that is no metric (the health check).
+    fn line(&self, measures: Option<Measures>, now: SystemTime) -> Option<String> {
         let Value::Object(mut line) = serde_json::to_value(self).ok()? else {
             return None;
         };
-        // The health check needs no identity: anyone could dilute the 5xx
-        // rate with it, so it is not a request the metrics count.
-        if self.path == "/v1/health" {
+        let Some(measures) = measures else {
             return serde_json::to_string(&line).ok();
-        }
+        };
         // The 5xx rate's denominator: requests of identified callers (and
         // every 5xx), so that unauthenticated noise on a front without IAM
         // auth cannot dilute it.
@@ -189,7 +188,7 @@ impl DecisionLog {
             Some(error),
             facts,
             started,
-            Measures::default(),
+            Some(Measures::default()),
         );
         reply
     }
@@ -210,7 +209,7 @@ mod tests {
         }
         log.latency_ms = 12.5;
         let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        serde_json::from_str(&log.line(m, at).unwrap()).unwrap()
+        serde_json::from_str(&log.line(Some(m), at).unwrap()).unwrap()
     }
 
     /// What CloudWatch requires of an EMF line (its specification): every
@@ -337,11 +336,10 @@ mod tests {
     }
 
     #[test]
-    fn the_unauthenticated_health_check_is_no_metric() {
+    fn a_line_without_measures_is_no_metric() {
         let mut log = DecisionLog::new("tvm-prod", "r1", "GET", "/v1/health");
         log.status = 200;
-        let v: Value =
-            serde_json::from_str(&log.line(Measures::default(), UNIX_EPOCH).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(&log.line(None, UNIX_EPOCH).unwrap()).unwrap();
         assert_eq!(v["type"], "decision");
         assert!(v.get("_aws").is_none() && v.get("Requests").is_none());
     }

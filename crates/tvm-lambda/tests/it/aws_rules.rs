@@ -89,7 +89,7 @@ fn subst(ctx: &Context, pattern: &str) -> String {
 }
 
 /// IAM's `*` and `?` globs.
-fn like(text: &str, pattern: &str) -> bool {
+pub fn like(text: &str, pattern: &str) -> bool {
     fn go(t: &[u8], p: &[u8]) -> bool {
         match (p.first(), t.first()) {
             (None, None) => true,

@@ -9,15 +9,7 @@ use crate::gates::*;
 use crate::harness::*;
 
 async fn put(profile: &str, text: &str) {
-    aws_sdk_ssm::Client::new(&sdk())
-        .put_parameter()
-        .name(format!("/tvm/policies/{profile}"))
-        .value(text)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    put_policy(profile, text, aws_sdk_ssm::types::ParameterType::String).await;
 }
 
 #[test]

@@ -15,6 +15,7 @@ use tvm_devstack::proxy::Call;
 use tvm_devstack::stack::{repo_root, venv, REGION};
 use tvm_lambda::routes::Route;
 
+use crate::aws_rules::like;
 use crate::gates::*;
 use crate::harness::*;
 use crate::revocation_kit::{isolated, lambda_in};
@@ -80,17 +81,6 @@ fn strings(v: &Value) -> Vec<String> {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
         _ => vec![],
-    }
-}
-
-/// IAM's `*` glob (no `?` in these templates).
-fn like(text: &str, pattern: &str) -> bool {
-    match pattern.split_once('*') {
-        None => text == pattern,
-        Some((head, tail)) => {
-            text.starts_with(head)
-                && (0..=text.len() - head.len()).any(|i| like(&text[head.len() + i..], tail))
-        }
     }
 }
 

@@ -118,9 +118,20 @@ fn without_an_iam_identity_the_answer_is_401() {
 fn health_needs_no_identity_profiles_do_and_unknown_routes_are_404() {
     run(async {
         let sh = shared();
-        let a = call(&sh.lambda, v2("GET", "/v1/health", None, None)).await;
+        let health = v2("GET", "/v1/health", None, None);
+        let id = health["requestContext"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let a = call(&sh.lambda, health).await;
         assert_eq!(a.status, 200);
         assert_eq!(a.body["status"], "ok");
+        // Anyone may call it: its line is no metric (no dilution of the 5xx rate).
+        let line = decision_for(&sh.lambda, &id).await;
+        assert!(
+            line.get("_aws").is_none() && line.get("Requests").is_none(),
+            "{line}"
+        );
         assert!(
             !a.body.to_string().contains("orders"),
             "health shows no policy content"

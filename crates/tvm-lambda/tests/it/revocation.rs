@@ -568,27 +568,7 @@ fn a_full_policy_refuses_a_session_loudly_and_still_takes_its_caller() {
         // A table and a policy of its own: filling them blocks no other test.
         let table = "tvm-sessions-full";
         let policy = "arn:aws:iam::123456789012:policy/tvm/tvm-revocations-full";
-        let out = std::process::Command::new(tvm_devstack::stack::venv().join("bin/python"))
-            .arg(tvm_devstack::stack::repo_root().join("scripts/bootstrap.py"))
-            .arg("tables")
-            .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
-            .env(
-                "AWS_ACCESS_KEY_ID",
-                &shared().stack.ids.function.access_key_id,
-            )
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                &shared().stack.ids.function.secret_access_key,
-            )
-            .env("AWS_REGION", "us-east-1")
-            .env("TVM_SESSIONS_TABLE", table)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::revocation_kit::sessions_table(table);
         let iam = aws_sdk_iam::Client::new(&sdk());
         let _ = iam
             .create_policy()

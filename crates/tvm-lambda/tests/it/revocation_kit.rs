@@ -29,8 +29,9 @@ pub async fn put_profile(prefix: &str, name: &str, text: &str) {
         .unwrap();
 }
 
-pub async fn isolated(tag: &str, profiles: &[(&str, &str)]) -> Vec<(String, String)> {
-    let table = format!("tvm-sessions-{tag}");
+/// A sessions table of its own, created by scripts/bootstrap.py as the
+/// deployment's are.
+pub fn sessions_table(table: &str) {
     let out = std::process::Command::new(tvm_devstack::stack::venv().join("bin/python"))
         .arg(tvm_devstack::stack::repo_root().join("scripts/bootstrap.py"))
         .arg("tables")
@@ -44,7 +45,7 @@ pub async fn isolated(tag: &str, profiles: &[(&str, &str)]) -> Vec<(String, Stri
             &shared().stack.ids.function.secret_access_key,
         )
         .env("AWS_REGION", "us-east-1")
-        .env("TVM_SESSIONS_TABLE", &table)
+        .env("TVM_SESSIONS_TABLE", table)
         .output()
         .unwrap();
     assert!(
@@ -52,6 +53,11 @@ pub async fn isolated(tag: &str, profiles: &[(&str, &str)]) -> Vec<(String, Stri
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+pub async fn isolated(tag: &str, profiles: &[(&str, &str)]) -> Vec<(String, String)> {
+    let table = format!("tvm-sessions-{tag}");
+    sessions_table(&table);
     let empty = json!({"Version": "2012-10-17", "Statement": [{
         "Sid": "ChainOnlyIntoRevocableRoles", "Effect": "Deny", "Action": "sts:AssumeRole", "Resource": "*",
         "Condition": {"StringNotEquals": {"aws:ResourceTag/tvm-revocable": "true"}}}]});
