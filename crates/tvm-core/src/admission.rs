@@ -1,8 +1,11 @@
 //! Who may be evaluated at all: `TVM_ALLOWED_ACCOUNTS` and
 //! `TVM_ALLOWED_ORG_IDS` bound the callers whose policies are even looked
 //! at. An empty list does not constrain.
+//!
+//! An oidc caller has no account: what admits it is its issuer, one of
+//! `TVM_JWT_ISSUERS` (checked with its token, see `oidc::caller`).
 
-use crate::principal::Principal;
+use crate::principal::{Principal, PrincipalKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NotAdmitted {
@@ -17,6 +20,9 @@ pub fn admit(
     org_ids: &[String],
     caller: &Principal,
 ) -> Result<(), NotAdmitted> {
+    if caller.kind == PrincipalKind::Oidc {
+        return Ok(());
+    }
     if !accounts.is_empty() && !accounts.contains(&caller.account) {
         return Err(NotAdmitted::Account);
     }

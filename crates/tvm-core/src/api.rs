@@ -262,6 +262,10 @@ pub struct RequestView {
     /// The exact requesting caller, session name included: only it vends
     /// under the approval.
     pub caller_arn: String,
+    /// An oidc requester's persons (see `Principal::persons`): none of them
+    /// approves the request under an AWS identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persons: Vec<String>,
     pub justification: String,
     pub duration_seconds: u32,
     pub status: RequestStatus,

@@ -94,9 +94,11 @@ pub fn may_see_request(request: &RequestView, profile: Option<&Profile>, who: &P
 
 /// Is `who` the requester of `request`: the same principal (any session of
 /// its role), or the same person under another role or account (the same
-/// session or user name, see [`Principal::person`])?
+/// session or user name, see [`Principal::person`]; for an oidc requester
+/// its subject's, email's or user name's)?
 pub fn is_requester(request: &RequestView, who: &Principal) -> bool {
     request.caller == who.stable_id()
+        || request.persons.contains(&who.person())
         || Principal::parse(&request.caller_arn, None).is_ok_and(|r| r.person() == who.person())
 }
 
@@ -179,6 +181,7 @@ pub fn new_request(
         profile: profile.name.clone(),
         caller: caller.stable_id(),
         caller_arn: caller.arn.clone(),
+        persons: caller.persons(),
         justification: if justification.is_empty() {
             VEND_JUSTIFICATION.to_string()
         } else {

@@ -107,6 +107,11 @@ pub enum Denial {
     /// The profile binds a variable this caller cannot fill: a policy problem.
     #[error("the profile cannot bind {name} for this caller: {reason}")]
     Unbindable { name: String, reason: String },
+    /// The caller's token lacks a claim the profile uses, or has one (or a
+    /// subject) that may not be rendered: the caller's problem, not the
+    /// policy's.
+    #[error("{reason}: this profile renders it into your credentials' policy, and only [A-Za-z0-9_+=,.@-] may be rendered; no credentials were issued")]
+    CallerValue { reason: String },
     /// What allowed the vend ends sooner than STS's shortest session.
     #[error("what allows this vend ({reason}) ends in {seconds_left} s, at {ends_at}; STS vends at least {MIN_DURATION} s, so nothing is vended until it allows a whole session")]
     EndsTooSoon {
@@ -391,6 +396,9 @@ fn bind(
             crate::template::ValueError::Missing { name: var } if var.starts_with("attr.") => {
                 bad(&var[5..], "is required by this profile")
             }
+            other if other.from_caller() => Denial::CallerValue {
+                reason: other.to_string(),
+            },
             other => Denial::Unbindable {
                 name: name.clone(),
                 reason: other.to_string(),
@@ -406,3 +414,5 @@ fn bind(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_oidc;

@@ -3,6 +3,7 @@
 //!
 //! - `principal`: callers as parsed principals, role ARNs, the stable principal;
 //! - `admission`: who may be evaluated at all (allowed accounts and orgs);
+//! - `oidc`: callers with an OpenID Connect token: the claims checked;
 //! - `policy`: documents, their validation, the profile model, time windows;
 //! - `decision`: may this caller have this profile now (a grant or a denial);
 //! - `vend`: a grant becomes a plan (the AssumeRole call and the session record);
@@ -20,6 +21,7 @@ pub mod approval;
 pub mod decision;
 pub mod glob;
 pub mod limits;
+pub mod oidc;
 pub mod policy;
 pub mod principal;
 pub mod rate;

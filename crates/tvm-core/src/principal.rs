@@ -47,6 +47,9 @@ pub enum PrincipalKind {
     AssumedRole,
     FederatedUser,
     Root,
+    /// A caller with an OpenID Connect token, not AWS credentials (see
+    /// [`crate::oidc`]).
+    Oidc,
 }
 
 impl PrincipalKind {
@@ -56,18 +59,24 @@ impl PrincipalKind {
             Self::AssumedRole => "assumed-role",
             Self::FederatedUser => "federated-user",
             Self::Root => "root",
+            Self::Oidc => "oidc",
         }
     }
 }
 
-/// A caller, parsed from its ARN. Every field is validated.
+/// A caller, parsed from its ARN (or, kind `oidc`, from a verified token).
+/// Every field is validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
+    /// The caller's ARN; for an oidc caller its id, `oidc:ISSUER#SUBJECT`
+    /// (an issuer has no fragment, so the first `#` ends it).
     pub arn: String,
     pub partition: Partition,
+    /// The caller's account; empty for an oidc caller.
     pub account: String,
     pub kind: PrincipalKind,
-    /// Role name (assumed-role), user name (user, federated-user); empty for root.
+    /// Role name (assumed-role), user name (user, federated-user), subject
+    /// (oidc); empty for root.
     pub name: String,
     /// IAM path of a user or role, `/` when none.
     pub path: String,
@@ -75,6 +84,8 @@ pub struct Principal {
     pub session_name: Option<String>,
     /// AWS Organizations id, when the front end supplied one.
     pub org_id: Option<String>,
+    /// Issuer, subject and claims of an oidc caller.
+    pub oidc: Option<Box<crate::oidc::Oidc>>,
     /// The ARN without its IAM path, when it has one (computed once: every
     /// rule of a profile matches against it).
     #[serde(skip)]
@@ -199,10 +210,33 @@ impl Principal {
             path,
             session_name,
             org_id,
+            oidc: None,
             unpathed: None,
         };
         p.unpathed = p.without_path();
         Ok(p)
+    }
+
+    /// An oidc caller, its issuer, subject and claims checked (see
+    /// [`crate::oidc::caller`]).
+    pub(crate) fn from_oidc(o: crate::oidc::Oidc) -> Self {
+        Self {
+            arn: crate::oidc::caller_id(&o.issuer, &o.subject),
+            partition: Partition::Aws,
+            account: String::new(),
+            kind: PrincipalKind::Oidc,
+            name: o.subject.clone(),
+            path: "/".into(),
+            session_name: None,
+            org_id: None,
+            oidc: Some(Box::new(o)),
+            unpathed: None,
+        }
+    }
+
+    /// The issuer of an oidc caller.
+    pub fn issuer(&self) -> Option<&str> {
+        self.oidc.as_deref().map(|o| o.issuer.as_str())
     }
 
     /// The principal a rate limit, a revocation or "self" applies to: never
@@ -215,18 +249,23 @@ impl Principal {
     /// - a federated user: every federated user of the account at once
     ///   (`arn:P:sts::A:federated-user/*`): GetFederationToken lets its caller
     ///   choose the name, so the name identifies nobody;
-    /// - root: the account's root.
+    /// - root: the account's root;
+    /// - an oidc caller: its issuer and subject (`oidc:ISSUER#SUBJECT`).
     ///
     /// Role and user names are lowercased: IAM keeps them unique without
     /// case, so `role/Orders` and `role/orders` are one role.
     pub fn stable_id(&self) -> String {
+        if self.kind == PrincipalKind::Oidc {
+            // Issuer and subject, exactly: OIDC says both are case-sensitive.
+            return self.arn.clone();
+        }
         let (p, a) = (self.partition.as_str(), &self.account);
         let name = self.name.to_ascii_lowercase();
         match self.kind {
             PrincipalKind::AssumedRole => format!("arn:{p}:iam::{a}:role/{name}"),
             PrincipalKind::User => format!("arn:{p}:iam::{a}:user/{name}"),
             PrincipalKind::FederatedUser => format!("arn:{p}:sts::{a}:federated-user/*"),
-            PrincipalKind::Root => self.arn.clone(),
+            PrincipalKind::Root | PrincipalKind::Oidc => self.arn.clone(),
         }
     }
 
@@ -273,10 +312,32 @@ impl Principal {
         };
         match (self.kind, &self.session_name) {
             (PrincipalKind::AssumedRole, Some(session)) => local(session),
-            (PrincipalKind::User, _) => local(&self.name),
+            (PrincipalKind::User, _) | (PrincipalKind::Oidc, _) => local(&self.name),
             (PrincipalKind::FederatedUser, _) => format!("federated-user/*@{}", self.account),
             _ => format!("root@{}", self.account),
         }
+    }
+
+    /// Every person an oidc caller may also be under an AWS identity: its
+    /// subject's, and its `email`, `preferred_username` and `upn` claims'
+    /// (see [`Principal::person`]). Stored with its approval requests, so that
+    /// its own SSO session cannot approve them. Empty for other kinds (their
+    /// person is read from their ARN).
+    pub fn persons(&self) -> Vec<String> {
+        let Some(o) = &self.oidc else {
+            return vec![];
+        };
+        let mut out = vec![self.person()];
+        for claim in ["email", "preferred_username", "upn"] {
+            if let Some(v) = o.claims.scalar(claim) {
+                let lower = v.to_ascii_lowercase();
+                let local = lower.split('@').next().unwrap_or_default().to_string();
+                if !local.is_empty() && !out.contains(&local) {
+                    out.push(local);
+                }
+            }
+        }
+        out
     }
 
     pub fn role_name(&self) -> Option<&str> {
@@ -341,10 +402,14 @@ impl fmt::Display for RoleArn {
 }
 
 /// The principal a revocation or a listing is about, from a caller ARN, a
-/// user ARN or a role ARN: the role or user (paths dropped, as STS drops
-/// them from assumed-role ARNs), or every federated user of the account.
+/// user ARN, a role ARN or an oidc caller id: the role or user (paths
+/// dropped, as STS drops them from assumed-role ARNs), every federated user
+/// of the account, or the oidc caller.
 /// `None` for anything else.
 pub fn stable_principal(arn: &str) -> Option<String> {
+    if arn.starts_with(crate::oidc::ID_PREFIX) {
+        return crate::oidc::parse_caller_id(arn).map(|_| arn.to_string());
+    }
     if let Ok(p) = Principal::parse(arn, None) {
         return Some(p.stable_id());
     }

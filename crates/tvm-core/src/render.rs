@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::limits::{
     MAX_SESSION_POLICY_CHARS, MAX_STS_NAME, MAX_TAGS, MAX_TAG_VALUE, MIN_STS_NAME,
 };
+use crate::oidc::ClaimValue;
 use crate::policy::Profile;
 use crate::principal::{is_iam_name_char, Principal};
 use crate::template::{ValueError, Vars};
@@ -39,20 +40,37 @@ pub enum RenderError {
 pub fn caller_vars(caller: &Principal) -> Vars {
     let mut vars = Vars::new();
     let mut put = |name: &str, value: Option<&str>| {
-        // Parsed principals only hold whitelisted characters; a value that
-        // still fails (e.g. empty) is simply not available to templates.
+        // A value outside the whitelist (an oidc claim with a quote, a
+        // wildcard or `${`; an empty one) is not available to templates: a
+        // rendering that uses it refuses the vend.
         if let Some(v) = value {
             let _ = vars.insert(name, v);
         }
     };
-    put("caller.account", Some(&caller.account));
-    put("caller.partition", Some(caller.partition.as_str()));
     put("caller.kind", Some(caller.kind.as_str()));
     put("caller.name", Some(&caller.name));
     put("caller.role_name", caller.role_name());
     put("caller.user_name", caller.user_name());
     put("caller.session_name", caller.session_name.as_deref());
     put("caller.org_id", caller.org_id.as_deref());
+    match caller.oidc.as_deref() {
+        None => {
+            put("caller.account", Some(&caller.account));
+            put("caller.partition", Some(caller.partition.as_str()));
+        }
+        Some(o) => {
+            put("caller.subject", Some(&o.subject));
+            for (name, value) in o.claims.iter() {
+                if let ClaimValue::One(v) = value {
+                    put(&format!("claim.{name}"), Some(v));
+                }
+            }
+            // The issuer is one TVM_JWT_ISSUERS lists, exactly: the
+            // deployment's value, not the caller's, so `:` and `/` may
+            // stand (quotes, wildcards and braces never pass `valid_issuer`).
+            let _ = vars.insert_configured("caller.issuer", &o.issuer);
+        }
+    }
     vars
 }
 

@@ -136,9 +136,23 @@ pub fn tag_value(s: &str) -> String {
     out
 }
 
-/// The `tvm-caller` tag of a caller's stable principal.
+/// The `tvm-caller` tag of a caller's stable principal: its tag value, or,
+/// when that is longer than a tag value may be (an oidc caller's issuer and
+/// subject can be 512 characters), `sha256:` and the id's SHA-256 in hex.
+/// No tag value of a stable principal starts so (they start `arn:` or
+/// `oidc:`), so the two forms never meet.
 pub fn caller_tag(stable_id: &str) -> String {
-    tag_value(stable_id)
+    use sha2::Digest;
+    let v = tag_value(stable_id);
+    if v.len() <= crate::limits::MAX_TAG_VALUE {
+        return v;
+    }
+    let digest = sha2::Sha256::digest(stable_id.as_bytes());
+    let mut out = String::from("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// The `tvm-via` tag of a grant (`Via::kind` and `Via::id`): `rule`,

@@ -42,6 +42,25 @@ pub enum ValueError {
     BadCharacter { name: String },
 }
 
+impl ValueError {
+    /// The variable the value was for.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Missing { name }
+            | Self::Empty { name }
+            | Self::TooLong { name }
+            | Self::BadCharacter { name } => name,
+        }
+    }
+
+    /// Is it a value the caller brought and a policy cannot vouch for: an
+    /// oidc caller's subject or claim (its issuer's, not the policy's)?
+    pub fn from_caller(&self) -> bool {
+        let n = self.name();
+        n == "caller.subject" || n.starts_with("claim.")
+    }
+}
+
 /// The whitelist for substituted values: the IAM name alphabet.
 pub fn is_value_char(c: char) -> bool {
     crate::principal::is_iam_name_char(c)
@@ -74,6 +93,26 @@ impl Vars {
         check_value(name, value)?;
         self.0.insert(name.to_string(), value.to_string());
         Ok(())
+    }
+
+    /// Insert a value the deployment configured (an issuer URL): the value
+    /// alphabet and `:` and `/`. Refused otherwise, like [`Vars::insert`].
+    pub fn insert_configured(&mut self, name: &str, value: &str) -> Result<(), ValueError> {
+        match check_value(name, value) {
+            Err(ValueError::BadCharacter { .. })
+                if value
+                    .chars()
+                    .all(|c| is_value_char(c) || c == ':' || c == '/') =>
+            {
+                self.0.insert(name.to_string(), value.to_string());
+                Ok(())
+            }
+            other => {
+                other?;
+                self.0.insert(name.to_string(), value.to_string());
+                Ok(())
+            }
+        }
     }
 
     /// Add every variable of `other` (already checked), replacing same names.

@@ -109,7 +109,8 @@ pub struct VendContext<'a> {
 }
 
 /// A grant that cannot be planned: the profile renders something STS would
-/// refuse, for this caller. A policy problem, never the caller's.
+/// refuse, for this caller. A policy problem, except for a value an oidc
+/// caller brought (see [`PlanError::from_caller`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("{0}")]
@@ -118,6 +119,17 @@ pub enum PlanError {
     Render(#[from] RenderError),
     #[error("could not build a SourceIdentity")]
     SourceIdentity,
+}
+
+impl PlanError {
+    /// Is it a subject or claim of an oidc caller that may not be rendered
+    /// (the caller's token, not the policy)?
+    pub fn from_caller(&self) -> bool {
+        match self {
+            Self::Variable(v) | Self::Render(RenderError::Value(v)) => v.from_caller(),
+            _ => false,
+        }
+    }
 }
 
 /// Plan the vend a grant allows.

@@ -238,7 +238,8 @@ impl From<IdentityFailure> for ApiError {
 
 /// Unknown, denied and gated profiles answer alike (403); what the caller
 /// sent wrong is a 400; a profile that cannot bind for this caller is a
-/// policy problem (500).
+/// policy problem (500), unless what it cannot bind is an oidc caller's
+/// subject or claim (403: the token's problem).
 impl From<Denial> for ApiError {
     fn from(d: Denial) -> Self {
         match d {
@@ -253,6 +254,7 @@ impl From<Denial> for ApiError {
             Denial::ApprovalRequired { .. } => Self::ApprovalRequired { request_id: None },
             Denial::BadDuration | Denial::BadAttribute { .. } => Self::BadRequest(d.to_string()),
             Denial::Unbindable { .. } => Self::PolicyInvalid(d.to_string()),
+            Denial::CallerValue { .. } => Self::Forbidden(d.to_string()),
         }
     }
 }
@@ -286,6 +288,12 @@ impl From<TermsError> for ApiError {
 
 impl From<PlanError> for ApiError {
     fn from(e: PlanError) -> Self {
+        if e.from_caller() {
+            return Denial::CallerValue {
+                reason: e.to_string(),
+            }
+            .into();
+        }
         Self::PolicyInvalid(e.to_string())
     }
 }

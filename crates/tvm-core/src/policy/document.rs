@@ -56,6 +56,12 @@ pub(super) struct RuleDoc {
     #[serde(default)]
     pub(super) session_names: Vec<String>,
     #[serde(default)]
+    pub(super) issuers: Vec<String>,
+    #[serde(default)]
+    pub(super) subjects: Vec<String>,
+    #[serde(default)]
+    pub(super) claims: BTreeMap<String, String>,
+    #[serde(default)]
     pub(super) time: Option<TimeDoc>,
     #[serde(default)]
     pub(super) bind: BTreeMap<String, String>,

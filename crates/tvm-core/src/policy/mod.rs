@@ -29,9 +29,17 @@ pub const BUILTIN_VARS: &[&str] = &[
     "caller.user_name",
     "caller.session_name",
     "caller.org_id",
+    "caller.issuer",
+    "caller.subject",
     "profile",
     "session_id",
 ];
+
+/// Is `var` filled by tvm (a builtin, or `claim.NAME`: an oidc caller's
+/// claim)? A variable a caller does not have refuses its vend.
+pub fn builtin_var(var: &str) -> bool {
+    BUILTIN_VARS.contains(&var) || var.strip_prefix("claim.").is_some_and(|n| !n.is_empty())
+}
 
 #[cfg(test)]
 mod tests;

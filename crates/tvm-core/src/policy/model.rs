@@ -53,6 +53,13 @@ pub struct Conditions {
     pub role_names: Vec<Glob>,
     pub user_names: Vec<Glob>,
     pub session_names: Vec<Glob>,
+    /// Issuers of oidc callers, exactly.
+    pub issuers: Vec<String>,
+    /// Subjects of oidc callers.
+    pub subjects: Vec<Glob>,
+    /// Claims of oidc callers, each by name: the value (or a value of a list)
+    /// must match.
+    pub claims: Vec<(String, Glob)>,
 }
 
 impl Conditions {
@@ -61,7 +68,13 @@ impl Conditions {
             && self.accounts.is_empty()
             && self.org_ids.is_empty()
             && self.role_names.is_empty()
-            && self.user_names.is_empty())
+            && self.user_names.is_empty()
+            && self.issuers.is_empty())
+    }
+
+    /// Does the rule say anything only an oidc caller has?
+    pub(super) fn names_oidc(&self) -> bool {
+        !(self.issuers.is_empty() && self.subjects.is_empty() && self.claims.is_empty())
     }
 
     /// `principals` match the caller's ARN as AWS wrote it or without its
@@ -97,6 +110,18 @@ impl Conditions {
             && any_glob(&self.role_names, caller.role_name())
             && any_glob(&self.user_names, caller.user_name())
             && any_glob(&self.session_names, caller.session_name.as_deref())
+            && (self.issuers.is_empty()
+                || caller
+                    .issuer()
+                    .is_some_and(|i| self.issuers.iter().any(|t| t == i)))
+            && (self.subjects.is_empty()
+                || caller.oidc.is_some() && self.subjects.iter().any(|g| g.matches(&caller.name)))
+            && self.claims.iter().all(|(name, g)| {
+                caller
+                    .oidc
+                    .as_deref()
+                    .is_some_and(|o| o.claims.matches(name, g))
+            })
     }
 }
 

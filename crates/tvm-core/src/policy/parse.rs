@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use super::builtin_var;
 use super::document::{PolicyDoc, RuleDoc};
 use super::model::{Approval, BreakGlass, Conditions, Effect, Profile, Rule};
 use super::session_policy::PolicyTemplate;
 use super::time::parse_time;
-use super::BUILTIN_VARS;
 use crate::glob::Glob;
 use crate::limits::{MAX_DURATION, MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE, MIN_DURATION};
+use crate::oidc::valid_issuer;
 use crate::principal::{is_iam_name_char, pins_account, valid_org_id, PrincipalKind, RoleArn};
 use crate::revocation::{OWN_TAGS, TAG_CALLER, TAG_PREFIX, TAG_SESSION, TAG_VENDED_BY, TAG_VIA};
 use crate::template::{Template, MAX_VALUE_LEN};
@@ -223,7 +224,7 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
         .chain(session_tags.iter().flat_map(|(_, t)| t.variables()))
         .collect();
     for var in &used {
-        if BUILTIN_VARS.contains(var) {
+        if builtin_var(var) {
             continue;
         }
         for (i, rule) in rules.iter().enumerate() {
@@ -344,9 +345,12 @@ fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
             "assumed-role" => kinds.push(PrincipalKind::AssumedRole),
             "federated-user" => kinds.push(PrincipalKind::FederatedUser),
             "root" => kinds.push(PrincipalKind::Root),
+            "oidc" => kinds.push(PrincipalKind::Oidc),
             other => p.add(
                 format!("{}[{j}]", at("kinds")),
-                format!("unknown kind {other:?}; use user, assumed-role, federated-user or root"),
+                format!(
+                    "unknown kind {other:?}; use user, assumed-role, federated-user, root or oidc"
+                ),
             ),
         }
     }
@@ -358,12 +362,59 @@ fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
         role_names: globs(p, &at("role_names"), &r.role_names),
         user_names: globs(p, &at("user_names"), &r.user_names),
         session_names: globs(p, &at("session_names"), &r.session_names),
+        issuers: r.issuers.clone(),
+        subjects: globs(p, &at("subjects"), &r.subjects),
+        claims: r
+            .claims
+            .iter()
+            .filter_map(|(name, pattern)| {
+                let field = format!("{}.{name}", at("claims"));
+                if name.is_empty()
+                    || name.len() > 128
+                    || !name.bytes().all(|b| (0x21..=0x7e).contains(&b))
+                {
+                    p.add(&field, "claim names are 1-128 printable ASCII characters");
+                }
+                Glob::parse(pattern)
+                    .map_err(|e| p.add(&field, format!("{pattern:?} {e}")))
+                    .ok()
+                    .map(|g| (name.clone(), g))
+            })
+            .collect(),
     };
-    if effect.is_some_and(|e| e != Effect::Deny) {
+    for (j, issuer) in r.issuers.iter().enumerate() {
+        if let Err(e) = valid_issuer(issuer) {
+            p.add(format!("{}[{j}]", at("issuers")), format!("{issuer:?} {e}"));
+        }
+    }
+    let aws_fields = !(r.principals.is_empty()
+        && r.accounts.is_empty()
+        && r.org_ids.is_empty()
+        && r.role_names.is_empty()
+        && r.user_names.is_empty()
+        && r.session_names.is_empty());
+    let oidc = conditions.names_oidc();
+    if oidc && aws_fields {
+        p.add(
+            at("issuers"),
+            "a rule is for AWS callers (principals, accounts, org_ids, role_names, user_names, session_names) or for oidc callers (issuers, subjects, claims), not both: no caller has both",
+        );
+    }
+    if oidc && conditions.kinds.iter().any(|k| *k != PrincipalKind::Oidc) {
+        p.add(at("kinds"), "a rule on issuers, subjects or claims applies to oidc callers only: kinds may only be [oidc]");
+    }
+    if effect.is_some_and(|e| e != Effect::Deny) && oidc {
+        if r.issuers.is_empty() {
+            p.add(
+                at("issuers"),
+                "a rule that can vend for an oidc caller must pin its issuer: list issuers: (subjects and claims are only as good as the issuer that signed them)",
+            );
+        }
+    } else if effect.is_some_and(|e| e != Effect::Deny) {
         if !conditions.names_a_principal() {
             p.add(
                 at("principals"),
-                "a rule that can vend must name who it applies to (principals, accounts, org_ids, role_names or user_names)",
+                "a rule that can vend must name who it applies to (principals, accounts, org_ids, role_names or user_names; issuers for oidc callers)",
             );
         } else if !r.session_names.is_empty() && r.principals.is_empty() && r.role_names.is_empty()
         {
@@ -421,13 +472,14 @@ fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
         match Template::parse(value) {
             Ok(t) => {
                 for v in t.variables() {
-                    let ok = v.starts_with("caller.") && BUILTIN_VARS.contains(&v)
+                    let ok = (v.starts_with("caller.") || v.starts_with("claim."))
+                        && builtin_var(v)
                         || v.strip_prefix("attr.")
                             .is_some_and(|a| attributes.contains_key(a));
                     if !ok {
                         p.add(
                             &field,
-                            format!("uses ${{{v}}}; binds may use caller.* variables and attr.NAME for attributes this rule declares"),
+                            format!("uses ${{{v}}}; binds may use caller.* and claim.* variables and attr.NAME for attributes this rule declares"),
                         );
                     }
                 }

@@ -46,7 +46,7 @@ impl ApprovalStore for DynamoGates {
             .item("bindings", s(&bindings))
             .build()
             .map_err(dep)?;
-            let record = Put::builder()
+            let mut record = Put::builder()
                 .table_name(&self.approvals)
                 .item("pk", s(&keys::request(&r.id)))
                 .item("id", s(&r.id))
@@ -63,6 +63,9 @@ impl ApprovalStore for DynamoGates {
                 .item("required", n(i64::from(r.required)))
                 .item("ttl", n(r.expires_at + KEEP_SECONDS))
                 .condition_expression("attribute_not_exists(pk)");
+            if !r.persons.is_empty() {
+                record = record.item("persons", AttributeValue::Ss(r.persons.clone()));
+            }
             let items = vec![
                 TransactWriteItem::builder().put(pointer_put).build(),
                 TransactWriteItem::builder()

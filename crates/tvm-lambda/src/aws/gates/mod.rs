@@ -129,6 +129,11 @@ pub(super) fn request_view(item: &Item, now: i64) -> Option<RequestView> {
         profile: text(item, "profile")?,
         caller: text(item, "caller")?,
         caller_arn: text(item, "caller_arn")?,
+        persons: item
+            .get("persons")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
         justification: text(item, "justification").unwrap_or_default(),
         duration_seconds: num(item, "duration_seconds")? as u32,
         status,
