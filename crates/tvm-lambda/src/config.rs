@@ -14,6 +14,8 @@ pub struct IdentityModes {
     pub apigw: bool,
     /// Presigned STS GetCallerIdentity in the `X-Tvm-Identity` header.
     pub sts: bool,
+    /// `Authorization: Bearer <JWT>`, verified by tvm with its issuer's keys.
+    pub jwt: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,12 @@ pub struct Config {
     pub service: String,
     /// Browser origins allowed to call tvm (`TVM_CORS_ORIGINS`); none: no CORS.
     pub cors_origins: Vec<String>,
+    /// Issuers whose tokens name oidc callers (`TVM_JWT_ISSUERS`): for the
+    /// `jwt` mode and for an API Gateway JWT authorizer alike.
+    pub jwt_issuers: Vec<String>,
+    /// Audiences a token must be for (`TVM_JWT_AUDIENCES`); required by the
+    /// `jwt` mode.
+    pub jwt_audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,20 +128,23 @@ impl Config {
             IdentityModes {
                 apigw: true,
                 sts: false,
+                jwt: false,
             }
         } else {
             let mut m = IdentityModes {
                 apigw: false,
                 sts: false,
+                jwt: false,
             };
             for mode in &modes {
                 match mode.as_str() {
                     "apigw" => m.apigw = true,
                     "sts" => m.sts = true,
+                    "jwt" => m.jwt = true,
                     other => {
                         return Err(ConfigError::Invalid {
                             name: "TVM_IDENTITY_MODES",
-                            problem: format!("unknown mode {other:?}; use apigw, sts or both"),
+                            problem: format!("unknown mode {other:?}; use apigw, sts, jwt or several, comma-separated"),
                         })
                     }
                 }
@@ -160,6 +171,37 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "TVM_ALLOWED_ACCOUNTS",
                 problem: "the sts identity mode accepts callers from any AWS account: list the accounts it serves (comma-separated 12-digit ids)".into(),
+            });
+        }
+        let jwt_issuers = list("TVM_JWT_ISSUERS");
+        for issuer in &jwt_issuers {
+            tvm_core::oidc::valid_issuer(issuer).map_err(|e| ConfigError::Invalid {
+                name: "TVM_JWT_ISSUERS",
+                problem: format!("{issuer:?} {e}"),
+            })?;
+        }
+        let jwt_audiences = list("TVM_JWT_AUDIENCES");
+        if let Some(bad) = jwt_audiences
+            .iter()
+            .find(|a| a.len() > 256 || !a.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+        {
+            return Err(ConfigError::Invalid {
+                name: "TVM_JWT_AUDIENCES",
+                problem: format!("{bad:?} is not 1-256 printable characters"),
+            });
+        }
+        if identity_modes.jwt && jwt_issuers.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "TVM_JWT_ISSUERS",
+                problem: "the jwt identity mode needs the issuers it trusts (comma-separated https:// URLs, exactly as their tokens' iss)".into(),
+            });
+        }
+        // One issuer signs tokens for every application it serves: without
+        // an audience, a token minted for any of them would be a caller here.
+        if identity_modes.jwt && jwt_audiences.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "TVM_JWT_AUDIENCES",
+                problem: "the jwt identity mode needs the audiences its tokens must be for (your client ids): an issuer's tokens for other applications would be callers otherwise".into(),
             });
         }
         let revocation_accounts = list("TVM_REVOCATION_ACCOUNTS");
@@ -290,6 +332,8 @@ impl Config {
             revocation_accounts,
             service: var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "tvm".into()),
             cors_origins,
+            jwt_issuers,
+            jwt_audiences,
         })
     }
 }
@@ -359,7 +403,8 @@ mod tests {
             c.identity_modes,
             IdentityModes {
                 apigw: true,
-                sts: false
+                sts: false,
+                jwt: false
             }
         );
         assert_eq!(c.sts_endpoint, "https://sts.eu-west-1.amazonaws.com");
@@ -437,10 +482,35 @@ mod tests {
             ("TVM_POLICY_PREFIX", "/"),
             ("TVM_CORS_ORIGINS", "*"),
             ("TVM_CORS_ORIGINS", "https://app.example.com/"),
+            ("TVM_JWT_ISSUERS", "http://id.example.com"),
+            ("TVM_JWT_ISSUERS", "https://id.example.com?x=1"),
+            ("TVM_JWT_AUDIENCES", "a b"),
         ] {
             let e = cfg(&[("TVM_SESSIONS_TABLE", "s"), (name, value)]).unwrap_err();
             assert!(e.to_string().starts_with(name), "{name}={value}: {e}");
         }
+        // The jwt mode trusts named issuers, for named audiences only.
+        let jwt = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![
+                ("TVM_SESSIONS_TABLE", "s"),
+                ("TVM_IDENTITY_MODES", "apigw,jwt"),
+            ];
+            vars.extend_from_slice(extra);
+            cfg(&vars)
+                .map(|c| c.identity_modes.jwt)
+                .map_err(|e| e.to_string())
+        };
+        assert!(jwt(&[]).unwrap_err().starts_with("TVM_JWT_ISSUERS"));
+        assert!(jwt(&[("TVM_JWT_ISSUERS", "https://id.example.com")])
+            .unwrap_err()
+            .starts_with("TVM_JWT_AUDIENCES"));
+        assert_eq!(
+            jwt(&[
+                ("TVM_JWT_ISSUERS", "https://id.example.com"),
+                ("TVM_JWT_AUDIENCES", "app")
+            ]),
+            Ok(true)
+        );
         assert_eq!(
             cfg(&[]).unwrap_err(),
             ConfigError::Missing {

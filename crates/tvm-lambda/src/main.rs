@@ -18,6 +18,8 @@ use tvm_lambda::aws::sts::StsIssuer;
 use tvm_lambda::aws::Notifier;
 use tvm_lambda::config::Config;
 use tvm_lambda::identity::apigw::ApigwSource;
+use tvm_lambda::identity::jwks::Jwks;
+use tvm_lambda::identity::jwt::JwtSource;
 use tvm_lambda::identity::presigned::PresignedSource;
 use tvm_lambda::identity::replay::StsIdentity;
 use tvm_lambda::identity::{Identities, IdentitySource};
@@ -106,7 +108,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The identity sources, in order: API Gateway's IAM context first.
     let mut sources: Vec<Box<dyn IdentitySource>> = Vec::new();
     if config.identity_modes.apigw {
-        sources.push(Box::new(ApigwSource));
+        sources.push(Box::new(ApigwSource {
+            jwt_issuers: config.jwt_issuers.clone(),
+            jwt_audiences: config.jwt_audiences.clone(),
+        }));
     }
     if config.identity_modes.sts {
         let verifier = StsIdentity::new(&config.sts_endpoint, config.aws_timeout)?;
@@ -115,6 +120,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             sts_authority: verifier.authority(),
             verifier: Arc::new(verifier),
         }));
+    }
+    if config.identity_modes.jwt {
+        let keys = Jwks::new(&config.jwt_issuers, config.aws_timeout)?;
+        keys.prime();
+        sources.push(Box::new(JwtSource::new(
+            keys,
+            config.jwt_issuers.clone(),
+            config.jwt_audiences.clone(),
+        )));
     }
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let sts = aws_sdk_sts::Client::new(&sdk);

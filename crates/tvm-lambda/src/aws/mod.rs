@@ -57,6 +57,8 @@ pub enum Dependency {
     Sts,
     Iam,
     Sns,
+    /// An oidc issuer's discovery document or JWKS.
+    Jwks,
 }
 
 impl Dependency {
@@ -67,6 +69,7 @@ impl Dependency {
             Self::Sts => "sts",
             Self::Iam => "iam",
             Self::Sns => "sns",
+            Self::Jwks => "jwks",
         }
     }
 }

@@ -319,7 +319,7 @@ pub fn app_with(memory: Arc<Memory>, docs: &[&str]) -> App {
             Duration::from_secs(30),
             Duration::from_secs(300),
         ),
-        identities: Identities::new(vec![Box::new(ApigwSource)]),
+        identities: Identities::new(vec![Box::new(ApigwSource::default())]),
         sessions: memory.clone(),
         gate_states: memory.clone(),
         approvals: memory.clone(),

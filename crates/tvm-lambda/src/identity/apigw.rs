@@ -1,5 +1,7 @@
 //! The caller API Gateway (REST v1, HTTP API v2) or a function URL put in
-//! the request context after checking the SigV4 signature.
+//! the request context after checking the SigV4 signature, or the claims
+//! an HTTP API JWT authorizer put there after verifying a token (an oidc
+//! caller, held to `TVM_JWT_ISSUERS` and `TVM_JWT_AUDIENCES` here too).
 
 use chrono::{DateTime, Utc};
 use lambda_http::request::RequestContext;
@@ -10,7 +12,13 @@ use super::{IdentityError, IdentityFailure, IdentitySource};
 use crate::aws::BoxFut;
 
 /// The `apigw` identity mode.
-pub struct ApigwSource;
+#[derive(Debug, Clone, Default)]
+pub struct ApigwSource {
+    /// `TVM_JWT_ISSUERS`: a JWT authorizer's caller of another issuer is refused.
+    pub jwt_issuers: Vec<String>,
+    /// `TVM_JWT_AUDIENCES`; none: the authorizer's own audience check stands.
+    pub jwt_audiences: Vec<String>,
+}
 
 impl IdentitySource for ApigwSource {
     fn name(&self) -> &'static str {
@@ -20,9 +28,42 @@ impl IdentitySource for ApigwSource {
     fn identify<'a>(
         &'a self,
         req: &'a http::Request<Body>,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> BoxFut<'a, Result<Option<Principal>, IdentityFailure>> {
-        Box::pin(async move { Ok(from_context(req.request_context_ref())?) })
+        Box::pin(async move {
+            let ctx = req.request_context_ref();
+            if let Some(caller) = from_context(ctx)? {
+                return Ok(Some(caller));
+            }
+            Ok(self.from_jwt_authorizer(ctx, now)?)
+        })
+    }
+}
+
+impl ApigwSource {
+    /// The oidc caller of an HTTP API JWT authorizer's claims, if any.
+    pub fn from_jwt_authorizer(
+        &self,
+        ctx: Option<&RequestContext>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>, IdentityError> {
+        let Some(RequestContext::ApiGatewayV2(c)) = ctx else {
+            return Ok(None);
+        };
+        let Some(jwt) = c.authorizer.as_ref().and_then(|a| a.jwt.as_ref()) else {
+            return Ok(None);
+        };
+        if jwt.claims.is_empty() {
+            return Ok(None);
+        }
+        let trust = tvm_core::oidc::Trust {
+            issuers: &self.jwt_issuers,
+            audiences: &self.jwt_audiences,
+        };
+        let claims = jwt.claims.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        tvm_core::oidc::authorizer_caller(claims, trust, now.timestamp())
+            .map(Some)
+            .map_err(IdentityError::Token)
     }
 }
 

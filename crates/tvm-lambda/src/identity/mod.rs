@@ -6,16 +6,23 @@
 //! STS).
 //!
 //! - `apigw`: the IAM identity API Gateway (REST v1, HTTP API v2) or a
-//!   function URL put in the request context after checking SigV4;
+//!   function URL put in the request context after checking SigV4, or the
+//!   claims an HTTP API JWT authorizer verified (an oidc caller);
 //! - `presigned`: a presigned STS GetCallerIdentity in `X-Tvm-Identity`,
-//!   checked here and replayed (`replay`) to tvm's own STS endpoint.
+//!   checked here and replayed (`replay`) to tvm's own STS endpoint;
+//! - `jwt`: `Authorization: Bearer <JWT>`, verified here with the keys of
+//!   its issuer (`jwks`): an oidc caller.
 //!
-//! A new source (OIDC, say) is one more implementation of [`IdentitySource`]
-//! added to the list in `main.rs`.
+//! A new source is one more implementation of [`IdentitySource`] added to
+//! the list in `main.rs`.
 
 pub mod apigw;
+pub mod jwks;
+pub mod jwt;
 pub mod presigned;
 pub mod replay;
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lambda_http::Body;
@@ -37,6 +44,10 @@ pub enum IdentityError {
     Presigned(&'static str),
     #[error("the presigned GetCallerIdentity was refused by STS (expired or bad signature)")]
     Rejected,
+    #[error("the bearer token was refused: {0}")]
+    Bearer(&'static str),
+    #[error("the bearer token was refused: {0}")]
+    Token(tvm_core::oidc::TokenError),
 }
 
 /// Why a source could not establish a caller: a refusal (401, the caller
@@ -60,6 +71,12 @@ pub trait IdentitySource: Send + Sync {
         req: &'a http::Request<Body>,
         now: DateTime<Utc>,
     ) -> BoxFut<'a, Result<Option<Principal>, IdentityFailure>>;
+
+    /// Wait, at most `bound`, for work the source started in the
+    /// background (a key refresh) before the answer goes.
+    fn settle<'a>(&'a self, _bound: Duration) -> BoxFut<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The identity sources of a deployment, asked in order.
@@ -85,5 +102,10 @@ impl Identities {
             }
         }
         Err((IdentityError::Missing.into(), None))
+    }
+
+    /// Every source's background work, at most `bound`.
+    pub async fn settle(&self, bound: Duration) {
+        futures_util::future::join_all(self.0.iter().map(|s| s.settle(bound))).await;
     }
 }

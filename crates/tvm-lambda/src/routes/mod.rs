@@ -325,7 +325,11 @@ impl App {
         let bound = left.map_or(FLUSH_BOUND, |l| l.min(FLUSH_BOUND));
         // A policy refresh the request started finishes too, or it would
         // resume after the freeze and time out as a failure.
-        tokio::join!(self.pending.flush(bound), self.policies.settle(bound));
+        tokio::join!(
+            self.pending.flush(bound),
+            self.policies.settle(bound),
+            self.identities.settle(bound)
+        );
         reply.to_event_response()
     }
 
