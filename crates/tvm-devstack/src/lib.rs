@@ -7,6 +7,7 @@
 pub mod events;
 pub mod gateway;
 pub mod iam_auth;
+pub mod oidc;
 pub mod proxy;
 pub mod runtime;
 pub mod stack;

@@ -62,6 +62,9 @@ pub struct Config {
     /// Audiences a token must be for (`TVM_JWT_AUDIENCES`); required by the
     /// `jwt` mode.
     pub jwt_audiences: Vec<String>,
+    /// How old an issuer's keys may be and still verify tokens, when every
+    /// refresh since failed (`TVM_JWKS_MAX_AGE_SECONDS`).
+    pub jwks_max_age: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -334,6 +337,7 @@ impl Config {
             cors_origins,
             jwt_issuers,
             jwt_audiences,
+            jwks_max_age: secs("TVM_JWKS_MAX_AGE_SECONDS", 3600, 2..=86_400)?,
         })
     }
 }

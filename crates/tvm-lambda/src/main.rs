@@ -122,7 +122,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }));
     }
     if config.identity_modes.jwt {
-        let keys = Jwks::new(&config.jwt_issuers, config.aws_timeout)?;
+        let keys = Jwks::new(&config.jwt_issuers, config.aws_timeout, config.jwks_max_age)?;
         keys.prime();
         sources.push(Box::new(JwtSource::new(
             keys,

@@ -117,7 +117,6 @@ impl SessionStore for DynamoSessions {
                 ("request_id".to_string(), s(&r.request_id)),
                 ("caller".to_string(), s(&r.caller)),
                 ("caller_arn".to_string(), s(&r.caller_arn)),
-                ("account".to_string(), s(&r.account)),
                 ("profile".to_string(), s(&r.profile)),
                 ("role_arn".to_string(), s(&r.role_arn)),
                 ("rule".to_string(), s(&r.rule)),
@@ -134,6 +133,10 @@ impl SessionStore for DynamoSessions {
             ]);
             if let Some(id) = r.via.id() {
                 item.insert("via_id".into(), s(id));
+            }
+            // An oidc caller has no account.
+            if !r.account.is_empty() {
+                item.insert("account".into(), s(&r.account));
             }
             if let Some(l) = &r.lineage {
                 item.insert("origin".into(), s(&l.caller));

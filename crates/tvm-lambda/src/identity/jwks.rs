@@ -1,13 +1,15 @@
 //! The signing keys of each trusted issuer: found through its discovery
 //! document, read from its JWKS, served from memory.
 //!
-//! - A key set is refreshed in the background once older than [`TTL`]; no
+//! - A key set is refreshed in the background once older than its TTL (5
+//!   minutes, or a quarter of the maximum age when that is shorter); no
 //!   request waits for that.
 //! - A token naming a key id the set does not have makes one synchronous
 //!   refetch (a key rotation), at most once per [`REFETCH_INTERVAL`] per
 //!   issuer: a flood of made-up key ids costs the issuer nothing.
-//! - A set older than [`MAX_AGE`] (every refresh failed since) is not used:
-//!   a request waits for a fetch, and fails closed (503) when it fails.
+//! - A set older than `TVM_JWKS_MAX_AGE_SECONDS` (an hour by default; every
+//!   refresh failed since) is not used: a request waits for a fetch, and
+//!   fails closed (503) when it fails.
 //! - Only RSA keys of at least 2048 bits (RS256) and P-256 keys (ES256) are
 //!   read; symmetric (`oct`) and every other key is skipped, so no token can
 //!   be checked with an HMAC keyed by public material.
@@ -30,10 +32,8 @@ use serde_json::Value;
 
 use crate::aws::{AwsError, Dependency};
 
-/// A key set older than this is refreshed in the background.
+/// A key set older than this is refreshed in the background (at most).
 pub const TTL: Duration = Duration::from_secs(300);
-/// A key set older than this is not used (fail closed).
-pub const MAX_AGE: Duration = Duration::from_secs(3600);
 /// At most one fetch per issuer this often for an unknown key id.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// The largest discovery document or JWKS read.
@@ -76,11 +76,18 @@ pub enum Lookup {
 pub struct Jwks {
     client: Https,
     timeout: Duration,
+    ttl: Duration,
+    max_age: Duration,
     issuers: HashMap<String, Arc<Issuer>>,
 }
 
 impl Jwks {
-    pub fn new(issuers: &[String], timeout: Duration) -> Result<Arc<Self>, String> {
+    /// `max_age`: how old a key set may be and still be used.
+    pub fn new(
+        issuers: &[String],
+        timeout: Duration,
+        max_age: Duration,
+    ) -> Result<Arc<Self>, String> {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| format!("no TLS roots: {e}"))?
@@ -90,6 +97,8 @@ impl Jwks {
         Ok(Arc::new(Self {
             client: HttpClient::builder(TokioExecutor::new()).build(connector),
             timeout,
+            ttl: TTL.min(max_age / 4),
+            max_age,
             issuers: issuers
                 .iter()
                 .map(|url| {
@@ -125,8 +134,8 @@ impl Jwks {
             return Ok(Lookup::UnknownKey);
         };
         let set = match iss.snapshot() {
-            Some(s) if s.at.elapsed() < TTL => s,
-            Some(s) if s.at.elapsed() < MAX_AGE => {
+            Some(s) if s.at.elapsed() < self.ttl => s,
+            Some(s) if s.at.elapsed() < self.max_age => {
                 self.refresh_in_background(iss);
                 s
             }
@@ -181,7 +190,7 @@ impl Jwks {
     async fn fetch_now(&self, iss: &Issuer, seen: Option<Instant>) -> Result<KeySet, AwsError> {
         let _guard = iss.fetch_lock.lock().await;
         if let Some(s) = iss.snapshot() {
-            if seen.is_none_or(|seen| s.at > seen) && s.at.elapsed() < TTL {
+            if seen.is_none_or(|seen| s.at > seen) && s.at.elapsed() < self.ttl {
                 return Ok(s);
             }
         }
@@ -190,7 +199,7 @@ impl Jwks {
         }
         let started = Instant::now();
         let keys = self.fetch(&iss.url).await.map_err(|e| {
-            tracing::error!(dependency = "jwks", issuer = %iss.url, error = %e, "the issuer's keys could not be read; its tokens are refused once its last keys are an hour old");
+            tracing::error!(dependency = "jwks", issuer = %iss.url, error = %e, "the issuer's keys could not be read; its tokens are refused once its last keys are older than TVM_JWKS_MAX_AGE_SECONDS");
             AwsError::unavailable(Dependency::Jwks, e)
         })?;
         tracing::info!(

@@ -125,8 +125,13 @@ impl App {
             error: e,
             facts: Box::new(facts.clone()),
         };
-        let planned = plan(&grant, caller, context)
-            .map_err(|e| failed(ApiError::PolicyInvalid(format!("profile {name}: {e}"))))?;
+        let planned = plan(&grant, caller, context).map_err(|e| {
+            failed(if e.from_caller() {
+                e.into()
+            } else {
+                ApiError::PolicyInvalid(format!("profile {name}: {e}"))
+            })
+        })?;
         // The record first, in one transaction with the revocation and rate
         // gates: no credentials ever leave without a session item.
         let still_open = |gate, id: &str| StillOpen {

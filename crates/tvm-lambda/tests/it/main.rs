@@ -9,6 +9,7 @@ mod gates;
 mod harness;
 mod least_privilege;
 mod notify;
+mod oidc;
 mod presigned;
 mod refusals;
 mod revocation;
