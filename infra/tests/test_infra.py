@@ -404,6 +404,9 @@ SETTINGS = [
     ("TVM_REVOCATION_POLICY", "RevocationPolicy", "revocation_policy"),
     ("TVM_REVOCATION_ACCOUNTS", "RevocationAccounts", "revocation_accounts"),
     ("TVM_CORS_ORIGINS", "CorsOrigins", "cors_origins"),
+    ("TVM_JWT_ISSUERS", "JwtIssuers", "jwt_issuers"),
+    ("TVM_JWT_AUDIENCES", "JwtAudiences", "jwt_audiences"),
+    ("TVM_JWKS_MAX_AGE_SECONDS", "JwksMaxAgeSeconds", "jwks_max_age_seconds"),
     ("RUST_LOG", "LogLevel", "log_level"),
 ]
 
@@ -430,7 +433,8 @@ class Settings(unittest.TestCase):
     def test_numbers_default_and_range_as_the_code(self):
         params, variables = sam()["Parameters"], tf_variables()
         for env, param, var in [("TVM_POLICY_TTL_SECONDS", "PolicyTtlSeconds", "policy_ttl_seconds"),
-                                ("TVM_AWS_TIMEOUT_MS", "AwsTimeoutMs", "aws_timeout_ms")]:
+                                ("TVM_AWS_TIMEOUT_MS", "AwsTimeoutMs", "aws_timeout_ms"),
+                                ("TVM_JWKS_MAX_AGE_SECONDS", "JwksMaxAgeSeconds", "jwks_max_age_seconds")]:
             default, low, high = number_setting(env)
             p = params[param]
             self.assertEqual((p["Default"], p["MinValue"], p["MaxValue"]), (default, low, high), param)
@@ -458,8 +462,17 @@ class Settings(unittest.TestCase):
         self.assertEqual(params["IdentityModes"]["Default"], "apigw")
         self.assertEqual(variables["identity_modes"]["default"], ["apigw"])
         self.assertIn("sts identity mode needs a server id of at least 8", CODE["config"])
-        rule = sam()["Rules"]["StsModeNeedsAServerId"]
-        self.assertEqual(rule["RuleCondition"], {"Not": [{"Equals": [{"Ref": "IdentityModes"}, "apigw"]}]})
+        # Every mode list with sts needs the server id; with jwt, issuers and audiences.
+        modes = params["IdentityModes"]["AllowedValues"]
+        self.assertEqual({m for m in modes}, {",".join(c) for n in (1, 2, 3)
+                                              for c in __import__("itertools").combinations(["apigw", "sts", "jwt"], n)})
+        rules = sam()["Rules"]
+        for rule, mode in [("StsModeNeedsAServerId", "sts"), ("JwtModeNeedsIssuersAndAudiences", "jwt")]:
+            listed = rules[rule]["RuleCondition"]["Contains"][0]
+            self.assertEqual(set(listed), {m for m in modes if mode in m.split(",")}, rule)
+        self.assertIn("the jwt identity mode needs the audiences", CODE["config"])
+        self.assertIn('contains(var.identity_modes, "jwt") || (length(var.jwt_issuers) > 0 && length(var.jwt_audiences) > 0)',
+                      read("infra", "terraform", "modules", "tvm", "function.tf"))
         self.assertIn("{8,128}", params["ServerId"]["AllowedPattern"])
         self.assertIn("{8,128}", variables["server_id"]["validation"][0]["condition"])
         self.assertIn('length(var.server_id) >= 8', read("infra", "terraform", "modules", "tvm", "function.tf"))

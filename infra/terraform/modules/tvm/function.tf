@@ -160,6 +160,9 @@ resource "aws_lambda_function" "tvm" {
       TVM_POLICY_MAX_STALE_SECONDS = var.policy_max_stale_seconds == null ? "" : tostring(var.policy_max_stale_seconds)
       TVM_AWS_TIMEOUT_MS           = tostring(var.aws_timeout_ms)
       TVM_CORS_ORIGINS             = join(",", var.cors_origins)
+      TVM_JWT_ISSUERS              = join(",", var.jwt_issuers)
+      TVM_JWT_AUDIENCES            = join(",", var.jwt_audiences)
+      TVM_JWKS_MAX_AGE_SECONDS     = tostring(var.jwks_max_age_seconds)
       # Never "any account": the deploying account unless told otherwise.
       TVM_ALLOWED_ACCOUNTS    = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
       TVM_ALLOWED_ORG_IDS     = join(",", var.allowed_org_ids)
@@ -175,6 +178,10 @@ resource "aws_lambda_function" "tvm" {
     precondition {
       condition     = !contains(var.identity_modes, "sts") || length(var.server_id) >= 8
       error_message = "The sts identity mode needs server_id (at least 8 characters)."
+    }
+    precondition {
+      condition     = !contains(var.identity_modes, "jwt") || (length(var.jwt_issuers) > 0 && length(var.jwt_audiences) > 0)
+      error_message = "The jwt identity mode needs jwt_issuers and jwt_audiences (an issuer's tokens for other applications would be callers otherwise)."
     }
     precondition {
       condition     = var.enable_notifications || (var.notification_email == "" && var.notification_https_url == "")

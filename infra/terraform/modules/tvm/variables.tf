@@ -133,12 +133,42 @@ variable "admin_principals" {
 }
 
 variable "identity_modes" {
-  description = "Identity sources (TVM_IDENTITY_MODES): apigw (API Gateway's IAM authorization) and/or sts (a presigned GetCallerIdentity in X-Tvm-Identity, for a function URL or a front without IAM auth; needs server_id)."
+  description = "Identity sources (TVM_IDENTITY_MODES): apigw (API Gateway's IAM authorization, and an HTTP API JWT authorizer's claims), sts (a presigned GetCallerIdentity in X-Tvm-Identity, for a function URL or a front without IAM auth; needs server_id), jwt (Authorization Bearer tokens of jwt_issuers, verified by tvm; needs jwt_issuers and jwt_audiences)."
   type        = list(string)
   default     = ["apigw"]
   validation {
-    condition     = length(var.identity_modes) > 0 && alltrue([for m in var.identity_modes : contains(["apigw", "sts"], m)])
-    error_message = "identity_modes are apigw, sts or both."
+    condition     = length(var.identity_modes) > 0 && alltrue([for m in var.identity_modes : contains(["apigw", "sts", "jwt"], m)])
+    error_message = "identity_modes are apigw, sts and/or jwt."
+  }
+}
+
+variable "jwt_issuers" {
+  description = "OIDC issuers whose tokens name callers (TVM_JWT_ISSUERS), exactly as their tokens' iss: https (http only to loopback). For the jwt mode and an HTTP API JWT authorizer alike."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for i in var.jwt_issuers : can(regex("^(https://[!-+--~]+|http://(127\\.0\\.0\\.1|localhost)([:/][!-+--~]*)?)$", i)) && length(i) <= 256 && !strcontains(i, "?") && !strcontains(i, "#")])
+    error_message = "jwt_issuers are https:// URLs without query or fragment, at most 256 characters (http:// only to 127.0.0.1 or localhost)."
+  }
+}
+
+variable "jwt_audiences" {
+  description = "Audiences (client ids) a token must be for (TVM_JWT_AUDIENCES); required by the jwt mode."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.jwt_audiences : can(regex("^[!-+--~]{1,256}$", a))])
+    error_message = "jwt_audiences are 1-256 printable characters without spaces or commas."
+  }
+}
+
+variable "jwks_max_age_seconds" {
+  description = "How old an issuer's keys may be and still verify tokens while every refresh fails (TVM_JWKS_MAX_AGE_SECONDS); then tokens are refused (503)."
+  type        = number
+  default     = 3600
+  validation {
+    condition     = var.jwks_max_age_seconds >= 2 && var.jwks_max_age_seconds <= 86400 && floor(var.jwks_max_age_seconds) == var.jwks_max_age_seconds
+    error_message = "jwks_max_age_seconds is a whole number of seconds between 2 and 86400."
   }
 }
 
