@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 import boto3
 
@@ -174,6 +176,20 @@ def tvm_credential_process(stack, creds, profile="orders-tenant"):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
 
 
+def oidc_vend(stack, sub, **claims):
+    """Sign in at the local OIDC issuer as `sub`, then vend with the ID token
+    as `Authorization: Bearer` (no AWS credentials at all)."""
+    query = urllib.parse.urlencode({"sub": sub, "aud": stack["oidc_audience"], **claims})
+    with urllib.request.urlopen(f"{stack['oidc_issuer']}/token?{query}", timeout=10) as r:
+        token = json.load(r)["id_token"]
+    req = urllib.request.Request(
+        f"{stack['endpoint']}/v1/credentials", method="POST",
+        data=json.dumps({"profile": "browser-notes"}).encode(),
+        headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+
 def aws_cli(stack, vended, *args):
     env = clean_env(
         AWS_ACCESS_KEY_ID=vended["AccessKeyId"],
@@ -212,6 +228,12 @@ def main():
                     "--item", json.dumps({"tenant": {"S": tenant}, "order_id": {"S": "o-1"}}))
             print(f"aws dynamodb put-item orders (tenant {tenant}) -> ok")
 
+        title("A browser user: an ID token of the local OIDC issuer, no AWS credentials")
+        vended = oidc_vend(stack, "demo-user", groups="notes-users", tenant="acme")
+        print("POST /v1/credentials (Authorization: Bearer <id token>) ->", vended["RoleArn"], vended["Expiration"])
+        who = aws_cli(stack, vended, "sts", "get-caller-identity")
+        print("aws sts get-caller-identity ->", who["Arn"])
+
         title("Refusals: a blocked tenant and a profile that does not exist")
         for tenant, profile in (("blocked-demo", "orders-tenant"), ("acme", "payroll")):
             out = tvm_credential_process(stack, task_credentials(stack, tenant), profile)
@@ -226,6 +248,9 @@ def main():
         # tvm's own AssumeRole calls (the demo's task-role calls carry no SourceIdentity).
         if c["action"] == "AssumeRole" and "SourceIdentity" in p:
             policies.append((p.get("Tags.member.1.Value"), p))
+    # The browser user's: scoped to its token's subject.
+    oidc = [p for _, p in policies if p["RoleSessionName"].startswith("demo-user.")]
+    policies = [(t, p) for t, p in policies if not p["RoleSessionName"].startswith("demo-user.")]
     title("What reached STS AssumeRole (recorded by the proxy in front of the emulator)")
     for tenant, p in policies:
         print(f"-- tenant {tenant}: RoleArn={p['RoleArn']} DurationSeconds={p['DurationSeconds']} "
@@ -236,6 +261,11 @@ def main():
         title("The two session policies differ only in their tenant")
         for line in difflib.unified_diff(a, b, "acme", "globex", lineterm="", n=0):
             print(line)
+
+    for p in oidc:
+        title("The browser user's session policy: its partition key is the token's subject")
+        print(f"-- RoleSessionName={p['RoleSessionName']} SourceIdentity={p['SourceIdentity']}")
+        print(json.dumps(json.loads(p["Policy"]), indent=2))
 
     title("Decision log lines (one per request)")
     for line in open(os.path.join(STATE, "lambda.log")):

@@ -2,7 +2,9 @@
 //! 2.0 event. With [`Auth::Iam`] it checks SigV4 like API Gateway's AWS_IAM
 //! authorization and puts the caller in `requestContext.authorizer.iam`;
 //! with [`Auth::None`] (a function URL without auth) there is no authorizer
-//! and identity must come from the presigned `X-Tvm-Identity` header.
+//! and identity must come from the presigned `X-Tvm-Identity` header. A
+//! request with `Authorization: Bearer` passes either way without an
+//! authorizer: the function verifies the token (its `jwt` mode).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -147,8 +149,16 @@ async fn forward(
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")),
     };
+    // A bearer token is the function's to verify (its jwt mode), as on an
+    // HTTP API route with a JWT or no authorizer beside the IAM ones.
+    let bearer = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("authorization")
+            && v.get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+    });
     let identity = match auth {
         Auth::None => None,
+        Auth::Iam { .. } if bearer => None,
         Auth::Iam { moto } => {
             match authorize(moto, &method, &path, &query, &headers, &body).await {
                 Ok(id) => Some(id),

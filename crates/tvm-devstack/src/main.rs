@@ -5,13 +5,36 @@
 //! `<state-dir>/calls.json` (every AWS call the function made, as the proxy saw
 //! it) and `<state-dir>/lambda.log`. Each file appears whole (written beside,
 //! then renamed), and `pid` tells a reader which run wrote `stack.json`.
+//!
+//! Beside the SigV4 callers, a local OIDC issuer (`oidc_issuer` in the state):
+//! the function also runs the `jwt` mode for it, the front passes bearer
+//! tokens through, and `examples/oidc/browser-notes.yaml` is seeded for it.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use tvm_devstack::gateway::{Auth, Gateway};
+use tvm_devstack::oidc::{Issuer, AUDIENCE};
 use tvm_devstack::runtime::Lambda;
-use tvm_devstack::stack::{Stack, REGION, SERVER_ID};
+use tvm_devstack::stack::{repo_root, sdk_config, Stack, REGION, SERVER_ID};
+
+/// Put the oidc example profile into SSM for the local issuer.
+async fn seed_oidc_example(stack: &Stack, issuer: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(repo_root().join("examples/oidc/browser-notes.yaml"))
+        .map_err(|e| format!("examples/oidc/browser-notes.yaml: {e}"))?
+        .replace("https://id.example.com", issuer);
+    let sdk = sdk_config(&stack.moto.url(), stack.ids.function.credentials());
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name("/tvm/policies/browser-notes")
+        .value(text)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(|e| format!("seeding the oidc example: {e:?}"))?;
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
@@ -32,12 +55,24 @@ async fn main() -> Result<(), String> {
     let _ = std::fs::remove_file(state_dir.join("stack.json"));
 
     let stack = Stack::start().await?;
+    let issuer = Issuer::start().await?;
+    seed_oidc_example(&stack, &issuer.url()).await?;
+    let mut env = stack.function_env();
+    env.retain(|(k, _)| k != "TVM_IDENTITY_MODES");
+    env.extend([
+        (
+            "TVM_IDENTITY_MODES".to_string(),
+            "apigw,sts,jwt".to_string(),
+        ),
+        ("TVM_JWT_ISSUERS".to_string(), issuer.url()),
+        ("TVM_JWT_AUDIENCES".to_string(), AUDIENCE.to_string()),
+    ]);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     // TVM_BOOTSTRAP runs another build (e.g. the release one) on the same stack.
     let bootstrap = std::env::var_os("TVM_BOOTSTRAP")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| exe.with_file_name("bootstrap"));
-    let lambda = Lambda::start(&bootstrap, &stack.function_env())
+    let lambda = Lambda::start(&bootstrap, &env)
         .await
         .map_err(|e| format!("starting {}: {e}", bootstrap.display()))?;
     // Like an HTTP API with AWS_IAM: SigV4 checked, the caller in the request context.
@@ -55,6 +90,8 @@ async fn main() -> Result<(), String> {
         "aws_endpoint": stack.proxy.url(),
         "region": REGION,
         "server_id": SERVER_ID,
+        "oidc_issuer": issuer.url(),
+        "oidc_audience": AUDIENCE,
         "identities": {
             "account": stack.ids.account,
             "caller": {"arn": stack.ids.caller.arn, "access_key_id": stack.ids.caller.access_key_id, "secret_access_key": stack.ids.caller.secret_access_key},

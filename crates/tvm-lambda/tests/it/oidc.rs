@@ -31,23 +31,12 @@ struct Oidc {
 const NOTES: &str = "browser-notes";
 const PARTNER: &str = "partner-notes";
 
+/// `examples/oidc/browser-notes.yaml`, for the local issuer.
 fn notes_policy(issuer: &str) -> String {
-    format!(
-        r#"profile: {NOTES}
-role_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant
-duration: {{default: 900, max: 900}}
-session_policy: |
-  {{"Version":"2012-10-17","Statement":[{{"Effect":"Allow",
-    "Action":["dynamodb:GetItem","dynamodb:PutItem","dynamodb:Query"],
-    "Resource":"arn:aws:dynamodb:*:123456789012:table/notes",
-    "Condition":{{"ForAllValues:StringEquals":{{"dynamodb:LeadingKeys":["${{caller.subject}}"]}}}}}}]}}
-session_tags: {{tenant: "${{tenant}}"}}
-rules:
-  - {{name: suspended, effect: deny, claims: {{status: suspended}}}}
-  - {{name: users, effect: allow, issuers: ["{issuer}"], claims: {{groups: notes-users}},
-     bind: {{tenant: "${{claim.tenant}}"}}}}
-"#
-    )
+    let example = tvm_devstack::stack::repo_root().join("examples/oidc/browser-notes.yaml");
+    std::fs::read_to_string(example)
+        .expect("the oidc example")
+        .replace("https://id.example.com", issuer)
 }
 
 fn partner_policy(issuer: &str) -> String {
