@@ -20,7 +20,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::glob::Glob;
-use crate::principal::Principal;
 
 /// How an oidc caller's id starts.
 pub const ID_PREFIX: &str = "oidc:";
@@ -139,9 +138,9 @@ pub fn valid_issuer(s: &str) -> Result<(), &'static str> {
         return Err("must be a URL of at most 256 printable characters");
     }
     if s.contains([
-        '?', '#', '"', '\'', '\\', '*', '<', '>', '`', '{', '}', '|', '^',
+        '?', '#', '"', '\'', '\\', '*', '<', '>', '`', '{', '}', '|', '^', '@',
     ]) {
-        return Err("must have no query, fragment, quote, wildcard or brace");
+        return Err("must have no query, fragment, user info, quote, wildcard or brace");
     }
     let rest = if let Some(r) = s.strip_prefix("https://") {
         r
@@ -194,12 +193,9 @@ fn claim(v: &Value) -> Option<ClaimValue> {
     }
 }
 
-/// The caller a verified token's claims name, or why the token is refused.
-pub fn caller(
-    claims: &Map<String, Value>,
-    trust: Trust<'_>,
-    now: i64,
-) -> Result<Principal, TokenError> {
+/// The caller a verified token's claims name (a principal with
+/// `Principal::from`), or why the token is refused.
+pub fn caller(claims: &Map<String, Value>, trust: Trust<'_>, now: i64) -> Result<Oidc, TokenError> {
     let issuer = match claims.get("iss") {
         Some(Value::String(i)) if trust.issuers.iter().any(|t| t == i) => i.clone(),
         _ => return Err(TokenError::Issuer),
@@ -238,11 +234,11 @@ pub fn caller(
             .filter_map(|(k, v)| Some((k.clone(), claim(v)?)))
             .collect(),
     );
-    Ok(Principal::from_oidc(Oidc {
+    Ok(Oidc {
         issuer,
         subject,
         claims,
-    }))
+    })
 }
 
 /// The caller an API Gateway HTTP API JWT authorizer verified. API Gateway
@@ -254,7 +250,7 @@ pub fn authorizer_caller<'c>(
     claims: impl IntoIterator<Item = (&'c str, &'c str)>,
     trust: Trust<'_>,
     now: i64,
-) -> Result<Principal, TokenError> {
+) -> Result<Oidc, TokenError> {
     let map: Map<String, Value> = claims
         .into_iter()
         .map(|(k, v)| {
@@ -278,6 +274,7 @@ pub fn authorizer_caller<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::Principal;
     use serde_json::json;
 
     const ISS: &str = "https://id.example.com";
@@ -300,7 +297,7 @@ mod tests {
     #[test]
     fn a_good_token_is_an_oidc_caller_with_its_claims() {
         let (i, a) = (vec![ISS.to_string()], vec!["tvm".to_string()]);
-        let p = caller(&claims(good()), trust(&i, &a), NOW).unwrap();
+        let p = Principal::from(caller(&claims(good()), trust(&i, &a), NOW).unwrap());
         assert_eq!(p.arn, "oidc:https://id.example.com#user-1");
         assert_eq!(p.stable_id(), p.arn);
         assert_eq!(p.issuer(), Some(ISS));
@@ -373,17 +370,19 @@ mod tests {
     fn an_authorizers_string_claims_are_read_back() {
         let i = vec![ISS.to_string()];
         let exp = (NOW + 60).to_string();
-        let p = authorizer_caller(
-            [
-                ("iss", ISS),
-                ("sub", "u"),
-                ("exp", exp.as_str()),
-                ("groups", "[dev ops]"),
-            ],
-            trust(&i, &[]),
-            NOW,
-        )
-        .unwrap();
+        let p = Principal::from(
+            authorizer_caller(
+                [
+                    ("iss", ISS),
+                    ("sub", "u"),
+                    ("exp", exp.as_str()),
+                    ("groups", "[dev ops]"),
+                ],
+                trust(&i, &[]),
+                NOW,
+            )
+            .unwrap(),
+        );
         let o = p.oidc.as_deref().unwrap();
         assert!(o.claims.matches("groups", &Glob::parse("ops").unwrap()));
         let old = (NOW - 3600).to_string();
@@ -424,6 +423,8 @@ mod tests {
             "",
             "id.example.com",
             "http://id.example.com",
+            "http://localhost:1@evil.com",
+            "http://localhost@evil.com/",
             "http://127.0.0.1.evil.com",
             "https://",
             "https:///x",

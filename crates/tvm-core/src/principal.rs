@@ -219,7 +219,7 @@ impl Principal {
 
     /// An oidc caller, its issuer, subject and claims checked (see
     /// [`crate::oidc::caller`]).
-    pub(crate) fn from_oidc(o: crate::oidc::Oidc) -> Self {
+    fn from_oidc(o: crate::oidc::Oidc) -> Self {
         Self {
             arn: crate::oidc::caller_id(&o.issuer, &o.subject),
             partition: Partition::Aws,
@@ -327,7 +327,8 @@ impl Principal {
         let Some(o) = &self.oidc else {
             return vec![];
         };
-        let mut out = vec![self.person()];
+        let mut out: Vec<String> = vec![self.person()];
+        out.retain(|p| !p.is_empty());
         for claim in ["email", "preferred_username", "upn"] {
             if let Some(v) = o.claims.scalar(claim) {
                 let lower = v.to_ascii_lowercase();
@@ -440,6 +441,12 @@ fn join_path(segments: &[&str]) -> Result<String, PrincipalError> {
         Ok("/".to_string())
     } else {
         Ok(format!("/{}/", segments.join("/")))
+    }
+}
+
+impl From<crate::oidc::Oidc> for Principal {
+    fn from(o: crate::oidc::Oidc) -> Self {
+        Self::from_oidc(o)
     }
 }
 

@@ -57,7 +57,7 @@ impl ValueError {
     /// oidc caller's subject or claim (its issuer's, not the policy's)?
     pub fn from_caller(&self) -> bool {
         let n = self.name();
-        n == "caller.subject" || n.starts_with("claim.")
+        n == "caller.subject" || n == "caller.name" || n.starts_with("claim.")
     }
 }
 

@@ -187,3 +187,45 @@ fn break_glass_needs_a_listed_principal_a_known_reason_and_a_long_enough_justifi
     let admins = [Glob::parse("arn:aws:sts::111122223333:assumed-role/sec/*").unwrap()];
     assert!(may_manage_break_glass(&e, &admins, &who(SEC)));
 }
+
+#[test]
+fn an_oidc_requesters_own_aws_session_cannot_approve_its_request() {
+    let claims = serde_json::json!({"iss": "https://id.example.com", "sub": "00u1abc", "aud": "a",
+        "exp": 2000, "email": "Jane.Doe@example.com", "preferred_username": "jdoe"});
+    let issuers = ["https://id.example.com".to_string()];
+    let jane = Principal::from(
+        crate::oidc::caller(
+            claims.as_object().unwrap(),
+            crate::oidc::Trust {
+                issuers: &issuers,
+                audiences: &[],
+            },
+            1000,
+        )
+        .unwrap(),
+    );
+    let r = new_request(
+        "r2".into(),
+        &jane,
+        &profile(),
+        None,
+        "",
+        Asked::default(),
+        1000,
+    )
+    .unwrap();
+    assert_eq!(r.persons, ["00u1abc", "jane.doe", "jdoe"]);
+    let p = profile();
+    for own in ["jane.doe@example.com", "JDoe", "00u1abc"] {
+        let approver = who(&format!("arn:aws:sts::111122223333:assumed-role/sec/{own}"));
+        assert_eq!(
+            may_act(RequestAction::Approve, &r, Some(&p), &approver),
+            Err(Refusal::OwnRequest),
+            "{own}"
+        );
+    }
+    assert_eq!(
+        may_act(RequestAction::Approve, &r, Some(&p), &who(SEC)),
+        Ok(())
+    );
+}

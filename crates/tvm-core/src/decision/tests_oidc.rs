@@ -61,6 +61,7 @@ fn try_token(iss: &str, sub: &str, extra: Value) -> Result<Principal, crate::oid
         },
         now().timestamp(),
     )
+    .map(Principal::from)
 }
 
 fn token(iss: &str, sub: &str, extra: Value) -> Principal {
@@ -211,6 +212,9 @@ fn a_rule_that_can_vend_for_oidc_callers_pins_its_issuer_and_does_not_mix_kinds(
         ("{name: a, effect: allow, issuers: ['https://id.example.com'], accounts: ['111122223333']}", "rules[0].issuers"),
         ("{name: a, effect: allow, issuers: ['https://id.example.com'], kinds: [user]}", "rules[0].kinds"),
         ("{name: a, effect: allow, kinds: [oidc]}", "rules[0].principals"),
+        // The issuer alone admits every token it signs for this audience.
+        ("{name: a, effect: allow, issuers: ['https://id.example.com']}", "rules[0].subjects"),
+        ("{name: a, effect: allow, issuers: ['https://id.example.com'], subjects: ['*'], claims: {x: '?*'}}", "rules[0].subjects"),
     ] {
         let e = parse_profile(&doc(rule), Some("p")).unwrap_err().to_string();
         assert!(e.contains(field), "{rule}: {e}");

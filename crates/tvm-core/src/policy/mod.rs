@@ -35,8 +35,9 @@ pub const BUILTIN_VARS: &[&str] = &[
     "session_id",
 ];
 
-/// Is `var` filled by tvm (a builtin, or `claim.NAME`: an oidc caller's
-/// claim)? A variable a caller does not have refuses its vend.
+/// Is `var` filled by tvm for a bind (a builtin, or `claim.NAME`: an oidc
+/// caller's claim)? A variable a caller does not have refuses its vend.
+/// Session policies and tags take claims only through a bind.
 pub fn builtin_var(var: &str) -> bool {
     BUILTIN_VARS.contains(&var) || var.strip_prefix("claim.").is_some_and(|n| !n.is_empty())
 }

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::builtin_var;
 use super::document::{PolicyDoc, RuleDoc};
 use super::model::{Approval, BreakGlass, Conditions, Effect, Profile, Rule};
 use super::session_policy::PolicyTemplate;
 use super::time::parse_time;
+use super::{builtin_var, BUILTIN_VARS};
 use crate::glob::Glob;
 use crate::limits::{MAX_DURATION, MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE, MIN_DURATION};
 use crate::oidc::valid_issuer;
@@ -217,14 +217,16 @@ pub fn parse_profile(text: &str, expected_name: Option<&str>) -> Result<Profile,
         }
     }
 
-    // Every variable a rendering uses must be available for every rule that can vend.
+    // Every variable a rendering uses must be available for every rule that
+    // can vend. A claim goes through a bind: what a bind gives is recorded
+    // with an approval request and must be the same at its vend.
     let used: BTreeSet<&str> = session_policy
         .iter()
         .flat_map(|t| t.variables())
         .chain(session_tags.iter().flat_map(|(_, t)| t.variables()))
         .collect();
     for var in &used {
-        if builtin_var(var) {
+        if BUILTIN_VARS.contains(var) {
             continue;
         }
         for (i, rule) in rules.iter().enumerate() {
@@ -408,6 +410,15 @@ fn parse_rule(p: &mut Problems, i: usize, r: &RuleDoc) -> Option<Rule> {
             p.add(
                 at("issuers"),
                 "a rule that can vend for an oidc caller must pin its issuer: list issuers: (subjects and claims are only as good as the issuer that signed them)",
+            );
+        }
+        // At GitHub Actions, GitLab, Kubernetes or Google whoever asks for a
+        // token picks its audience: the issuer alone admits the world.
+        let literal = |g: &str| !g.chars().all(|c| c == '*' || c == '?');
+        if !(r.subjects.iter().any(|g| literal(g)) || r.claims.values().any(|g| literal(g))) {
+            p.add(
+                at("subjects"),
+                "a rule that can vend for an oidc caller must also name whose tokens: subjects or claims with more than wildcards (at CI issuers anyone may mint a token for your audience)",
             );
         }
     } else if effect.is_some_and(|e| e != Effect::Deny) {

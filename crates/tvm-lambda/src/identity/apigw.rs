@@ -62,7 +62,7 @@ impl ApigwSource {
         };
         let claims = jwt.claims.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         tvm_core::oidc::authorizer_caller(claims, trust, now.timestamp())
-            .map(Some)
+            .map(|o| Some(Principal::from(o)))
             .map_err(IdentityError::Token)
     }
 }

@@ -36,6 +36,10 @@ use crate::aws::{AwsError, Dependency};
 pub const TTL: Duration = Duration::from_secs(300);
 /// At most one fetch per issuer this often for an unknown key id.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// After a fetch, no other for this long when keys are missing or stale:
+/// with the issuer down, a flood of tokens is refused at once, never a fetch
+/// (and a timeout's wait) each.
+pub const BACKOFF: Duration = Duration::from_secs(1);
 /// The largest discovery document or JWKS read.
 const MAX_DOCUMENT: usize = 256 * 1024;
 
@@ -136,10 +140,23 @@ impl Jwks {
         let set = match iss.snapshot() {
             Some(s) if s.at.elapsed() < self.ttl => s,
             Some(s) if s.at.elapsed() < self.max_age => {
-                self.refresh_in_background(iss);
+                if iss.attempted_within(BACKOFF).is_none() {
+                    self.refresh_in_background(iss);
+                }
                 s
             }
-            _ => self.fetch_now(iss, None).await?,
+            _ => {
+                if let Some(ago) = iss.attempted_within(BACKOFF) {
+                    return Err(AwsError::unavailable(
+                        Dependency::Jwks,
+                        format!(
+                            "the issuer's keys could not be read {} ms ago; not retried yet",
+                            ago.as_millis()
+                        ),
+                    ));
+                }
+                self.fetch_now(iss, None).await?
+            }
         };
         match find(&set.keys, kid, alg) {
             Lookup::UnknownKey if iss.may_refetch() => {
@@ -277,6 +294,13 @@ impl Jwks {
 impl Issuer {
     fn snapshot(&self) -> Option<KeySet> {
         self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    /// How long ago the last fetch started, if less than `window`.
+    fn attempted_within(&self, window: Duration) -> Option<Duration> {
+        let at = self.last_fetch.read().ok().and_then(|g| *g)?;
+        let ago = at.elapsed();
+        (ago < window).then_some(ago)
     }
 
     fn may_refetch(&self) -> bool {

@@ -142,7 +142,7 @@ impl IdentitySource for JwtSource {
             };
             let caller = tvm_core::oidc::caller(&data.claims, trust, now.timestamp())
                 .map_err(IdentityError::Token)?;
-            Ok(Some(caller))
+            Ok(Some(Principal::from(caller)))
         })
     }
 

@@ -41,7 +41,7 @@ fn notes_policy(issuer: &str) -> String {
 
 fn partner_policy(issuer: &str) -> String {
     format!(
-        "profile: {PARTNER}\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nrules:\n  - {{name: partners, effect: allow, issuers: [\"{issuer}\"]}}\n"
+        "profile: {PARTNER}\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nrules:\n  - {{name: partners, effect: allow, issuers: [\"{issuer}\"], subjects: [\"user-*\"]}}\n"
     )
 }
 
@@ -452,9 +452,24 @@ fn with_the_jwks_down_cached_keys_serve_only_within_their_age_then_it_fails_clos
         assert!(a.body.get("AccessKeyId").is_none());
         let logs = lambda.logs().join("\n");
         assert!(logs.contains("\"dependency\":\"jwks\""), "no jwks line");
+        // Refused at once while it stays down: no fetch (and wait) per token.
+        let fetches = issuer.jwks_fetches();
+        for _ in 0..5 {
+            let a = call(&lambda, bearer_vend(&token, "jwks-down")).await;
+            assert_eq!(a.status, 503, "{:?}", a.body);
+        }
+        assert!(issuer.jwks_fetches() - fetches <= 1, "a fetch per token");
+        // Back up, tvm recovers within its back-off (a bounded poll).
         issuer.set_down(false);
-        let a = call(&lambda, bearer_vend(&token, "jwks-down")).await;
-        assert_eq!(a.status, 200, "{:?}", a.body);
+        let mut status = 0;
+        for _ in 0..40 {
+            status = call(&lambda, bearer_vend(&token, "jwks-down")).await.status;
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 200, "tvm did not recover with the issuer back");
         lambda.stop().await;
     });
 }

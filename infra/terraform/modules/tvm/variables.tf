@@ -147,7 +147,7 @@ variable "jwt_issuers" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for i in var.jwt_issuers : can(regex("^(https://[!-+--~]+|http://(127\\.0\\.0\\.1|localhost)([:/][!-+--~]*)?)$", i)) && length(i) <= 256 && !strcontains(i, "?") && !strcontains(i, "#")])
+    condition     = alltrue([for i in var.jwt_issuers : can(regex("^(https://[!-+--?A-~]+|http://(127\\.0\\.0\\.1|localhost)([:/][!-+--?A-~]*)?)$", i)) && length(i) <= 256 && !strcontains(i, "?") && !strcontains(i, "#")])
     error_message = "jwt_issuers are https:// URLs without query or fragment, at most 256 characters (http:// only to 127.0.0.1 or localhost)."
   }
 }
