@@ -26,7 +26,6 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
@@ -92,14 +91,8 @@ impl Jwks {
         timeout: Duration,
         max_age: Duration,
     ) -> Result<Arc<Self>, String> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("no TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Arc::new(Self {
-            client: HttpClient::builder(TokioExecutor::new()).build(connector),
+            client: super::http_client()?,
             timeout,
             ttl: TTL.min(max_age / 4),
             max_age,

@@ -30,6 +30,32 @@ use tvm_core::principal::{Principal, PrincipalError};
 
 use crate::aws::{AwsError, BoxFut};
 
+/// The HTTPS client (native roots; plain HTTP for local endpoints) of the
+/// sources that call out themselves: the presigned replay to STS and the
+/// issuers' keys. Built once, at cold start.
+pub(crate) fn http_client<B>() -> Result<
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        B,
+    >,
+    String,
+>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("no TLS roots: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
+
 /// Why a caller could not be established. Every variant is a 401: the caller
 /// must sign differently. The messages say what, never echo a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

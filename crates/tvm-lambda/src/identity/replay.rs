@@ -9,7 +9,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 use tvm_core::api::GET_CALLER_IDENTITY_BODY;
 use tvm_core::principal::Principal;
 
@@ -34,14 +33,8 @@ impl StsIdentity {
         let endpoint: http::Uri = format!("{endpoint}/")
             .parse()
             .map_err(|_| format!("STS endpoint {endpoint:?} is not a URL"))?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("no TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Self {
-            client: HttpClient::builder(TokioExecutor::new()).build(connector),
+            client: super::http_client()?,
             endpoint,
             timeout,
         })
