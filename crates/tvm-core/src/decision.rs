@@ -112,6 +112,10 @@ pub enum Denial {
     /// policy's.
     #[error("{reason}: this profile renders it into your credentials' policy, and only [A-Za-z0-9_+=,.@-] may be rendered; no credentials were issued")]
     CallerValue { reason: String },
+    /// The caller's values make the session policy or a tag longer than
+    /// STS accepts (the template fits with shorter ones).
+    #[error("{reason}; no credentials were issued")]
+    ValuesTooLong { reason: String },
     /// What allowed the vend ends sooner than STS's shortest session.
     #[error("what allows this vend ({reason}) ends in {seconds_left} s, at {ends_at}; STS vends at least {MIN_DURATION} s, so nothing is vended until it allows a whole session")]
     EndsTooSoon {

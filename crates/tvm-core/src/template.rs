@@ -121,6 +121,17 @@ impl Vars {
             .extend(other.0.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
+    /// The same variables, each value one character long: what a template
+    /// renders to when none of its values adds length.
+    pub fn shortest(&self) -> Vars {
+        Vars(
+            self.0
+                .keys()
+                .map(|k| (k.clone(), "x".to_string()))
+                .collect(),
+        )
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }

@@ -9,10 +9,13 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use crate::decision::{Grant, Via};
+use crate::policy::Profile;
 use crate::principal::Principal;
-use crate::render::{caller_vars, render, role_session_name, source_identity, RenderError};
+use crate::render::{
+    caller_vars, render, role_session_name, source_identity, RenderError, Rendered,
+};
 use crate::revocation::{own_tags, via_tag};
-use crate::template::ValueError;
+use crate::template::{ValueError, Vars};
 
 /// Everything one vend does, decided before any call is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,26 +112,46 @@ pub struct VendContext<'a> {
 }
 
 /// A grant that cannot be planned: the profile renders something STS would
-/// refuse, for this caller. A policy problem, except for a value an oidc
-/// caller brought (see [`PlanError::from_caller`]).
+/// refuse, for this caller. A policy problem, except where the caller's
+/// values are the cause (see [`PlanError::from_caller`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("{0}")]
     Variable(#[from] ValueError),
     #[error("{0}")]
     Render(#[from] RenderError),
+    /// The session policy or a tag is too long with this caller's values
+    /// (its names, subject, claims, attributes) and fits with the shortest:
+    /// the values, not the template, are the cause.
+    #[error("{0} with the values of your identity and request (session name, subject, claims, attributes); with shorter ones it fits")]
+    ValuesTooLong(RenderError),
     #[error("could not build a SourceIdentity")]
     SourceIdentity,
 }
 
 impl PlanError {
-    /// Is it a subject or claim of an oidc caller that may not be rendered
-    /// (the caller's token, not the policy)?
+    /// Is the cause something the caller brought: a subject or claim of an
+    /// oidc caller that may not be rendered (the token's, not the policy's),
+    /// or values that make the rendering too long for STS?
     pub fn from_caller(&self) -> bool {
         match self {
             Self::Variable(v) | Self::Render(RenderError::Value(v)) => v.from_caller(),
+            Self::ValuesTooLong(_) => true,
             _ => false,
         }
+    }
+}
+
+/// Render `profile` with `vars`; a size error the values caused (the
+/// template with every value one character long fits) is the caller's.
+fn render_for_caller(profile: &Profile, vars: &Vars) -> Result<Rendered, PlanError> {
+    match render(profile, vars) {
+        Err(e @ (RenderError::PolicyTooLarge(_) | RenderError::TagTooLong(_)))
+            if render(profile, &vars.shortest()).is_ok() =>
+        {
+            Err(PlanError::ValuesTooLong(e))
+        }
+        other => Ok(other?),
     }
 }
 
@@ -142,7 +165,7 @@ pub fn plan(
     vars.extend(&grant.bindings);
     vars.insert("profile", &grant.profile.name)?;
     vars.insert("session_id", ctx.session_id)?;
-    let rendered = render(grant.profile, &vars)?;
+    let rendered = render_for_caller(grant.profile, &vars)?;
     let source_identity = match ctx.lineage {
         Some(l) => l.source_identity.clone(),
         None => source_identity(ctx.session_id)
@@ -230,6 +253,51 @@ rules:
   - {name: ecs, effect: allow, principals: ["arn:aws:sts::111122223333:assumed-role/orders-task/*"],
      bind: {tenant: "${caller.session_name}"}}
 "#;
+
+    /// Plan `doc`'s one profile for an `orders-task` session named `name`.
+    fn plan_for(doc: &str, name: &str) -> Result<VendPlan, PlanError> {
+        let set = PolicySet::new([parse_profile(doc, None).unwrap()]);
+        let arn = format!("arn:aws:sts::111122223333:assumed-role/orders-task/{name}");
+        let caller = Principal::parse(&arn, None).unwrap();
+        let request = VendRequest {
+            profile: "orders-tenant".into(),
+            duration_seconds: None,
+            attributes: Default::default(),
+        };
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let grant = decide(&set, &caller, &request, &GateState::default(), now).unwrap();
+        let ctx = VendContext {
+            session_id: "0123456789abcdef0123456789abcdef",
+            request_id: "req-1",
+            now,
+            retention: chrono::Duration::days(90),
+            lineage: None,
+        };
+        plan(&grant, &caller, ctx)
+    }
+
+    #[test]
+    fn a_rendering_too_long_for_sts_is_the_callers_when_its_values_make_it_so() {
+        // Five session names in one tag: a 64-character name renders 324
+        // characters (STS: 256), a short one fits. The caller chose the name:
+        // a 403 that says so, not a broken policy.
+        let names = "${caller.session_name}-".repeat(4) + "${caller.session_name}";
+        let doc = DOC.replace(
+            "session_tags: {tenant: \"${tenant}\", profile: \"${profile}\"}",
+            &format!("session_tags: {{who: \"{names}\"}}"),
+        );
+        assert!(plan_for(&doc, "acme").is_ok());
+        let e = plan_for(&doc, &"a".repeat(64)).unwrap_err();
+        assert!(
+            matches!(e, PlanError::ValuesTooLong(RenderError::TagTooLong(_))),
+            "{e:?}"
+        );
+        assert!(e.from_caller());
+        // Too long whoever asks cannot load: the parser bounds a template's
+        // own text by the limit, and no value is shorter than its `${...}`.
+        let doc = DOC.replace("${profile}", &("p".repeat(200) + &"${tenant}".repeat(60)));
+        assert!(parse_profile(&doc, None).is_err());
+    }
 
     #[test]
     fn a_grant_plans_the_call_and_the_record_from_the_same_facts() {

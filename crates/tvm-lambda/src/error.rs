@@ -254,7 +254,9 @@ impl From<Denial> for ApiError {
             Denial::ApprovalRequired { .. } => Self::ApprovalRequired { request_id: None },
             Denial::BadDuration | Denial::BadAttribute { .. } => Self::BadRequest(d.to_string()),
             Denial::Unbindable { .. } => Self::PolicyInvalid(d.to_string()),
-            Denial::CallerValue { .. } => Self::Forbidden(d.to_string()),
+            Denial::CallerValue { .. } | Denial::ValuesTooLong { .. } => {
+                Self::Forbidden(d.to_string())
+            }
         }
     }
 }
@@ -288,13 +290,12 @@ impl From<TermsError> for ApiError {
 
 impl From<PlanError> for ApiError {
     fn from(e: PlanError) -> Self {
-        if e.from_caller() {
-            return Denial::CallerValue {
-                reason: e.to_string(),
-            }
-            .into();
+        let reason = e.to_string();
+        match e {
+            PlanError::ValuesTooLong(_) => Denial::ValuesTooLong { reason }.into(),
+            e if e.from_caller() => Denial::CallerValue { reason }.into(),
+            _ => Self::PolicyInvalid(reason),
         }
-        Self::PolicyInvalid(e.to_string())
     }
 }
 
