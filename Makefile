@@ -17,7 +17,7 @@ VENV_LOCALSTACK := .venv-localstack
 PYTHON313 ?= $(or $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test help check venv venv-localstack bins lint-infra build package deploy layer release bench bench-smoke fuzz fmt clean
+.PHONY: demo test help check venv venv-localstack browser bins lint-infra build package deploy layer release bench bench-smoke fuzz fmt clean
 
 FUZZ_CASES ?= 20000
 FUZZ_SECONDS ?= 60
@@ -28,7 +28,7 @@ demo: venv bins
 	$(VENV)/bin/python scripts/demo.py
 
 ## test: format, clippy, unit, integration and end-to-end tests (emulator included), a quick benchmark smoke, infra checks
-test: venv venv-localstack
+test: venv venv-localstack browser
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	@# All targets, so that the binaries share the tests' dependency features
@@ -131,6 +131,23 @@ venv-localstack:
 	@if [ -z "$(PYTHON313)" ]; then echo "no Python 3.13 found: the LocalStack check in make test will skip"; \
 	else $(MAKE) --no-print-directory $(call stamp,$(VENV_LOCALSTACK),scripts/requirements-localstack.txt); fi
 
+## browser: the browser test's parts: Debian's chromium (apt-get, if missing; the test says
+## SKIPPED without it, or fails under TVM_REQUIRE_BROWSER=1), browser/'s npm packages
+## (npm ci from package-lock.json), and the page's bundle (esbuild)
+export CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo 2>/dev/null))
+browser: $(call stamp,browser/node_modules,browser/package-lock.json)
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1 || \
+	  { $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null; } || \
+	  echo "could not install chromium: the browser test will say SKIPPED"; fi
+	cd browser && npm run --silent build
+
+browser/node_modules/.installed-%: browser/package-lock.json
+	cd browser && npm ci --no-audit --no-fund --loglevel=error
+	touch $(call stamp,browser/node_modules,browser/package-lock.json)
+
 # One rule for every venv: create it, install its pinned requirements, stamp it.
 .venv/.installed-%: scripts/requirements.txt
 	@$(call install,$(VENV),scripts/requirements.txt)
@@ -173,5 +190,5 @@ fmt:
 
 ## clean: remove the venvs, the local stack's state, SAM's build and cargo's target
 clean:
-	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) $(VENV_LOCALSTACK) .tvm .aws-sam $(DIST)
+	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) $(VENV_LOCALSTACK) .tvm .aws-sam $(DIST) browser/node_modules browser/dist
 	cargo clean

@@ -243,16 +243,19 @@ def demo_identities(iam, sts, ddb):
     # The caller plays an ECS task: it assumes the task role with a session
     # name per tenant. (IAM trust names the user; moto does not expand :root.)
     out["task_role"] = role("orders-task", "/", out["caller"]["arn"], assume_only)
-    try:
-        ddb.create_table(
-            TableName="orders",
-            KeySchema=[{"AttributeName": "tenant", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "tenant", "AttributeType": "S"}, {"AttributeName": "order_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "ResourceInUseException":
-            raise
+    # The tenants' orders, and the browser app's notes (one item per signed-in
+    # user: examples/oidc/browser-notes.yaml).
+    for table, keys in (("orders", [("tenant", "HASH"), ("order_id", "RANGE")]), ("notes", [("user", "HASH")])):
+        try:
+            ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceInUseException":
+                raise
     log("demo identities: ready")
     return out
 

@@ -25,6 +25,8 @@ pub struct Call {
     /// `AssumeRole`, `PutItem`, `GetParametersByPath`, ...
     pub action: String,
     pub body: String,
+    /// The access key id that signed the call (SigV4 `Credential=`).
+    pub access_key: Option<String>,
     pub started: Instant,
     pub finished: Instant,
     pub status: u16,
@@ -122,6 +124,9 @@ struct State {
     faults: Mutex<HashMap<String, Fault>>,
     /// Faults for the calls of a service whose body contains a string.
     matching: Mutex<Vec<(String, String, Fault)>>,
+    /// Answer CORS preflights as AWS's service endpoints do (see
+    /// [`Proxy::for_browsers`]).
+    browsers: bool,
 }
 
 #[derive(Clone)]
@@ -132,9 +137,25 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+        Self::start_with(upstream, State::default()).await
+    }
+
+    /// A proxy for a browser page's AWS calls: it answers CORS preflights
+    /// for any origin, as DynamoDB's endpoint does, and forwards the signed
+    /// requests. (moto, once it enforces auth, answers the unsigned
+    /// preflight with a 500.)
+    pub async fn for_browsers(upstream: SocketAddr) -> std::io::Result<Self> {
+        let state = State {
+            browsers: true,
+            ..State::default()
+        };
+        Self::start_with(upstream, state).await
+    }
+
+    async fn start_with(upstream: SocketAddr, state: State) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State::default());
+        let state = Arc::new(state);
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let served = Arc::clone(&state);
@@ -206,6 +227,16 @@ fn service_of(headers: &hyper::HeaderMap) -> String {
         .to_string()
 }
 
+fn access_key_of(headers: &hyper::HeaderMap) -> Option<String> {
+    let credential = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .split("Credential=")
+        .nth(1)?;
+    credential.split('/').next().map(str::to_string)
+}
+
 fn action_of(headers: &hyper::HeaderMap, body: &str) -> String {
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return target.rsplit('.').next().unwrap_or(target).to_string();
@@ -218,6 +249,23 @@ fn action_of(headers: &hyper::HeaderMap, body: &str) -> String {
 
 type Reply = Result<Response<Full<Bytes>>, std::io::Error>;
 
+/// A CORS preflight's answer: any origin, the methods and headers asked for.
+fn preflight(asked: &hyper::HeaderMap) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert("access-control-allow-origin", "*".parse().expect("static"));
+    h.insert(
+        "access-control-allow-methods",
+        "GET, POST, PUT, DELETE, HEAD".parse().expect("static"),
+    );
+    if let Some(headers) = asked.get("access-control-request-headers") {
+        h.insert("access-control-allow-headers", headers.clone());
+    }
+    h.insert("access-control-max-age", "600".parse().expect("static"));
+    r
+}
+
 async fn forward(
     state: Arc<State>,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -225,6 +273,9 @@ async fn forward(
     req: Request<Incoming>,
 ) -> Reply {
     let started = Instant::now();
+    if state.browsers && req.method() == hyper::Method::OPTIONS {
+        return Ok(preflight(req.headers()));
+    }
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -234,6 +285,7 @@ async fn forward(
     let text = String::from_utf8_lossy(&body).into_owned();
     let service = service_of(&parts.headers);
     let action = action_of(&parts.headers, &text);
+    let access_key = access_key_of(&parts.headers);
     let matched = {
         let m = state.matching.lock().unwrap();
         m.iter()
@@ -248,6 +300,7 @@ async fn forward(
         service: service.clone(),
         action: action.clone(),
         body: text.clone(),
+        access_key: access_key.clone(),
         started,
         finished: Instant::now(),
         status,
@@ -302,7 +355,12 @@ async fn forward(
     }
     let out = out.body(Full::new(body)).map_err(std::io::Error::other)?;
     let resp = client.request(out).await.map_err(std::io::Error::other)?;
-    let (rparts, rbody) = resp.into_parts();
+    let (mut rparts, rbody) = resp.into_parts();
+    if state.browsers {
+        rparts
+            .headers
+            .insert("access-control-allow-origin", "*".parse().expect("static"));
+    }
     let rbody = rbody
         .collect()
         .await

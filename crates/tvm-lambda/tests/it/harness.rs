@@ -113,9 +113,15 @@ pub async fn call(lambda: &Lambda, event: Value) -> Answer {
                 body,
                 headers: v["headers"].clone(),
             };
-            if let Some(id) = request_id {
+            if let Some(id) = &request_id {
                 // The decision line is the request's last log line.
-                decision_for(lambda, &id).await;
+                decision_for(lambda, id).await;
+                if answer.status >= 500 {
+                    // A failing test's output then says what the function saw.
+                    for line in lambda.logs().iter().filter(|l| l.contains(id.as_str())) {
+                        eprintln!("function log ({status}): {line}");
+                    }
+                }
             }
             check_no_secret_logged(lambda, &answer);
             answer

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod aws_rules;
+mod browser;
 mod catalogue;
 mod faults;
 mod gates;

@@ -28,11 +28,11 @@ struct Oidc {
     proxy: Proxy,
 }
 
-const NOTES: &str = "browser-notes";
+pub const NOTES: &str = "browser-notes";
 const PARTNER: &str = "partner-notes";
 
 /// `examples/oidc/browser-notes.yaml`, for the local issuer.
-fn notes_policy(issuer: &str) -> String {
+pub fn notes_policy(issuer: &str) -> String {
     let example = tvm_devstack::stack::repo_root().join("examples/oidc/browser-notes.yaml");
     std::fs::read_to_string(example)
         .expect("the oidc example")
@@ -41,7 +41,7 @@ fn notes_policy(issuer: &str) -> String {
 
 fn partner_policy(issuer: &str) -> String {
     format!(
-        "profile: {PARTNER}\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nrules:\n  - {{name: partners, effect: allow, issuers: [\"{issuer}\"], subjects: [\"user-*\"]}}\n"
+        "profile: {PARTNER}\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nsession_tags: {{who: \"${{caller.subject}}+${{caller.subject}}+${{caller.subject}}\"}}\nrules:\n  - {{name: partners, effect: allow, issuers: [\"{issuer}\"], subjects: [\"user-*\"]}}\n"
     )
 }
 
@@ -98,7 +98,7 @@ async fn vend(token: &str, profile: &str) -> Answer {
     call(&oidc().lambda, bearer_vend(token, profile)).await
 }
 
-fn policy_of(proxy: &Proxy, session_id: &str) -> String {
+pub fn policy_of(proxy: &Proxy, session_id: &str) -> String {
     assume_role_calls(&proxy.calls())
         .into_iter()
         .find(|c| c.param("SourceIdentity").as_deref() == Some(&format!("tvm-{session_id}")))
@@ -346,8 +346,24 @@ fn claims_that_try_to_break_the_template_refuse_the_vend_and_a_deny_on_a_claim_w
         )
         .await;
         assert_eq!(a.status, 403, "{:?}", a.body);
+        // A subject within the value limit (128) that, rendered three times
+        // into a tag, exceeds STS's 256: the caller's, a 403 that says so.
+        let long = format!("user-{}", "l".repeat(123));
+        let mut c = o.other.claims(600);
+        c["sub"] = json!(long);
+        let a = vend(&o.other.sign(Algorithm::ES256, Some(ES_KID), &c), PARTNER).await;
+        assert_eq!(a.status, 403, "{:?}", a.body);
+        assert_eq!(a.body["code"], "AccessDenied", "{:?}", a.body);
+        let message = a.body["message"].as_str().unwrap();
+        assert!(
+            message.contains("tag who renders longer than 256"),
+            "{message}"
+        );
+        assert!(message.contains("with shorter ones it fits"), "{message}");
         // None of them reached STS (other tests vend beside this one: by name).
-        let refused = ["user-x.", "userx.", "user.", "user-s.", "user-g."];
+        let refused = [
+            "user-x.", "userx.", "user.", "user-s.", "user-g.", "user-lll",
+        ];
         for c in &assume_role_calls(&o.proxy.calls())[before..] {
             let name = c.param("RoleSessionName").unwrap_or_default();
             assert!(
