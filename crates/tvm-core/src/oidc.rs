@@ -8,6 +8,8 @@
 //! - `aud` (a string or a list) must name one of `TVM_JWT_AUDIENCES`;
 //! - `exp` is required, `nbf` and `iat` are checked when present, each with
 //!   at most [`MAX_SKEW_SECONDS`] of clock skew;
+//! - a token lives at most [`MAX_TOKEN_LIFETIME_SECONDS`] (from `iat`, or
+//!   from now without one): a leaked long-lived token is no standing key;
 //! - `sub` is 1-255 printable ASCII characters.
 //!
 //! The caller's id, and its stable principal, is `oidc:ISSUER#SUBJECT`:
@@ -28,6 +30,10 @@ pub const ID_PREFIX: &str = "oidc:";
 pub const MAX_TOKEN_BYTES: usize = 8192;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const MAX_SKEW_SECONDS: i64 = 60;
+/// The longest a token tvm accepts may live, `exp - iat` (OIDC ID tokens
+/// and CI tokens live minutes to an hour; Kubernetes' projected tokens an
+/// hour by default).
+pub const MAX_TOKEN_LIFETIME_SECONDS: i64 = 24 * 3600;
 pub const MAX_ISSUER_LEN: usize = 256;
 /// OIDC Core 1.0, 2: `sub` "MUST NOT exceed 255 ASCII characters".
 pub const MAX_SUBJECT_LEN: usize = 255;
@@ -103,6 +109,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("the token was issued in the future (iat)")]
     IssuedInFuture,
+    #[error("the token lives longer than 24 hours (exp - iat); tvm takes short-lived tokens only")]
+    Lifetime,
     #[error("the token's {0} claim is not a number of seconds")]
     Time(&'static str),
     #[error(
@@ -221,8 +229,12 @@ pub fn caller(claims: &Map<String, Value>, trust: Trust<'_>, now: i64) -> Result
     if seconds(claims, "nbf")?.is_some_and(|nbf| nbf.saturating_sub(MAX_SKEW_SECONDS) > now) {
         return Err(TokenError::NotYetValid);
     }
-    if seconds(claims, "iat")?.is_some_and(|iat| iat.saturating_sub(MAX_SKEW_SECONDS) > now) {
+    let iat = seconds(claims, "iat")?;
+    if iat.is_some_and(|iat| iat.saturating_sub(MAX_SKEW_SECONDS) > now) {
         return Err(TokenError::IssuedInFuture);
+    }
+    if exp.saturating_sub(iat.unwrap_or(now)) > MAX_TOKEN_LIFETIME_SECONDS {
+        return Err(TokenError::Lifetime);
     }
     let subject = match claims.get("sub") {
         Some(Value::String(s)) if valid_subject(s) => s.clone(),
@@ -356,6 +368,27 @@ mod tests {
             with("iat", json!(NOW + 3600)),
             Err(TokenError::IssuedInFuture)
         );
+        let day = MAX_TOKEN_LIFETIME_SECONDS;
+        let lived = |iat: Option<i64>, exp: i64| {
+            let mut c = claims(good());
+            c.remove("iat");
+            if let Some(iat) = iat {
+                c.insert("iat".into(), json!(iat));
+            }
+            c.insert("exp".into(), json!(exp));
+            caller(&c, t, NOW).map(|_| ())
+        };
+        assert_eq!(lived(Some(NOW - 10), NOW - 10 + day), Ok(()));
+        assert_eq!(
+            lived(Some(NOW - 10), NOW - 9 + day),
+            Err(TokenError::Lifetime)
+        );
+        assert_eq!(
+            lived(Some(NOW - 400 * day), NOW + 600),
+            Err(TokenError::Lifetime)
+        );
+        assert_eq!(lived(None, NOW + day), Ok(()));
+        assert_eq!(lived(None, NOW + day + 1), Err(TokenError::Lifetime));
         assert_eq!(with("sub", json!("")), Err(TokenError::Subject));
         assert_eq!(with("sub", json!("a b")), Err(TokenError::Subject));
         assert_eq!(

@@ -240,6 +240,11 @@ fn forged_algorithms_unknown_keys_and_bad_times_audiences_and_sizes_are_401() {
                 "future",
             ),
             (
+                "a lifetime of two days",
+                with("exp", json!(now + 2 * 86_400)),
+                "24 hours",
+            ),
+            (
                 "no exp",
                 {
                     let mut c = claims.clone();
