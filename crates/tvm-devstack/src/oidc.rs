@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -39,6 +39,8 @@ struct State {
     url: String,
     keys: Keys,
     down: AtomicBool,
+    /// Milliseconds the discovery document and the JWKS take to answer.
+    delay_ms: AtomicU64,
     jwks_fetches: AtomicUsize,
 }
 
@@ -101,6 +103,7 @@ impl Issuer {
             url: format!("http://{addr}"),
             keys,
             down: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
             jwks_fetches: AtomicUsize::new(0),
         });
         let accept = crate::serve::http1(listener, Arc::clone(&state), serve);
@@ -155,6 +158,13 @@ impl Issuer {
     /// Take the discovery document and JWKS down (503) or bring them back.
     pub fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Make the discovery document and the JWKS answer `delay` late each
+    /// (an issuer far away, or slow).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// How many times the JWKS was asked for.
@@ -234,6 +244,15 @@ async fn serve(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let down = st.down.load(Ordering::SeqCst);
+    let delay = st.delay_ms.load(Ordering::SeqCst);
+    if delay > 0
+        && matches!(
+            req.uri().path(),
+            "/.well-known/openid-configuration" | "/jwks"
+        )
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     Ok(match req.uri().path() {
         "/.well-known/openid-configuration" if !down => answer(
             StatusCode::OK,

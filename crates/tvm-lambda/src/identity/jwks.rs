@@ -61,7 +61,14 @@ struct KeySet {
 struct Issuer {
     url: String,
     current: RwLock<Option<KeySet>>,
+    /// When the last fetch started: unknown key ids refetch at most every
+    /// [`REFETCH_INTERVAL`].
     last_fetch: RwLock<Option<Instant>>,
+    /// When the last fetch failed: with no usable keys, tokens are refused
+    /// for [`BACKOFF`] after it rather than each causing a fetch. (Not the
+    /// start: a token arriving while the cold start's fetch is under way
+    /// waits for it.)
+    last_failure: RwLock<Option<Instant>>,
     fetch_lock: tokio::sync::Mutex<()>,
     inflight: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -103,6 +110,7 @@ impl Jwks {
                         url: url.clone(),
                         current: RwLock::new(None),
                         last_fetch: RwLock::new(None),
+                        last_failure: RwLock::new(None),
                         fetch_lock: tokio::sync::Mutex::new(()),
                         inflight: std::sync::Mutex::new(None),
                     };
@@ -133,23 +141,14 @@ impl Jwks {
         let set = match iss.snapshot() {
             Some(s) if s.at.elapsed() < self.ttl => s,
             Some(s) if s.at.elapsed() < self.max_age => {
-                if iss.attempted_within(BACKOFF).is_none() {
+                if iss.failed_within(BACKOFF).is_none() {
                     self.refresh_in_background(iss);
                 }
                 s
             }
-            _ => {
-                if let Some(ago) = iss.attempted_within(BACKOFF) {
-                    return Err(AwsError::unavailable(
-                        Dependency::Jwks,
-                        format!(
-                            "the issuer's keys could not be read {} ms ago; not retried yet",
-                            ago.as_millis()
-                        ),
-                    ));
-                }
-                self.fetch_now(iss, None).await?
-            }
+            // None usable: fetch, or wait for the fetch under way (the cold
+            // start's).
+            _ => self.fetch_now(iss, None).await?,
         };
         match find(&set.keys, kid, alg) {
             Lookup::UnknownKey if iss.may_refetch() => {
@@ -204,11 +203,24 @@ impl Jwks {
                 return Ok(s);
             }
         }
+        // Failed while this one waited, or just before: not again so soon.
+        if let Some(ago) = iss.failed_within(BACKOFF) {
+            return Err(AwsError::unavailable(
+                Dependency::Jwks,
+                format!(
+                    "reading the issuer's keys failed {} ms ago; not retried yet",
+                    ago.as_millis()
+                ),
+            ));
+        }
         if let Ok(mut g) = iss.last_fetch.write() {
             *g = Some(Instant::now());
         }
         let started = Instant::now();
         let keys = self.fetch(&iss.url).await.map_err(|e| {
+            if let Ok(mut g) = iss.last_failure.write() {
+                *g = Some(Instant::now());
+            }
             tracing::error!(dependency = "jwks", issuer = %iss.url, error = %e, "the issuer's keys could not be read; its tokens are refused once its last keys are older than TVM_JWKS_MAX_AGE_SECONDS");
             AwsError::unavailable(Dependency::Jwks, e)
         })?;
@@ -289,9 +301,9 @@ impl Issuer {
         self.current.read().ok().and_then(|g| g.clone())
     }
 
-    /// How long ago the last fetch started, if less than `window`.
-    fn attempted_within(&self, window: Duration) -> Option<Duration> {
-        let at = self.last_fetch.read().ok().and_then(|g| *g)?;
+    /// How long ago the last fetch failed, if less than `window`.
+    fn failed_within(&self, window: Duration) -> Option<Duration> {
+        let at = self.last_failure.read().ok().and_then(|g| *g)?;
         let ago = at.elapsed();
         (ago < window).then_some(ago)
     }

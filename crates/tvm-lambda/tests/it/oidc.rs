@@ -285,6 +285,32 @@ fn forged_algorithms_unknown_keys_and_bad_times_audiences_and_sizes_are_401() {
 }
 
 #[test]
+fn a_token_arriving_while_the_cold_starts_key_fetch_runs_waits_for_it() {
+    oidc(); // started from the test thread, never inside the runtime
+    run(async {
+        // 0.7 s for each of discovery and JWKS: the fetch started at cold
+        // start is still under way when the first token arrives.
+        let slow = Issuer::start().await.expect("issuer");
+        slow.set_delay(Duration::from_millis(700));
+        let policy = notes_policy(&slow.url())
+            .replace(&format!("profile: {NOTES}"), "profile: slow-issuer-notes");
+        let ssm = aws_sdk_ssm::types::ParameterType::String;
+        put_policy("slow-issuer-notes", &policy, ssm).await;
+        let lambda = own_lambda(&[
+            ("TVM_IDENTITY_MODES", JWT_MODE),
+            ("TVM_JWT_ISSUERS", &slow.url()),
+            ("TVM_JWT_AUDIENCES", AUDIENCE),
+        ])
+        .await;
+        let token = slow.token(user("user-early"));
+        let a = call(&lambda, bearer_vend(&token, "slow-issuer-notes")).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(slow.jwks_fetches(), 1, "one fetch, the cold start's");
+        lambda.stop().await;
+    });
+}
+
+#[test]
 fn a_token_of_another_trusted_issuer_vends_only_its_own_profile() {
     oidc(); // started from the test thread, never inside the runtime
     run(async {
