@@ -408,9 +408,20 @@ fn bind(
                 reason: other.to_string(),
             },
         })?;
-        out.insert(name, &value).map_err(|e| Denial::Unbindable {
-            name: name.clone(),
-            reason: e.to_string(),
+        out.insert(name, &value).map_err(|e| {
+            // Too long with values the caller chose: the caller's (403).
+            if template.variables().any(crate::template::caller_chosen) {
+                Denial::ValuesTooLong {
+                    reason: format!(
+                        "bind {name}: {e}, with the values of your identity and request"
+                    ),
+                }
+            } else {
+                Denial::Unbindable {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                }
+            }
         })?;
     }
     Ok(out)

@@ -61,6 +61,22 @@ impl ValueError {
     }
 }
 
+/// Is `name` a variable whose value the caller chooses: its own names (an
+/// AWS caller's session, role or user name; an oidc caller's subject), an
+/// oidc token's claims, the request's attributes? Not the account, the
+/// partition, the configured issuer, the profile or tvm's session id.
+pub fn caller_chosen(name: &str) -> bool {
+    matches!(
+        name,
+        "caller.name"
+            | "caller.session_name"
+            | "caller.role_name"
+            | "caller.user_name"
+            | "caller.subject"
+    ) || name.starts_with("claim.")
+        || name.starts_with("attr.")
+}
+
 /// The whitelist for substituted values: the IAM name alphabet.
 pub fn is_value_char(c: char) -> bool {
     crate::principal::is_iam_name_char(c)
@@ -121,13 +137,16 @@ impl Vars {
             .extend(other.0.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
-    /// The same variables, each value one character long: what a template
-    /// renders to when none of its values adds length.
-    pub fn shortest(&self) -> Vars {
+    /// The same variables, with each value `chosen` names one character
+    /// long: what a template renders to when those values add no length.
+    pub fn shortest(&self, chosen: impl Fn(&str) -> bool) -> Vars {
         Vars(
             self.0
-                .keys()
-                .map(|k| (k.clone(), "x".to_string()))
+                .iter()
+                .map(|(k, v)| {
+                    let v = if chosen(k) { "x" } else { v.as_str() };
+                    (k.clone(), v.to_string())
+                })
                 .collect(),
         )
     }

@@ -9,13 +9,12 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use crate::decision::{Grant, Via};
-use crate::policy::Profile;
 use crate::principal::Principal;
 use crate::render::{
     caller_vars, render, role_session_name, source_identity, RenderError, Rendered,
 };
 use crate::revocation::{own_tags, via_tag};
-use crate::template::{ValueError, Vars};
+use crate::template::{caller_chosen, ValueError, Vars};
 
 /// Everything one vend does, decided before any call is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,12 +141,21 @@ impl PlanError {
     }
 }
 
-/// Render `profile` with `vars`; a size error the values caused (the
-/// template with every value one character long fits) is the caller's.
-fn render_for_caller(profile: &Profile, vars: &Vars) -> Result<Rendered, PlanError> {
-    match render(profile, vars) {
+/// Render the grant's profile with `vars`; a size error the caller's values
+/// caused (it fits with each value the caller chose one character long:
+/// [`caller_chosen`] variables, and binds made of them) is the caller's.
+fn render_for_caller(grant: &Grant<'_>, vars: &Vars) -> Result<Rendered, PlanError> {
+    let chosen = |name: &str| {
+        caller_chosen(name)
+            || grant
+                .rule
+                .bind
+                .get(name)
+                .is_some_and(|t| t.variables().any(caller_chosen))
+    };
+    match render(grant.profile, vars) {
         Err(e @ (RenderError::PolicyTooLarge(_) | RenderError::TagTooLong(_)))
-            if render(profile, &vars.shortest()).is_ok() =>
+            if render(grant.profile, &vars.shortest(chosen)).is_ok() =>
         {
             Err(PlanError::ValuesTooLong(e))
         }
@@ -165,7 +173,7 @@ pub fn plan(
     vars.extend(&grant.bindings);
     vars.insert("profile", &grant.profile.name)?;
     vars.insert("session_id", ctx.session_id)?;
-    let rendered = render_for_caller(grant.profile, &vars)?;
+    let rendered = render_for_caller(grant, &vars)?;
     let source_identity = match ctx.lineage {
         Some(l) => l.source_identity.clone(),
         None => source_identity(ctx.session_id)
@@ -241,7 +249,7 @@ impl fmt::Display for AssumeRole {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{decide, GateState, VendRequest};
+    use crate::decision::{decide, Denial, GateState, VendRequest};
     use crate::policy::{parse_profile, PolicySet};
 
     const DOC: &str = r#"
@@ -297,6 +305,40 @@ rules:
         // own text by the limit, and no value is shorter than its `${...}`.
         let doc = DOC.replace("${profile}", &("p".repeat(200) + &"${tenant}".repeat(60)));
         assert!(parse_profile(&doc, None).is_err());
+        // Too long with values the caller does not choose (tvm's session id,
+        // nine times): the policy's, whoever asks.
+        let doc = DOC.replace("${profile}", &"${session_id}".repeat(9));
+        let e = plan_for(&doc, "acme").unwrap_err();
+        assert_eq!(
+            e,
+            PlanError::Render(RenderError::TagTooLong("profile".into()))
+        );
+        assert!(!e.from_caller());
+    }
+
+    #[test]
+    fn a_bind_too_long_with_the_callers_values_is_the_callers() {
+        let three = "${caller.session_name}".repeat(3);
+        let doc = DOC.replace(
+            "bind: {tenant: \"${caller.session_name}\"}",
+            &format!("bind: {{tenant: \"{three}\"}}"),
+        );
+        let set = PolicySet::new([parse_profile(&doc, None).unwrap()]);
+        let request = VendRequest {
+            profile: "orders-tenant".into(),
+            duration_seconds: None,
+            attributes: Default::default(),
+        };
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let decide_for = |name: &str| {
+            let arn = format!("arn:aws:sts::111122223333:assumed-role/orders-task/{name}");
+            let caller = Principal::parse(&arn, None).unwrap();
+            decide(&set, &caller, &request, &GateState::default(), now).map(|_| ())
+        };
+        assert_eq!(decide_for("acme"), Ok(()));
+        // 3 x 64 characters: over the 128 a bound value may have.
+        let e = decide_for(&"a".repeat(64)).unwrap_err();
+        assert!(matches!(e, Denial::ValuesTooLong { .. }), "{e:?}");
     }
 
     #[test]

@@ -250,7 +250,7 @@ impl Config {
         if let Some(bad) = cors_origins.iter().find(|o| !valid_origin(o)) {
             return Err(ConfigError::Invalid {
                 name: "TVM_CORS_ORIGINS",
-                problem: format!("{bad:?} is not an exact origin: https://host[:port], lower case, no path, no wildcard"),
+                problem: format!("{bad:?} is not an exact origin: https://host[:port] (http:// only to 127.0.0.1 or localhost), lower case, no path, no wildcard"),
             });
         }
         let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
@@ -342,18 +342,25 @@ impl Config {
     }
 }
 
-/// Is `origin` one a setting may list: `http(s)://host[:port]`, lower case.
+/// Is `origin` one a setting may list: `https://host[:port]`, lower case,
+/// or `http://` to 127.0.0.1 or localhost for local pages (a page served
+/// over plain http elsewhere could be rewritten on the way and read what it
+/// vends).
 pub fn valid_origin(origin: &str) -> bool {
-    let Some(rest) = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-    else {
-        return false;
+    let (rest, plain) = match origin.strip_prefix("https://") {
+        Some(r) => (r, false),
+        None => match origin.strip_prefix("http://") {
+            Some(r) => (r, true),
+            None => return false,
+        },
     };
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (rest, None),
     };
+    if plain && !matches!(host, "127.0.0.1" | "localhost") {
+        return false;
+    }
     let host_ok = !host.is_empty()
         && host.len() <= 253
         && host
@@ -528,6 +535,7 @@ mod tests {
         for ok in [
             "https://app.example.com",
             "http://127.0.0.1:8080",
+            "http://localhost:3000",
             "https://a-b.example",
         ] {
             assert!(valid_origin(ok), "{ok}");
@@ -544,6 +552,9 @@ mod tests {
             "https://app.example.com:0",
             "https://app.example.com:99999",
             "null",
+            "http://app.example.com",
+            "http://10.0.0.1:8080",
+            "http://localhost.example.com",
         ] {
             assert!(!valid_origin(bad), "{bad}");
         }

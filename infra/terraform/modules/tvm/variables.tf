@@ -291,7 +291,7 @@ variable "cors_origins" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for o in var.cors_origins : can(regex("^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", o))])
-    error_message = "cors_origins are exact origins: https://host[:port], lower case, no path, no wildcard."
+    condition     = alltrue([for o in var.cors_origins : can(regex("^(https://[a-z0-9.-]+|http://(127\\.0\\.0\\.1|localhost))(:[0-9]{1,5})?$", o))])
+    error_message = "cors_origins are exact origins: https://host[:port] (http:// only to 127.0.0.1 or localhost), lower case, no path, no wildcard."
   }
 }
