@@ -70,7 +70,7 @@ enum Command {
     Sessions(Sessions),
     /// Revoke a session (its caller and profile), or with --caller every session of a caller.
     Revoke(Revoke),
-    /// Check and try policy documents offline.
+    /// Policy documents: validate and test offline; push, pull, diff and sign against SSM and KMS.
     #[command(subcommand)]
     Policy(Policy),
     /// Print a shell completion script.
@@ -105,7 +105,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::BreakGlass(c) => c.run(global).await,
         Command::Sessions(c) => c.run(global).await,
         Command::Revoke(c) => c.run(global).await,
-        Command::Policy(c) => c.run(),
+        Command::Policy(c) => c.run().await,
         Command::Completions(c) => c.run(),
     }
 }

@@ -27,6 +27,7 @@ pub mod principal;
 pub mod rate;
 pub mod render;
 pub mod revocation;
+pub mod signature;
 pub mod status;
 pub mod template;
 pub mod vend;

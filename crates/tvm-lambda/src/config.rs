@@ -65,6 +65,10 @@ pub struct Config {
     /// How old an issuer's keys may be and still verify tokens, when every
     /// refresh since failed (`TVM_JWKS_MAX_AGE_SECONDS`).
     pub jwks_max_age: Duration,
+    /// The KMS key that signs policy documents (`TVM_POLICY_SIGNING_KEY`:
+    /// key id, key ARN, alias name or alias ARN). When set, a document whose
+    /// signature does not verify is refused.
+    pub policy_signing_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +129,18 @@ impl Config {
                 name: "TVM_POLICY_PREFIX",
                 problem: "must be a path below the root that starts and ends with '/', such as /tvm/policies/".into(),
             });
+        }
+        let policy_signing_key = var("TVM_POLICY_SIGNING_KEY").filter(|k| !k.is_empty());
+        if let Some(k) = &policy_signing_key {
+            let ok = k.len() <= 2048
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_-:".contains(&b));
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    name: "TVM_POLICY_SIGNING_KEY",
+                    problem: "must be a KMS key id, key ARN, alias/NAME or alias ARN".into(),
+                });
+            }
         }
         let modes = list("TVM_IDENTITY_MODES");
         let identity_modes = if modes.is_empty() {
@@ -338,6 +354,7 @@ impl Config {
             jwt_issuers,
             jwt_audiences,
             jwks_max_age: secs("TVM_JWKS_MAX_AGE_SECONDS", 3600, 2..=86_400)?,
+            policy_signing_key,
         })
     }
 }

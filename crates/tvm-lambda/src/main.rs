@@ -1,6 +1,10 @@
 //! `bootstrap`: the Lambda entry point. Config, SDK config and every client
 //! are built here once; the handler borrows them for each invocation.
 
+// The start-up future (every client, the identity sources, the runtime
+// loop) is deeper than rustc's default layout query depth.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use aws_config::retry::RetryConfig;
@@ -12,6 +16,7 @@ use tvm_lambda::app::App;
 use tvm_lambda::aws::dynamo::DynamoSessions;
 use tvm_lambda::aws::gates::DynamoGates;
 use tvm_lambda::aws::iam::IamRevocations;
+use tvm_lambda::aws::kms::PolicySigning;
 use tvm_lambda::aws::sns::SnsNotifier;
 use tvm_lambda::aws::ssm::SsmPolicies;
 use tvm_lambda::aws::sts::StsIssuer;
@@ -103,6 +108,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.policy_prefix.clone(),
         config.policy_ttl,
         config.policy_max_stale,
+        config
+            .policy_signing_key
+            .clone()
+            .map(|key| Arc::new(PolicySigning::new(aws_sdk_kms::Client::new(&sdk), key))),
     );
     policies.prime();
     // The identity sources, in order: API Gateway's IAM context first.

@@ -3,6 +3,12 @@
 //! refresh. A request waits only when there is nothing servable: before the
 //! first load, or when every refresh has failed for longer than max-stale
 //! (then it fails closed rather than serve an old policy forever).
+//!
+//! With a signing key (`TVM_POLICY_SIGNING_KEY`) every document must carry
+//! a signature that verifies with its public half: read from KMS on the
+//! first load, verified locally on every load after. An unsigned or badly
+//! signed document is refused like an invalid one: logged, counted
+//! (`PolicySignatureRejections`), and its profile does not vend.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -11,6 +17,7 @@ use std::time::{Duration, Instant};
 use tvm_core::policy::{parse_profile, PolicySet};
 
 use crate::aws::error_chain;
+use crate::aws::kms::{PolicyKey, PolicySigning};
 use crate::aws::{PolicyParameter, PolicySource};
 use crate::error::ApiError;
 
@@ -25,6 +32,9 @@ pub struct PolicyCache {
     load_lock: tokio::sync::Mutex<()>,
     /// Loads that failed since the decision line last reported them.
     failures: AtomicU64,
+    signing: Option<Arc<PolicySigning>>,
+    /// Documents refused for their signature since the line last reported them.
+    rejections: AtomicU64,
     /// The background refresh in flight, if any.
     inflight: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -41,6 +51,7 @@ impl PolicyCache {
         prefix: String,
         ttl: Duration,
         max_stale: Duration,
+        signing: Option<Arc<PolicySigning>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             source,
@@ -52,6 +63,8 @@ impl PolicyCache {
             last_attempt: RwLock::new(None),
             load_lock: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
+            signing,
+            rejections: AtomicU64::new(0),
             inflight: std::sync::Mutex::new(None),
         })
     }
@@ -69,6 +82,11 @@ impl PolicyCache {
     /// the next decision line).
     pub fn take_failures(&self) -> u64 {
         self.failures.swap(0, Ordering::AcqRel)
+    }
+
+    /// Documents refused for a missing or bad signature since the last call.
+    pub fn take_rejections(&self) -> u64 {
+        self.rejections.swap(0, Ordering::AcqRel)
     }
 
     /// Start the first load without waiting for it (at cold start).
@@ -143,11 +161,18 @@ impl PolicyCache {
             *g = Some(Instant::now());
         }
         let started = Instant::now();
-        let params = self.source.load().await.inspect_err(|e| {
+        let fail = |e: &crate::aws::AwsError| {
             self.failures.fetch_add(1, Ordering::AcqRel);
-            tracing::error!(dependency = "ssm", error = %error_chain(e), "policy load failed; serving the last good set if it is fresh enough");
-        })?;
-        let set = Arc::new(build(&self.prefix, &params));
+            tracing::error!(error = %error_chain(e), "policy load failed; serving the last good set if it is fresh enough");
+        };
+        let key = match &self.signing {
+            Some(s) => Some(s.key().await.inspect_err(fail)?),
+            None => None,
+        };
+        let params = self.source.load().await.inspect_err(fail)?;
+        let (set, rejected) = build(&self.prefix, &params, key.as_deref());
+        self.rejections.fetch_add(rejected, Ordering::AcqRel);
+        let set = Arc::new(set);
         tracing::info!(
             profiles = set.len(),
             parameters = params.len(),
@@ -164,11 +189,29 @@ impl PolicyCache {
     }
 }
 
-/// Parse every parameter; an invalid one is logged and left out, never half-used.
-pub fn build(prefix: &str, params: &[PolicyParameter]) -> PolicySet {
+/// Parse every parameter; an invalid one, or with `key` one whose signature
+/// does not verify, is logged and left out, never half-used. Also says how
+/// many were refused for their signature.
+pub fn build(
+    prefix: &str,
+    params: &[PolicyParameter],
+    key: Option<&PolicyKey>,
+) -> (PolicySet, u64) {
+    let mut rejected = 0;
     let profiles = params.iter().filter_map(|p| {
         let name = p.name.strip_prefix(prefix).unwrap_or(&p.name);
-        match parse_profile(&p.value, Some(name)) {
+        let document = match key {
+            None => p.value.as_str(),
+            Some(k) => match k.verify(name, &p.value) {
+                Ok(d) => d,
+                Err(e) => {
+                    rejected += 1;
+                    tracing::error!(parameter = %p.name, error = %e, "policy refused: its signature does not verify with TVM_POLICY_SIGNING_KEY; this profile will not vend until it is signed again");
+                    return None;
+                }
+            },
+        };
+        match parse_profile(document, Some(name)) {
             Ok(profile) => Some(profile),
             Err(e) => {
                 tracing::error!(parameter = %p.name, errors = %e, "invalid policy skipped; this profile will not vend until it is fixed");
@@ -176,7 +219,8 @@ pub fn build(prefix: &str, params: &[PolicyParameter]) -> PolicySet {
             }
         }
     });
-    PolicySet::new(profiles)
+    let set = PolicySet::new(profiles);
+    (set, rejected)
 }
 
 #[cfg(test)]
@@ -231,7 +275,8 @@ mod tests {
             name: "/tvm/policies/other".into(),
             value: doc("good").value,
         };
-        let set = build("/tvm/policies/", &[doc("good"), bad, mismatched]);
+        let (set, rejected) = build("/tvm/policies/", &[doc("good"), bad, mismatched], None);
+        assert_eq!(rejected, 0);
         assert_eq!(
             set.profiles().map(|p| p.name.as_str()).collect::<Vec<_>>(),
             ["good"]
@@ -246,6 +291,7 @@ mod tests {
             "/tvm/policies/".into(),
             Duration::from_secs(60),
             Duration::from_secs(600),
+            None,
         );
         for _ in 0..100 {
             assert_eq!(cache.get().await.unwrap().len(), 1);
@@ -261,6 +307,7 @@ mod tests {
             "/tvm/policies/".into(),
             Duration::from_millis(20),
             Duration::from_secs(600),
+            None,
         );
         cache.get().await.unwrap();
         *src.docs.lock().unwrap() = vec![doc("a"), doc("b")];
@@ -299,6 +346,7 @@ mod tests {
             "/tvm/policies/".into(),
             Duration::from_secs(30),
             Duration::from_secs(300),
+            None,
         );
         assert!(matches!(
             cache.get().await,
@@ -314,6 +362,7 @@ mod tests {
             "/tvm/policies/".into(),
             Duration::from_millis(5),
             Duration::from_millis(40),
+            None,
         );
         cache.get().await.unwrap();
         src.fail.store(true, Ordering::SeqCst);

@@ -7,6 +7,7 @@ pub mod completions;
 pub mod credential_process;
 pub mod exec;
 pub mod policy;
+pub mod policy_store;
 pub mod profiles;
 pub mod serve;
 pub mod sessions;

@@ -14,6 +14,7 @@ use tvm_devstack::stack::{repo_root, venv, workspace_bin, Stack, REGION, SERVER_
 use tvm_devstack::testing::block_on_spawned;
 
 mod delivery;
+mod lifecycle;
 mod localstack;
 mod people;
 
@@ -57,9 +58,19 @@ fn shared() -> &'static Shared {
 /// A deployment of its own (function instance and IAM-checking front), for
 /// tests that take it down or change what it has loaded.
 fn own_deployment() -> (Lambda, Gateway) {
+    own_deployment_with(&[])
+}
+
+/// A deployment of its own with `extra` environment.
+fn own_deployment_with(extra: &[(&str, &str)]) -> (Lambda, Gateway) {
     let sh = shared();
+    let mut env = sh.stack.function_env();
+    for (k, v) in extra {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v.to_string()));
+    }
     block_on_spawned(async move {
-        let lambda = Lambda::start(&workspace_bin("bootstrap"), &sh.stack.function_env())
+        let lambda = Lambda::start(&workspace_bin("bootstrap"), &env)
             .await
             .expect("bootstrap");
         let iam = Auth::Iam {

@@ -6,8 +6,10 @@
 //! - `parse`: from a document to the model, collecting every problem;
 //! - `model`: the validated profile, its rules and their conditions;
 //! - `time`: the weekly time windows rules may carry;
-//! - `session_policy`: the session policy template.
+//! - `session_policy`: the session policy template;
+//! - `diff`: what changes between two documents of a profile.
 
+pub mod diff;
 mod document;
 mod model;
 mod parse;

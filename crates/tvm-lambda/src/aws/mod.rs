@@ -9,6 +9,7 @@ pub mod dynamo;
 pub mod gates;
 pub mod iam;
 pub mod keys;
+pub mod kms;
 pub mod sns;
 pub mod ssm;
 pub mod sts;
@@ -59,6 +60,8 @@ pub enum Dependency {
     Sns,
     /// An oidc issuer's discovery document or JWKS.
     Jwks,
+    /// The policy signing key (GetPublicKey).
+    Kms,
 }
 
 impl Dependency {
@@ -70,6 +73,7 @@ impl Dependency {
             Self::Iam => "iam",
             Self::Sns => "sns",
             Self::Jwks => "jwks",
+            Self::Kms => "kms",
         }
     }
 }

@@ -318,6 +318,7 @@ pub fn app_with(memory: Arc<Memory>, docs: &[&str]) -> App {
             config.policy_prefix.clone(),
             Duration::from_secs(30),
             Duration::from_secs(300),
+            None,
         ),
         identities: Identities::new(vec![Box::new(ApigwSource::default())]),
         sessions: memory.clone(),

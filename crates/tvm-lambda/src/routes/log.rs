@@ -44,6 +44,8 @@ pub struct Measures {
     pub policy_age: Option<Duration>,
     /// Policy loads that failed since the previous line.
     pub policy_refresh_failures: u64,
+    /// Documents refused for their signature since the previous line.
+    pub policy_signature_rejections: u64,
 }
 
 impl DecisionLog {
@@ -126,6 +128,10 @@ impl DecisionLog {
         if measures.policy_refresh_failures > 0 {
             let n = measures.policy_refresh_failures as f64;
             metrics.push(("PolicyRefreshFailures", "Count", n));
+        }
+        if measures.policy_signature_rejections > 0 {
+            let n = measures.policy_signature_rejections as f64;
+            metrics.push(("PolicySignatureRejections", "Count", n));
         }
         let spec = |names: &[&str]| -> Vec<Value> {
             metrics
@@ -258,6 +264,7 @@ mod tests {
         let m = Measures {
             policy_age: Some(Duration::from_secs(17)),
             policy_refresh_failures: 0,
+            policy_signature_rejections: 0,
         };
         let facts = Facts {
             caller: Some("arn:aws:sts::123456789012:assumed-role/orders-task/acme".into()),
@@ -292,6 +299,7 @@ mod tests {
         let m = Measures {
             policy_age: None,
             policy_refresh_failures: 2,
+            policy_signature_rejections: 0,
         };
         let v = line(503, "/v1/credentials", Some(down), Facts::default(), m);
         let found = emf(&v);

@@ -390,6 +390,7 @@ impl App {
         let measures = (path != "/v1/health").then(|| Measures {
             policy_age: self.policies.age(),
             policy_refresh_failures: self.policies.take_failures(),
+            policy_signature_rejections: self.policies.take_rejections(),
         });
         log.finish(&reply, error.as_ref(), facts, started, measures);
         reply

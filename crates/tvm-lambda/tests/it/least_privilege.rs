@@ -54,7 +54,7 @@ fn statements() -> (Vec<Value>, Vec<Value>) {
         "Accounts": [ACCOUNT],
         "SessionsTable": "tvm-sessions-lp", "ApprovalsTable": "tvm-approvals",
         "BreakGlassTable": "tvm-breakglass", "NotifyTopic": TOPIC,
-        "Conditions": {"Notify": true, "Traced": false},
+        "Conditions": {"Notify": true, "Traced": false, "SignedPolicies": false},
     }))
 }
 

@@ -206,7 +206,7 @@ fn terraform_validates_applies_vends_revokes_and_destroys_against_the_emulator()
             "Accounts": ["123456789012"],
             "SessionsTable": tables["sessions"], "ApprovalsTable": tables["approvals"],
             "BreakGlassTable": tables["breakglass"], "NotifyTopic": out("notify_topic_arn"),
-            "Conditions": {"Notify": true, "Traced": false},
+            "Conditions": {"Notify": true, "Traced": false, "SignedPolicies": false},
             "LogGroup": "/aws/lambda/tvm",
         }));
         assert_eq!(

@@ -112,6 +112,12 @@ resource "aws_iam_role_policy" "function" {
         Effect   = "Allow"
         Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
         Resource = "*"
+        }] : [], var.policy_signing_key != "" ? [{
+        # The public half, once per cold start (signed policies).
+        Sid      = "ReadPolicySigningKey"
+        Effect   = "Allow"
+        Action   = "kms:GetPublicKey"
+        Resource = var.policy_signing_key
     }] : [])
   })
 }
@@ -163,6 +169,7 @@ resource "aws_lambda_function" "tvm" {
       TVM_JWT_ISSUERS              = join(",", var.jwt_issuers)
       TVM_JWT_AUDIENCES            = join(",", var.jwt_audiences)
       TVM_JWKS_MAX_AGE_SECONDS     = tostring(var.jwks_max_age_seconds)
+      TVM_POLICY_SIGNING_KEY       = var.policy_signing_key
       # Never "any account": the deploying account unless told otherwise.
       TVM_ALLOWED_ACCOUNTS    = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
       TVM_ALLOWED_ORG_IDS     = join(",", var.allowed_org_ids)

@@ -7,11 +7,12 @@ locals {
   service = aws_lambda_function.tvm.function_name
   # name => [namespace, metric, statistic, period, periods, threshold, runbook]
   alarms = {
-    "dependency-failures"    = ["tvm", "DependencyFailures", "Sum", 300, 1, 5, "tvm could not reach an AWS service it needs (STS, SSM, DynamoDB, IAM, SNS); callers got 503. Runbook - docs/operations.md#dependency-failures"]
-    "function-errors"        = ["AWS/Lambda", "Errors", "Sum", 300, 1, 1, "The function failed an invocation (a crash, a timeout, a bad configuration at cold start) instead of answering. Runbook - docs/operations.md#function-errors"]
-    "function-throttles"     = ["AWS/Lambda", "Throttles", "Sum", 300, 1, 1, "Lambda throttled invocations (account or reserved concurrency); callers got 429/503 from API Gateway. Runbook - docs/operations.md#function-throttles"]
-    "policy-refresh-failing" = ["tvm", "PolicyRefreshFailures", "Sum", 300, 2, 1, "Policy loads from SSM failed in two 5-minute periods in a row; the function serves its last good set until max-stale, then fails closed. Runbook - docs/operations.md#policy-refresh-failing"]
-    "break-glass-opened"     = ["tvm", "BreakGlassOpened", "Sum", 60, 1, 1, "Someone opened a break-glass event. Runbook - docs/operations.md#break-glass-opened"]
+    "dependency-failures"       = ["tvm", "DependencyFailures", "Sum", 300, 1, 5, "tvm could not reach an AWS service it needs (STS, SSM, DynamoDB, IAM, SNS); callers got 503. Runbook - docs/operations.md#dependency-failures"]
+    "function-errors"           = ["AWS/Lambda", "Errors", "Sum", 300, 1, 1, "The function failed an invocation (a crash, a timeout, a bad configuration at cold start) instead of answering. Runbook - docs/operations.md#function-errors"]
+    "function-throttles"        = ["AWS/Lambda", "Throttles", "Sum", 300, 1, 1, "Lambda throttled invocations (account or reserved concurrency); callers got 429/503 from API Gateway. Runbook - docs/operations.md#function-throttles"]
+    "policy-refresh-failing"    = ["tvm", "PolicyRefreshFailures", "Sum", 300, 2, 1, "Policy loads from SSM failed in two 5-minute periods in a row; the function serves its last good set until max-stale, then fails closed. Runbook - docs/operations.md#policy-refresh-failing"]
+    "policy-signature-rejected" = ["tvm", "PolicySignatureRejections", "Sum", 300, 1, 1, "A policy document in SSM is unsigned or its signature does not verify with the signing key; its profile does not vend. Runbook - docs/operations.md#policy-signature-rejected"]
+    "break-glass-opened"        = ["tvm", "BreakGlassOpened", "Sum", 60, 1, 1, "Someone opened a break-glass event. Runbook - docs/operations.md#break-glass-opened"]
   }
 }
 

@@ -172,6 +172,16 @@ variable "jwks_max_age_seconds" {
   }
 }
 
+variable "policy_signing_key" {
+  description = "The ARN of the KMS asymmetric key (ECC_NIST_P256 or RSA, SIGN_VERIFY) that signs policy documents (TVM_POLICY_SIGNING_KEY; tvm policy sign): every document must then carry a signature that verifies, or it is refused. Empty: documents are not verified."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)?$", var.policy_signing_key))
+    error_message = "policy_signing_key is a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or empty."
+  }
+}
+
 variable "server_id" {
   description = "The x-tvm-server-id a presigned identity must be signed with (TVM_SERVER_ID); required by the sts identity mode, 8-128 characters."
   type        = string
