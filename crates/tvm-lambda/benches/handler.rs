@@ -58,5 +58,43 @@ fn bench_client_rebuild(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_handler, bench_client_rebuild);
+/// What a signed policy costs per load and document: one ECDSA P-256
+/// verification (TVM_POLICY_SIGNING_KEY), the key read once per container.
+fn bench_policy_verify(c: &mut Criterion) {
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use tvm_core::signature::{attach, message, Algorithm};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    // The SubjectPublicKeyInfo KMS returns: id-ecPublicKey, prime256v1, point.
+    let mut spki: Vec<u8> = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ]
+    .to_vec();
+    spki.extend_from_slice(pair.public_key().as_ref());
+    let key = tvm_lambda::aws::kms::PolicyKey::from_spki("ECC_NIST_P256", &spki).unwrap();
+    // A 2 KB document, as a larger profile is.
+    let doc = format!(
+        "profile: orders-tenant\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nrules:\n{}",
+        "  - {name: r, effect: allow, principals: [\"arn:aws:sts::123456789012:assumed-role/orders-task/*\"]}\n".repeat(20)
+    );
+    let sig = pair.sign(&rng, &message("orders-tenant", &doc)).unwrap();
+    let value = attach(&doc, Algorithm::EcdsaSha256, sig.as_ref());
+    assert!(key.verify("orders-tenant", &value).is_ok());
+    c.bench_function("policy_verify_p256_2kb", |b| {
+        b.iter(|| {
+            key.verify(black_box("orders-tenant"), black_box(&value))
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_handler,
+    bench_client_rebuild,
+    bench_policy_verify
+);
 criterion_main!(benches);

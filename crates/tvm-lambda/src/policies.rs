@@ -165,11 +165,16 @@ impl PolicyCache {
             self.failures.fetch_add(1, Ordering::AcqRel);
             tracing::error!(error = %error_chain(e), "policy load failed; serving the last good set if it is fresh enough");
         };
-        let key = match &self.signing {
-            Some(s) => Some(s.key().await.inspect_err(fail)?),
-            None => None,
+        // The signing key's first read runs beside the load: no extra round trip.
+        let key = async {
+            match &self.signing {
+                Some(s) => s.key().await.map(Some),
+                None => Ok(None),
+            }
         };
-        let params = self.source.load().await.inspect_err(fail)?;
+        let (key, params) = tokio::join!(key, self.source.load());
+        let key = key.inspect_err(fail)?;
+        let params = params.inspect_err(fail)?;
         let (set, rejected) = build(&self.prefix, &params, key.as_deref());
         self.rejections.fetch_add(rejected, Ordering::AcqRel);
         let set = Arc::new(set);

@@ -1,5 +1,5 @@
 //! What moto does not check, checked here: whether an IAM policy document
-//! denies a request (moto evaluates no condition), and whether every request
+//! or an SCP denies a request (moto evaluates no condition), and whether every request
 //! a test recorded is within AWS's documented limits (moto accepts larger).
 //!
 //! The evaluator knows only what tvm's revocation policy uses, and panics on
@@ -25,6 +25,11 @@ pub struct Context {
     pub resource_account: Option<String>,
     /// `aws:userid` (`ROLEID:session-name` for an assumed role).
     pub userid: Option<String>,
+    /// `aws:PrincipalArn` (a role's ARN for its sessions; none for SAML and
+    /// web identity federation).
+    pub principal_arn: Option<String>,
+    /// `sts:SourceIdentity`: the one an AssumeRole* request asks for.
+    pub requested_source_identity: Option<String>,
 }
 
 fn list(v: &Value) -> Vec<&str> {
@@ -70,6 +75,8 @@ fn key_value(ctx: &Context, key: &str) -> Option<String> {
         "aws:TokenIssueTime" => Some(ctx.token_issue_time.to_string()),
         "aws:ResourceAccount" => ctx.resource_account.clone(),
         "aws:userid" => ctx.userid.clone(),
+        "aws:PrincipalArn" => ctx.principal_arn.clone(),
+        "sts:SourceIdentity" => ctx.requested_source_identity.clone(),
         other => panic!("the evaluator does not know condition key {other}"),
     }
 }
@@ -113,8 +120,10 @@ fn condition_holds(condition: &Value, ctx: &Context) -> bool {
             match op.as_str() {
                 "StringEquals" => have.is_some_and(|h| want.contains(&h.as_str())),
                 "StringNotEquals" => have.is_none_or(|h| !want.contains(&h.as_str())),
-                "StringLike" => have.is_some_and(|h| want.iter().any(|w| like(&h, &subst(ctx, w)))),
-                "StringNotLike" => {
+                "StringLike" | "ArnLike" => {
+                    have.is_some_and(|h| want.iter().any(|w| like(&h, &subst(ctx, w))))
+                }
+                "StringNotLike" | "ArnNotLike" => {
                     have.is_none_or(|h| !want.iter().any(|w| like(&h, &subst(ctx, w))))
                 }
                 "DateLessThan" => {
@@ -135,7 +144,7 @@ pub fn denied_by(doc: &Value, ctx: &Context) -> Option<String> {
     statements.iter().find_map(|s| {
         assert_eq!(
             s["Effect"], "Deny",
-            "the revocation policy only denies: {s}"
+            "the revocation policy and the SCP only deny: {s}"
         );
         assert_eq!(s["Resource"], "*", "{s}");
         let acts = list(&s["Action"]);

@@ -188,6 +188,7 @@ pub fn vended_context(assume: &Call, issued_at: i64) -> Context {
         resource_tags: HashMap::new(),
         resource_account: None,
         userid: None,
+        ..Context::default()
     }
 }
 

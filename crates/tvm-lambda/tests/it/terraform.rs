@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::{repo_root, sdk_config, Moto, REGION};
 
+use crate::aws_rules::{denied_by, Context};
 use crate::harness::*;
 
 const MIRROR: &str = "/opt/tf-plugins";
@@ -89,6 +90,7 @@ fn moto_override(moto: &str) -> String {
         "iam",
         "lambda",
         "logs",
+        "organizations",
         "sns",
         "ssm",
         "sts",
@@ -125,6 +127,7 @@ fn terraform_validates_applies_vends_revokes_and_destroys_against_the_emulator()
             "modules/tvm",
             "modules/tvm-account",
             "modules/protected-role",
+            "modules/scp",
         ]
         .iter()
         .map(|d| tree.join(d))
@@ -308,17 +311,151 @@ fn terraform_validates_applies_vends_revokes_and_destroys_against_the_emulator()
             .map(|s| s.to_string())
             .chain(vars)
             .collect();
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = destroy.iter().map(String::as_str).collect();
-            tf(&example, &args, &cache_env);
-            let state = tf(&example, &["state", "list"], &cache_env);
-            assert!(state.trim().is_empty(), "left after destroy: {state}");
+        tokio::task::spawn_blocking({
+            let cache_env = cache_env.clone();
+            move || {
+                let args: Vec<&str> = destroy.iter().map(String::as_str).collect();
+                tf(&example, &args, &cache_env);
+                let state = tf(&example, &["state", "list"], &cache_env);
+                assert!(state.trim().is_empty(), "left after destroy: {state}");
+            }
         })
         .await
         .unwrap();
+        scp_applies_and_denies_what_bypasses_tvm(&tree, &moto, &cache_env).await;
         drop(moto);
         let _ = std::fs::remove_dir_all(&work);
     });
+}
+
+const APP: &str = "arn:aws:iam::123456789012:role/app";
+const TVM_ROLE: &str = "arn:aws:iam::123456789012:role/tvm-function";
+const BREAK_GLASS: &str = "arn:aws:iam::123456789012:role/break-glass";
+
+/// `modules/scp` applied to the emulator's organization (moto keeps SCPs
+/// but evaluates none): attached to the root, within AWS's 5,120
+/// characters, and denying what it should, by the evaluator.
+async fn scp_applies_and_denies_what_bypasses_tvm(
+    tree: &Path,
+    moto: &Moto,
+    cache_env: &[(&str, String)],
+) {
+    let root = tree.join("scp-test");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("moto_override.tf"), moto_override(&moto.url())).unwrap();
+    std::fs::write(
+        root.join("main.tf"),
+        format!(
+            "provider \"aws\" {{\n  region = \"{REGION}\"\n}}\n\
+             resource \"aws_organizations_organization\" \"org\" {{\n  feature_set = \"ALL\"\n  enabled_policy_types = [\"SERVICE_CONTROL_POLICY\"]\n}}\n\
+             module \"scp\" {{\n  source = \"../modules/scp\"\n  sensitive_actions = [\"dynamodb:GetItem\", \"s3:Get*\"]\n  tvm_role_arns = [\"{TVM_ROLE}\"]\n  exempt_principal_arns = [\"{BREAK_GLASS}\"]\n  target_ids = [aws_organizations_organization.org.roots[0].id]\n}}\n\
+             output \"document\" {{\n  value = module.scp.document\n}}\n"
+        ),
+    )
+    .unwrap();
+    let (outputs, state) = tokio::task::spawn_blocking({
+        let root = root.clone();
+        let cache_env: Vec<(&'static str, String)> = cache_env
+            .iter()
+            .map(|(_, v)| ("TF_PLUGIN_CACHE_DIR", v.clone()))
+            .collect();
+        // Each run of terraform below reads the plugin cache only.
+        move || {
+            tf(&root, &["init", "-backend=false", "-no-color"], &cache_env);
+            // The organization first: its root id keys the attachments
+            // (known up front in a real deployment).
+            let org = "-target=aws_organizations_organization.org";
+            tf(
+                &root,
+                &["apply", "-auto-approve", "-no-color", org],
+                &cache_env,
+            );
+            tf(&root, &["apply", "-auto-approve", "-no-color"], &cache_env);
+            let outputs = tf(&root, &["output", "-json"], &cache_env);
+            let state = tf(&root, &["state", "list"], &cache_env);
+            tf(
+                &root,
+                &["destroy", "-auto-approve", "-no-color"],
+                &cache_env,
+            );
+            (outputs, state)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        state.contains("module.scp.aws_organizations_policy_attachment.targets[\"r-"),
+        "attached to the root: {state}"
+    );
+    let outputs: Value = serde_json::from_str(&outputs).unwrap();
+    let text = outputs["document"]["value"].as_str().unwrap().to_string();
+    assert!(text.len() <= 5120, "{} characters", text.len());
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let ctx = |action: &str, principal: Option<&str>, si: Option<&str>| Context {
+        action: action.into(),
+        principal_arn: principal.map(str::to_string),
+        source_identity: si.map(str::to_string),
+        ..Default::default()
+    };
+    let only = Some("SensitiveActionsOnlyThroughTvm".to_string());
+    // Without tvm: denied; through tvm (or chained from it): not.
+    assert_eq!(
+        denied_by(&doc, &ctx("dynamodb:GetItem", Some(APP), None)),
+        only
+    );
+    assert_eq!(
+        denied_by(&doc, &ctx("s3:GetObject", Some(APP), Some("app-1"))),
+        only
+    );
+    assert_eq!(
+        denied_by(&doc, &ctx("dynamodb:GetItem", Some(APP), Some("tvm-0a1b"))),
+        None
+    );
+    // tvm's own calls, the break-glass role, and actions not chosen: not.
+    assert_eq!(
+        denied_by(&doc, &ctx("dynamodb:GetItem", Some(TVM_ROLE), None)),
+        None
+    );
+    assert_eq!(
+        denied_by(&doc, &ctx("dynamodb:GetItem", Some(BREAK_GLASS), None)),
+        None
+    );
+    assert_eq!(
+        denied_by(&doc, &ctx("dynamodb:PutItem", Some(APP), None)),
+        None
+    );
+    // A tvm- SourceIdentity only from tvm: forging one is denied, for a
+    // role session and for federation (no principal ARN); tvm's own
+    // vends and a tvm session chaining on are not.
+    let minted = |action: &str, principal: Option<&str>, own: Option<&str>| Context {
+        requested_source_identity: Some("tvm-0a1b".into()),
+        ..ctx(action, principal, own)
+    };
+    let forged = Some("TvmSourceIdentityOnlyFromTvm".to_string());
+    assert_eq!(
+        denied_by(&doc, &minted("sts:AssumeRole", Some(APP), None)),
+        forged
+    );
+    assert_eq!(
+        denied_by(&doc, &minted("sts:SetSourceIdentity", Some(APP), None)),
+        forged
+    );
+    assert_eq!(
+        denied_by(&doc, &minted("sts:AssumeRoleWithSAML", None, None)),
+        forged
+    );
+    assert_eq!(
+        denied_by(&doc, &minted("sts:AssumeRole", Some(TVM_ROLE), None)),
+        None
+    );
+    let tvm_session = "arn:aws:iam::123456789012:role/tvm/orders-tenant";
+    assert_eq!(
+        denied_by(
+            &doc,
+            &minted("sts:AssumeRole", Some(tvm_session), Some("tvm-0a1b"))
+        ),
+        None
+    );
 }
 
 fn tempdir() -> PathBuf {
