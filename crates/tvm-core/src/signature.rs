@@ -9,11 +9,12 @@
 //! # tvm-signature: v1 ECDSA_SHA_256 MEUCIQ...
 //! ```
 //!
-//! What is signed is [`message`]: a domain string, the profile's name and
-//! the SHA-256 of the document (every byte before the signature line), so
-//! that a signature made for one profile does not verify under another name,
-//! and the message stays within KMS's 4096 bytes for a RAW message whatever
-//! the document's size (SSM takes 8 KB). The signing key is an AWS KMS
+//! What is signed is [`message`]: a domain string, the parameter's full name
+//! (the deployment's prefix and the profile) and the SHA-256 of the document
+//! (every byte before the signature line), so that a signature made for one
+//! profile, or for the same profile of another deployment (a staging prefix),
+//! does not verify elsewhere, and the message stays within KMS's 4096 bytes
+//! for a RAW message whatever the document's size (SSM takes 8 KB). The signing key is an AWS KMS
 //! asymmetric key; the function verifies with its public half.
 
 use base64::Engine;
@@ -81,12 +82,13 @@ pub struct Signed<'a> {
     pub signature: Vec<u8>,
 }
 
-/// What the key signs for `profile`'s `document` (KMS `MessageType` RAW).
-pub fn message(profile: &str, document: &str) -> Vec<u8> {
+/// What the key signs for `document` stored as the SSM parameter
+/// `parameter` (`/tvm/policies/orders-tenant`; KMS `MessageType` RAW).
+pub fn message(parameter: &str, document: &str) -> Vec<u8> {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(document.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{DOMAIN}\n{profile}\nsha256:{hex}\n").into_bytes()
+    format!("{DOMAIN}\n{parameter}\nsha256:{hex}\n").into_bytes()
 }
 
 /// The document and its signature line's parts: the last non-empty line

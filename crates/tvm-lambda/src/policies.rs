@@ -207,7 +207,8 @@ pub fn build(
         let name = p.name.strip_prefix(prefix).unwrap_or(&p.name);
         let document = match key {
             None => p.value.as_str(),
-            Some(k) => match k.verify(name, &p.value) {
+            // Signed for this parameter: this profile of this deployment.
+            Some(k) => match k.verify(&p.name, &p.value) {
                 Ok(d) => d,
                 Err(e) => {
                     rejected += 1;

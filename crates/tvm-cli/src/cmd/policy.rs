@@ -90,6 +90,10 @@ pub enum Policy {
         files: Vec<String>,
         #[arg(long, env = "TVM_POLICY_SIGNING_KEY", value_name = "KEY")]
         key: String,
+        /// The prefix the documents will be stored under: a signature holds
+        /// for that deployment's parameter only.
+        #[arg(long, env = "TVM_POLICY_PREFIX", default_value = DEFAULT_PREFIX)]
+        prefix: String,
     },
 }
 
@@ -120,7 +124,7 @@ impl Policy {
                 caller,
                 attributes: attrs,
             } => policy_diff(&files, &prefix, caller.as_deref(), &attrs).await,
-            Self::Sign { files, key } => sign(&files, &key).await,
+            Self::Sign { files, key, prefix } => sign(&files, &key, &prefix).await,
             Self::Test {
                 file,
                 caller,
@@ -339,15 +343,15 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}\n")).collect()
 }
 
-async fn sign(files: &[String], key: &str) -> Result<ExitCode, CliError> {
+async fn sign(files: &[String], key: &str, prefix: &str) -> Result<ExitCode, CliError> {
     let locals = policy_store::read_valid(files)?;
-    let store = Store::from_env(DEFAULT_PREFIX).await?;
+    let store = Store::from_env(prefix).await?;
     for l in &locals {
         let document = tvm_core::signature::unsigned(&l.text);
         let value = store.sign(key, &l.profile, &document).await?;
         policy_store::check_size(&l.file, &value)?;
         std::fs::write(&l.file, &value).map_err(|e| format!("{}: {e}", l.file))?;
-        println!("{}: signed for profile {} with {key}", l.file, l.profile);
+        println!("{}: signed for {prefix}{} with {key}", l.file, l.profile);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -45,7 +45,9 @@ pub fn read_valid(files: &[String]) -> Result<Vec<Local>, CliError> {
     let mut problems = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-        match parse_profile(&text, None) {
+        // A signed document is parsed as the function parses it: without its
+        // signature line (a JSON document cannot carry the comment).
+        match parse_profile(&signature::unsigned(&text), None) {
             Ok(p) => {
                 if let Some(first) = out.iter().find(|l| l.profile == p.name) {
                     problems.push(format!("{file}: profile {} is also {}", p.name, first.file));
@@ -172,7 +174,8 @@ impl Store {
         Ok(())
     }
 
-    /// `document` (without a signature) signed for `profile` with `key`.
+    /// `document` (without a signature) signed with `key` for `profile`'s
+    /// parameter under this store's prefix.
     pub async fn sign(&self, key: &str, profile: &str, document: &str) -> Result<String, CliError> {
         let public = self
             .kms
@@ -199,7 +202,8 @@ impl Store {
             .sign()
             .key_id(key)
             .message(aws_sdk_kms::primitives::Blob::new(signature::message(
-                profile, document,
+                &self.name(profile),
+                document,
             )))
             .message_type(aws_sdk_kms::types::MessageType::Raw)
             .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::from(
@@ -221,7 +225,16 @@ pub fn describe(profile: &str, stored: Option<&str>, local: &str) -> Result<Stri
     let Some(stored) = stored else {
         return Ok(format!("{profile}: new profile\n"));
     };
-    let changes: Vec<Change> = diff(stored, local).map_err(|e| format!("{profile}: {e}"))?;
+    let changes: Vec<Change> = match diff(&signature::unsigned(stored), &signature::unsigned(local))
+    {
+        Ok(c) => c,
+        // Whatever is stored (hand-edited, planted) is replaced as a whole.
+        Err(e) => {
+            return Ok(format!(
+                "{profile}: the stored document is not readable ({e}); replaced as a whole\n"
+            ))
+        }
+    };
     let signature_changed = signature::split(stored).ok().map(|s| s.signature)
         != signature::split(local).ok().map(|s| s.signature);
     let mut out = String::new();

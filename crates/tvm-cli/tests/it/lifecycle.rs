@@ -237,7 +237,11 @@ fn with_a_signing_key_only_documents_signed_with_it_and_unchanged_since_vend() {
     let signed = write(&dir, "signed.yaml", &orders_doc("signed-orders", ""));
     let unsigned = write(&dir, "unsigned.yaml", &orders_doc("unsigned-orders", ""));
 
+    // Signed for the default prefix: another deployment's parameter.
     let out = policy(&["sign", "--key", &key, &signed]);
+    assert!(out.status.success(), "{}", text(&out));
+    let elsewhere = std::fs::read_to_string(&signed).unwrap();
+    let out = policy(&["sign", "--prefix", prefix, "--key", &key, &signed]);
     assert!(out.status.success(), "{}", text(&out));
     let signed_text = std::fs::read_to_string(&signed).unwrap();
     assert!(
@@ -249,7 +253,7 @@ fn with_a_signing_key_only_documents_signed_with_it_and_unchanged_since_vend() {
         "{signed_text}"
     );
     // Signing again replaces the signature line.
-    let out = policy(&["sign", "--key", &key, &signed]);
+    let out = policy(&["sign", "--prefix", prefix, "--key", &key, &signed]);
     assert!(out.status.success(), "{}", text(&out));
     let again = std::fs::read_to_string(&signed).unwrap();
     assert_eq!(again.matches("# tvm-signature:").count(), 1);
@@ -272,8 +276,13 @@ fn with_a_signing_key_only_documents_signed_with_it_and_unchanged_since_vend() {
     );
     assert!(!vends(&gateway, "unsigned-orders"));
 
-    // Changed in SSM after signing: one more second of duration.
     let name = format!("{prefix}signed-orders");
+    // A signature made for another deployment's parameter of that profile.
+    put_raw(&name, &elsewhere);
+    until_vends(&gateway, "signed-orders", false);
+    put_raw(&name, &again);
+    until_vends(&gateway, "signed-orders", true);
+    // Changed in SSM after signing: one more second of duration.
     let tampered = again.replace("rules:", "duration: {default: 901}\nrules:");
     put_raw(&name, &tampered);
     until_vends(&gateway, "signed-orders", false);

@@ -34,9 +34,9 @@ impl PolicyKey {
         })
     }
 
-    /// The document of `profile`'s parameter `value`, if its signature
-    /// verifies with this key.
-    pub fn verify<'a>(&self, profile: &str, value: &'a str) -> Result<&'a str, SignatureError> {
+    /// The document in the SSM parameter `parameter` (its full name) of
+    /// value `value`, if its signature verifies with this key.
+    pub fn verify<'a>(&self, parameter: &str, value: &'a str) -> Result<&'a str, SignatureError> {
         let signed = signature::split(value)?;
         if signed.algorithm != self.algorithm {
             return Err(SignatureError::WrongAlgorithm(
@@ -50,7 +50,7 @@ impl PolicyKey {
         };
         UnparsedPublicKey::new(alg, &self.public)
             .verify(
-                &signature::message(profile, signed.document),
+                &signature::message(parameter, signed.document),
                 &signed.signature,
             )
             .map_err(|_| SignatureError::Invalid)?;

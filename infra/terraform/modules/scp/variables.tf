@@ -17,8 +17,9 @@ variable "tvm_role_arns" {
   description = "The execution roles of the tvm deployments: the only principals that may start a session with a tvm- SourceIdentity."
   type        = list(string)
   validation {
-    condition     = length(var.tvm_role_arns) > 0 && alltrue([for a in var.tvm_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", a))])
-    error_message = "tvm_role_arns are IAM role ARNs, at least one."
+    # Exact ARNs: a wildcard here would let whoever matches it mint tvm- identities.
+    condition     = length(var.tvm_role_arns) > 0 && alltrue([for a in var.tvm_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", a))])
+    error_message = "tvm_role_arns are exact IAM role ARNs (no wildcard), at least one."
   }
 }
 
