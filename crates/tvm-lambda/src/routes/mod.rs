@@ -434,8 +434,16 @@ impl App {
         // break-glass, revokes or lists: its authority would outlive the
         // revocation of the session it came from.
         if !matches!(route, Route::Vend | Route::Profiles) {
+            // Also a session named after a vend on record, whatever its role:
+            // a profile gone from the set (its parameter deleted, or refused
+            // for its signature) does not turn its sessions into people.
             let vended = match self.policies.get().await {
-                Ok(set) => set.vended(&caller),
+                Ok(set) if set.vended(&caller) => Ok(true),
+                Ok(_) => self.recorded_vend(&caller).await.map(|r| r.is_some()),
+                Err(e) => Err(e),
+            };
+            let vended = match vended {
+                Ok(v) => v,
                 Err(e) => {
                     let mut f = Failure::from(e);
                     who(&mut f.facts);

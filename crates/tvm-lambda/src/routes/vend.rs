@@ -257,7 +257,10 @@ impl App {
 
     /// The record of the vend an assumed-role caller's session name names
     /// (its last `.`-part a session id), of whatever role.
-    async fn recorded_vend(&self, caller: &Principal) -> Result<Option<SessionView>, ApiError> {
+    pub(super) async fn recorded_vend(
+        &self,
+        caller: &Principal,
+    ) -> Result<Option<SessionView>, ApiError> {
         let Some(id) = vended_session_id(caller) else {
             return Ok(None);
         };

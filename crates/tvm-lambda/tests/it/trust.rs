@@ -215,6 +215,58 @@ fn a_federated_name_is_nobody_and_a_user_path_is_the_same_user() {
 }
 
 #[test]
+fn a_session_of_a_profile_gone_from_the_set_still_cannot_act_as_a_person() {
+    run(async {
+        // The only profile of its role: with it gone, no loaded profile
+        // names the role.
+        let profile = "trust-lonely";
+        let doc = "profile: trust-lonely\nrole_arn: arn:aws:iam::123456789012:role/tvm/trust-lonely-role\nrules:\n  - {name: a, effect: allow, principals: ['arn:aws:sts::123456789012:assumed-role/trust-lonely-task/*']}\n";
+        put_policy(profile, doc, ParameterType::String).await;
+        let lambda = own_lambda(&[("TVM_POLICY_TTL_SECONDS", "1")]).await;
+        let caller = role("trust-lonely-task", "lona");
+        let v = vend_as(&lambda, &caller, json!({"profile": profile})).await;
+        assert_eq!(v.status, 200, "{:?}", v.body);
+        let sid = v.body["SessionId"].as_str().unwrap();
+        let vended = role("trust-lonely-role", &format!("lona.{sid}"));
+        // Refused as a vended session: the decision line says why.
+        let refused = |who: String| {
+            let lambda = &lambda;
+            async move {
+                let (a, d) =
+                    call_decided(lambda, v2("GET", "/v1/sessions", Some(&who), None)).await;
+                a.status == 403
+                    && d["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("may only vend"))
+            }
+        };
+        assert!(refused(vended.clone()).await);
+        // The profile goes (deleted; a signed deployment refusing a planted
+        // document drops it the same way).
+        delete_policy(profile).await;
+        let mut gone = false;
+        for _ in 0..40 {
+            if vend_as(&lambda, &caller, json!({"profile": profile}))
+                .await
+                .status
+                == 403
+            {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(gone, "the function dropped the deleted profile");
+        assert!(refused(vended.clone()).await, "still a vended session");
+        // A name that only looks like a vend's (no record of it) is a person.
+        let lookalike = role("trust-lonely-role", &format!("lona.{}", "0".repeat(32)));
+        let listed = get(&lambda, &lookalike, "/v1/sessions").await;
+        assert_eq!(listed.status, 200, "{:?}", listed.body);
+        lambda.stop().await;
+    });
+}
+
+#[test]
 fn a_session_tvm_vended_cannot_vend_again_or_approve() {
     run(async {
         let lambda = trust_lambda(&[]).await;
