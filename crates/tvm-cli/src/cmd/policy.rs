@@ -68,6 +68,10 @@ pub enum Policy {
         prefix: String,
         #[arg(long, default_value = ".")]
         dir: std::path::PathBuf,
+        /// Write only documents whose signature verifies with this KMS key
+        /// (KMS Verify); exit 1 if any does not.
+        #[arg(long, value_name = "KEY")]
+        verify_key: Option<String>,
     },
     /// What pushing these documents would change: settings and rules, and
     /// with --caller the decision and session policy before and after.
@@ -117,7 +121,8 @@ impl Policy {
                 profiles,
                 prefix,
                 dir,
-            } => pull(&profiles, &prefix, &dir).await,
+                verify_key,
+            } => pull(&profiles, &prefix, &dir, verify_key.as_deref()).await,
             Self::Diff {
                 files,
                 prefix,
@@ -273,6 +278,7 @@ async fn pull(
     profiles: &[String],
     prefix: &str,
     dir: &std::path::Path,
+    verify_key: Option<&str>,
 ) -> Result<ExitCode, CliError> {
     let store = Store::from_env(prefix).await?;
     let docs = if profiles.is_empty() {
@@ -288,10 +294,22 @@ async fn pull(
         }
         docs
     };
+    let mut refused = 0;
     for (profile, value) in &docs {
+        if let Some(key) = verify_key {
+            if let Err(why) = store.verify(key, profile, value).await? {
+                refused += 1;
+                println!("{profile}: not written: {why}");
+                continue;
+            }
+        }
         println!("{}", policy_store::write_profile(dir, profile, value)?);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if refused > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn policy_diff(

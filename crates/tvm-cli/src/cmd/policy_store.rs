@@ -174,6 +174,47 @@ impl Store {
         Ok(())
     }
 
+    /// Does `value`, stored as `profile`'s parameter, carry a signature that
+    /// `key` verifies (KMS Verify)? The reason when not.
+    pub async fn verify(
+        &self,
+        key: &str,
+        profile: &str,
+        value: &str,
+    ) -> Result<Result<(), String>, CliError> {
+        let signed = match signature::split(value) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let out = self
+            .kms
+            .verify()
+            .key_id(key)
+            .message(aws_sdk_kms::primitives::Blob::new(signature::message(
+                &self.name(profile),
+                signed.document,
+            )))
+            .message_type(aws_sdk_kms::types::MessageType::Raw)
+            .signature(aws_sdk_kms::primitives::Blob::new(signed.signature))
+            .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::from(
+                signed.algorithm.kms_name(),
+            ))
+            .send()
+            .await;
+        match out {
+            Ok(o) if o.signature_valid() => Ok(Ok(())),
+            Ok(_) => Ok(Err(signature::SignatureError::Invalid.to_string())),
+            // KMS answers an invalid signature with KMSInvalidSignatureException.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_kms_invalid_signature_exception()) =>
+            {
+                Ok(Err(signature::SignatureError::Invalid.to_string()))
+            }
+            Err(e) => Err(aws(&format!("verifying with KMS key {key}"))(e)),
+        }
+    }
+
     /// `document` (without a signature) signed with `key` for `profile`'s
     /// parameter under this store's prefix.
     pub async fn sign(&self, key: &str, profile: &str, document: &str) -> Result<String, CliError> {
@@ -194,6 +235,9 @@ impl Store {
                     .map(|s| s.as_str().to_string())
             })
             .unwrap_or_default();
+        if public.key_usage() != Some(&aws_sdk_kms::types::KeyUsageType::SignVerify) {
+            return Err(format!("KMS key {key} is not a SIGN_VERIFY key").into());
+        }
         let algorithm = Algorithm::for_key_spec(&spec).ok_or_else(|| {
             format!("KMS key {key} is {spec}: tvm signs with ECC_NIST_P256 or RSA_2048/3072/4096 SIGN_VERIFY keys")
         })?;

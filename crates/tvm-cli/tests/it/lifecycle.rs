@@ -286,6 +286,30 @@ fn with_a_signing_key_only_documents_signed_with_it_and_unchanged_since_vend() {
     let tampered = again.replace("rules:", "duration: {default: 901}\nrules:");
     put_raw(&name, &tampered);
     until_vends(&gateway, "signed-orders", false);
+    // pull --verify-key writes only what verifies.
+    let back = scratch("signed-pull");
+    let dir = back.to_str().unwrap();
+    let out = policy(&[
+        "pull",
+        "--prefix",
+        prefix,
+        "--dir",
+        dir,
+        "--verify-key",
+        &key,
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("signed-orders: not written: the signature does not verify"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("unsigned-orders: not written: the document is not signed"),
+        "{}",
+        text(&out)
+    );
+    assert!(!back.join("signed-orders.yaml").exists());
     // Signed with another key.
     let out = policy(&[
         "push",
@@ -302,6 +326,30 @@ fn with_a_signing_key_only_documents_signed_with_it_and_unchanged_since_vend() {
     let out = policy(&["push", "--prefix", prefix, "--sign-key", &key, &signed]);
     assert!(out.status.success(), "{}", text(&out));
     until_vends(&gateway, "signed-orders", true);
+    let out = policy(&[
+        "pull",
+        "--prefix",
+        prefix,
+        "--dir",
+        dir,
+        "--verify-key",
+        &key,
+        "signed-orders",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(back.join("signed-orders.yaml")).unwrap(),
+        stored(&name).expect("stored").0
+    );
+    // A key that cannot sign is refused before anything is stored.
+    let encrypt_only = kms_key(KeySpec::Rsa2048, KeyUsageType::EncryptDecrypt);
+    let out = policy(&["sign", "--prefix", prefix, "--key", &encrypt_only, &signed]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not a SIGN_VERIFY key"),
+        "{}",
+        text(&out)
+    );
 
     // The key's public half was read once, however many loads there were.
     let calls = sh.stack.proxy.calls_since(mark);

@@ -132,6 +132,12 @@ impl PolicySigning {
                             .map(|s| s.as_str().to_string())
                     })
                     .unwrap_or_default();
+                if out.key_usage() != Some(&aws_sdk_kms::types::KeyUsageType::SignVerify) {
+                    return Err(AwsError::unavailable(
+                        Dependency::Kms,
+                        "TVM_POLICY_SIGNING_KEY is not a SIGN_VERIFY key",
+                    ));
+                }
                 let der = out.public_key().map(|b| b.as_ref()).unwrap_or_default();
                 let key = PolicyKey::from_spki(&spec, der)
                     .map_err(|e| AwsError::unavailable(Dependency::Kms, e))?;
