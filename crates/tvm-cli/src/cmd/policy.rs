@@ -245,16 +245,22 @@ async fn push(
     let store = Store::from_env(prefix).await?;
     let mut writes = Vec::new();
     for l in &locals {
-        let value = match sign_key {
-            Some(key) => {
-                store
-                    .sign(key, &l.profile, &tvm_core::signature::unsigned(&l.text))
-                    .await?
+        let stored = store.get(&l.profile).await?;
+        let document = tvm_core::signature::unsigned(&l.text);
+        let value = match (sign_key, &stored) {
+            // The same document already stored with a signature this key
+            // verifies: unchanged (signing again would only make another
+            // ECDSA signature, and another parameter version).
+            (Some(key), Some(s))
+                if tvm_core::signature::unsigned(s) == document
+                    && store.verify(key, &l.profile, s).await?.is_ok() =>
+            {
+                s.clone()
             }
-            None => l.text.clone(),
+            (Some(key), _) => store.sign(key, &l.profile, &document).await?,
+            (None, _) => l.text.clone(),
         };
         policy_store::check_size(&l.file, &value)?;
-        let stored = store.get(&l.profile).await?;
         print!(
             "{}",
             policy_store::describe(&l.profile, stored.as_deref(), &value)?

@@ -326,6 +326,13 @@ fn with_a_signing_key_only_documents_signed_with_it_and_unchanged_since_vend() {
     let out = policy(&["push", "--prefix", prefix, "--sign-key", &key, &signed]);
     assert!(out.status.success(), "{}", text(&out));
     until_vends(&gateway, "signed-orders", true);
+    // Pushed again, signed with the same key: nothing to store.
+    let out = policy(&["push", "--prefix", prefix, "--sign-key", &key, &signed]);
+    assert!(
+        text(&out).contains("signed-orders: unchanged"),
+        "{}",
+        text(&out)
+    );
     let out = policy(&[
         "pull",
         "--prefix",
