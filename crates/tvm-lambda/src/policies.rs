@@ -163,7 +163,8 @@ impl PolicyCache {
         let started = Instant::now();
         let fail = |e: &crate::aws::AwsError| {
             self.failures.fetch_add(1, Ordering::AcqRel);
-            tracing::error!(error = %error_chain(e), "policy load failed; serving the last good set if it is fresh enough");
+            let dependency = e.dependency().map_or("unknown", |d| d.as_str());
+            tracing::error!(dependency, error = %error_chain(e), "policy load failed; serving the last good set if it is fresh enough");
         };
         // The signing key's first read runs beside the load: no extra round trip.
         let key = async {
