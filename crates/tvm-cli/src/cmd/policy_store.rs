@@ -174,6 +174,11 @@ impl Store {
         Ok(())
     }
 
+    /// What KMS signs and verifies for `document` as `profile`'s parameter.
+    fn signed_message(&self, profile: &str, document: &str) -> aws_sdk_kms::primitives::Blob {
+        aws_sdk_kms::primitives::Blob::new(signature::message(&self.name(profile), document))
+    }
+
     /// Does `value`, stored as `profile`'s parameter, carry a signature that
     /// `key` verifies (KMS Verify)? The reason when not.
     pub async fn verify(
@@ -190,10 +195,7 @@ impl Store {
             .kms
             .verify()
             .key_id(key)
-            .message(aws_sdk_kms::primitives::Blob::new(signature::message(
-                &self.name(profile),
-                signed.document,
-            )))
+            .message(self.signed_message(profile, signed.document))
             .message_type(aws_sdk_kms::types::MessageType::Raw)
             .signature(aws_sdk_kms::primitives::Blob::new(signed.signature))
             .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::from(
@@ -245,10 +247,7 @@ impl Store {
             .kms
             .sign()
             .key_id(key)
-            .message(aws_sdk_kms::primitives::Blob::new(signature::message(
-                &self.name(profile),
-                document,
-            )))
+            .message(self.signed_message(profile, document))
             .message_type(aws_sdk_kms::types::MessageType::Raw)
             .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::from(
                 algorithm.kms_name(),

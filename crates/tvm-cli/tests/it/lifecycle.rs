@@ -191,6 +191,46 @@ fn push_validates_shows_the_diff_and_stores_pull_writes_back_and_diff_renders_be
     assert_eq!(kind, ParameterType::SecureString);
     assert_eq!(value, orders_doc("life-orders", ops));
 
+    // SSM's sizes, which moto does not enforce: over 4 KB goes to the
+    // advanced tier; over 8 KB is refused before anything is stored.
+    let padding = |n: usize| format!("# {}\n", "x".repeat(n));
+    let big = write(
+        &dir,
+        "big.yaml",
+        &(orders_doc("life-big", "") + &padding(5000)),
+    );
+    let out = policy(&["push", "--prefix", prefix, &big]);
+    assert!(out.status.success(), "{}", text(&out));
+    let tier = block_on_spawned({
+        let client = aws_sdk_ssm::Client::new(&sdk());
+        let name = format!("{prefix}life-big");
+        async move {
+            let out = client
+                .describe_parameters()
+                .parameter_filters(
+                    aws_sdk_ssm::types::ParameterStringFilter::builder()
+                        .key("Name")
+                        .values(name)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .expect("describe_parameters");
+            out.parameters()[0].tier().cloned()
+        }
+    });
+    assert_eq!(tier, Some(aws_sdk_ssm::types::ParameterTier::Advanced));
+    let huge = write(
+        &dir,
+        "huge.yaml",
+        &(orders_doc("life-huge", "") + &padding(8200)),
+    );
+    let out = policy(&["push", "--prefix", prefix, &huge]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("at most 8192"), "{}", text(&out));
+    assert_eq!(stored(&format!("{prefix}life-huge")), None);
+
     // Pull writes what is stored, decrypted.
     let back = scratch("lifecycle-pull");
     let out = policy(&["pull", "--prefix", prefix, "--dir", back.to_str().unwrap()]);
