@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use tvm_core::api::{
-    BreakGlassList, BreakGlassView, RequestView, RequestsResponse, RevocationResponse,
+    BreakGlassList, BreakGlassView, RequestView, RequestsResponse, RevocationResponse, SessionView,
     SessionsResponse,
 };
 
@@ -91,6 +91,27 @@ impl Api<'_> {
         } else {
             format!("/v1/sessions?{}", q.join("&"))
         };
+        self.0.json("GET", &path, None).await
+    }
+
+    /// One session; none when tvm has no such record (or hides it: `404`).
+    pub async fn session(&self, id: &str) -> Result<Option<SessionView>, ClientError> {
+        let path = format!("/v1/sessions/{}", query_value(id));
+        match self.0.json("GET", &path, None).await {
+            Ok(s) => Ok(Some(s)),
+            Err(ClientError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every session revoked at or after `since` (security team), newest
+    /// first, at most `limit`.
+    pub async fn revoked_sessions(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> Result<SessionsResponse, ClientError> {
+        let path = format!("/v1/sessions?revoked_since={since}&limit={limit}");
         self.0.json("GET", &path, None).await
     }
 

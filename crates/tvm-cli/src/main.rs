@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::cmd::approvals::{Act, Request, Requests};
+use crate::cmd::audit::Audit;
 use crate::cmd::break_glass::BreakGlass;
 use crate::cmd::completions::Completions;
 use crate::cmd::credential_process::CredentialProcess;
@@ -70,6 +71,8 @@ enum Command {
     Sessions(Sessions),
     /// Revoke a session (its caller and profile), or with --caller every session of a caller.
     Revoke(Revoke),
+    /// Find sessions that bypassed tvm or outlived their revocation, in CloudTrail.
+    Audit(Audit),
     /// Policy documents: validate and test offline; push, pull, diff and sign against SSM and KMS.
     #[command(subcommand)]
     Policy(Policy),
@@ -105,6 +108,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::BreakGlass(c) => c.run(global).await,
         Command::Sessions(c) => c.run(global).await,
         Command::Revoke(c) => c.run(global).await,
+        Command::Audit(c) => c.run(global).await,
         Command::Policy(c) => c.run().await,
         Command::Completions(c) => c.run(),
     }

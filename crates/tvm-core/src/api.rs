@@ -196,7 +196,14 @@ pub struct SessionView {
     pub issued_at: i64,
     pub expires_at: i64,
     pub source_identity: String,
+    /// The RoleSessionName (CloudTrail's user name for the session's
+    /// calls); absent on records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_session_name: Option<String>,
     pub status: SessionStatus,
+    /// When the session was revoked (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
 }
 
 /// `GET /v1/sessions`.

@@ -13,11 +13,13 @@
 //! - `status`: the states of sessions, requests and events, one way;
 //! - `rate`: rate-limit windows;
 //! - `limits`: AWS's documented limits checked before calling AWS;
+//! - `audit`: the bypass audit over CloudTrail events and session records;
 //! - `api`: the wire types shared with the client.
 
 pub mod admission;
 pub mod api;
 pub mod approval;
+pub mod audit;
 pub mod decision;
 pub mod glob;
 pub mod limits;

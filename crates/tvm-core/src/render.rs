@@ -163,7 +163,12 @@ pub const SESSION_ID_LEN: usize = 32;
 /// (the role trusts nothing else), so for a vended caller this is the vend
 /// it came from.
 pub fn vended_session_id(caller: &Principal) -> Option<&str> {
-    let (_, id) = caller.session_name.as_deref()?.rsplit_once('.')?;
+    session_id_in(caller.session_name.as_deref()?)
+}
+
+/// The session id a session name tvm gave ends in (`NAME.ID`).
+pub fn session_id_in(role_session_name: &str) -> Option<&str> {
+    let (_, id) = role_session_name.rsplit_once('.')?;
     (id.len() == SESSION_ID_LEN
         && id
             .bytes()

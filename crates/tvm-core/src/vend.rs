@@ -56,6 +56,8 @@ pub struct SessionRecord {
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub source_identity: String,
+    /// The RoleSessionName: CloudTrail's user name for the session's calls.
+    pub role_session_name: String,
     /// When the record may be deleted (DynamoDB TTL).
     pub delete_after: DateTime<Utc>,
     /// See [`VendContext::lineage`].
@@ -196,12 +198,13 @@ pub fn plan(
     let transitive_tag_keys = own.iter().map(|(k, _)| k.clone()).collect();
     let mut tags = rendered.tags;
     tags.extend(own);
+    let session_name = role_session_name(caller, ctx.session_id)
+        .as_str()
+        .to_string();
     Ok(VendPlan {
         assume: AssumeRole {
             role_arn: role_arn.clone(),
-            role_session_name: role_session_name(caller, ctx.session_id)
-                .as_str()
-                .to_string(),
+            role_session_name: session_name.clone(),
             source_identity: source_identity.clone(),
             duration_seconds: grant.duration_seconds,
             policy: rendered.policy,
@@ -222,6 +225,7 @@ pub fn plan(
             issued_at: ctx.now,
             expires_at,
             source_identity,
+            role_session_name: session_name,
             delete_after: expires_at + ctx.retention,
             lineage: ctx.lineage.cloned(),
         },

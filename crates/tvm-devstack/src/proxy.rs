@@ -29,6 +29,8 @@ pub struct Call {
     pub access_key: Option<String>,
     pub started: Instant,
     pub finished: Instant,
+    /// When it was answered (wall clock): a recorded CloudTrail event's time.
+    pub at: chrono::DateTime<chrono::Utc>,
     pub status: u16,
 }
 
@@ -303,6 +305,7 @@ async fn forward(
         access_key: access_key.clone(),
         started,
         finished: Instant::now(),
+        at: chrono::Utc::now(),
         status,
     };
     match fault {

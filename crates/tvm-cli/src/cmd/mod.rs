@@ -2,6 +2,7 @@
 //! with its own `run`.
 
 pub mod approvals;
+pub mod audit;
 pub mod break_glass;
 pub mod completions;
 pub mod credential_process;

@@ -13,6 +13,7 @@ use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::{repo_root, venv, workspace_bin, Stack, REGION, SERVER_ID};
 use tvm_devstack::testing::block_on_spawned;
 
+mod audit;
 mod delivery;
 mod lifecycle;
 mod localstack;

@@ -40,7 +40,7 @@ c = boto3.client("sts").assume_role(RoleArn=sys.argv[1], RoleSessionName=sys.arg
 print(json.dumps({k: c[k] for k in ["AccessKeyId", "SecretAccessKey", "SessionToken"]}))
 "#;
 
-fn python(keys: (&str, &str), script: &str, args: &[&str]) -> String {
+pub(super) fn python(keys: (&str, &str), script: &str, args: &[&str]) -> String {
     let out = Command::new(venv().join("bin/python"))
         .arg("-c")
         .arg(script)
@@ -72,7 +72,7 @@ fn setup() {
     );
 }
 
-fn person(role: &str, session: &str) -> Credentials {
+pub(super) fn person(role: &str, session: &str) -> Credentials {
     let ids = &shared().stack.ids;
     let arn = format!("arn:aws:iam::123456789012:role/{role}");
     let c: Value = serde_json::from_str(&python(

@@ -128,6 +128,7 @@ impl SessionStore for DynamoSessions {
                 ("issued_at".to_string(), n(r.issued_at.timestamp())),
                 ("expires_at".to_string(), n(r.expires_at.timestamp())),
                 ("source_identity".to_string(), s(&r.source_identity)),
+                ("role_session_name".to_string(), s(&r.role_session_name)),
                 ("status".to_string(), s(SessionStatus::Issued.as_str())),
                 ("ttl".to_string(), n(r.delete_after.timestamp())),
             ]);
@@ -251,19 +252,27 @@ impl SessionStore for DynamoSessions {
         &'a self,
         session_id: &'a str,
         status: SessionStatus,
+        at: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            self.client
+            let update = self
+                .client
                 .update_item()
                 .table_name(&self.table)
                 .key("session_id", s(session_id))
                 .condition_expression("attribute_exists(session_id)")
-                .update_expression("SET #s = :status")
                 .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":status", s(status.as_str()))
-                .send()
-                .await
-                .map_err(dep)?;
+                .expression_attribute_values(":status", s(status.as_str()));
+            // A revoked session joins the sparse revocation index (its day
+            // and time), which `tvm audit` reads.
+            let update = match status {
+                SessionStatus::Revoked => update
+                    .update_expression("SET #s = :status, revoked_at = :at, revoked_on = :day")
+                    .expression_attribute_values(":at", n(at))
+                    .expression_attribute_values(":day", s(&revocation_day(at))),
+                _ => update.update_expression("SET #s = :status"),
+            };
+            update.send().await.map_err(dep)?;
             Ok(())
         })
     }
@@ -292,43 +301,71 @@ impl SessionStore for DynamoSessions {
         query: &'a SessionQuery,
     ) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>> {
         Box::pin(async move {
-            let (index, attr, value, since, limit) = match query {
+            // Each partition newest first, in order: one for a caller or a
+            // profile, one per day (newest first) for revocations.
+            let (index, attr, range, partitions, since, limit) = match query {
                 SessionQuery::Caller {
                     caller,
                     since,
                     limit,
-                } => ("by-caller", "caller", caller, *since, *limit),
-                SessionQuery::Profile { profile, limit } => {
-                    ("by-profile", "profile", profile, None, *limit)
-                }
+                } => (
+                    "by-caller",
+                    "caller",
+                    "issued_at",
+                    vec![caller.clone()],
+                    *since,
+                    *limit,
+                ),
+                SessionQuery::Profile { profile, limit } => (
+                    "by-profile",
+                    "profile",
+                    "issued_at",
+                    vec![profile.clone()],
+                    None,
+                    *limit,
+                ),
+                SessionQuery::Revoked { since, now, limit } => (
+                    "by-revocation",
+                    "revoked_on",
+                    "revoked_at",
+                    revocation_days(*since, *now),
+                    Some(*since),
+                    *limit,
+                ),
             };
             // Pages of at most 1,000 until `limit` or the end: bounded by
-            // `limit / 1000 + 1` queries.
+            // `limit / 1000 + 1` queries per partition.
             let mut found = Vec::new();
-            let mut start = None;
-            loop {
-                let page = (limit - found.len()).clamp(1, 1000) as i32;
-                let mut q = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(index)
-                    .expression_attribute_names("#k", attr)
-                    .expression_attribute_values(":v", s(value))
-                    .scan_index_forward(false)
-                    .limit(page)
-                    .set_exclusive_start_key(start.take());
-                q = match since {
-                    Some(t) => q
-                        .key_condition_expression("#k = :v AND issued_at >= :since")
-                        .expression_attribute_values(":since", n(t)),
-                    None => q.key_condition_expression("#k = :v"),
-                };
-                let out = q.send().await.map_err(dep)?;
-                found.extend(out.items().iter().filter_map(view));
-                match out.last_evaluated_key {
-                    Some(key) if !key.is_empty() && found.len() < limit => start = Some(key),
-                    _ => break,
+            for value in &partitions {
+                let mut start = None;
+                loop {
+                    let page = (limit - found.len()).clamp(1, 1000) as i32;
+                    let mut q = self
+                        .client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(index)
+                        .expression_attribute_names("#k", attr)
+                        .expression_attribute_values(":v", s(value))
+                        .scan_index_forward(false)
+                        .limit(page)
+                        .set_exclusive_start_key(start.take());
+                    q = match since {
+                        Some(t) => q
+                            .key_condition_expression("#k = :v AND #r >= :since")
+                            .expression_attribute_names("#r", range)
+                            .expression_attribute_values(":since", n(t)),
+                        None => q.key_condition_expression("#k = :v"),
+                    };
+                    let out = q.send().await.map_err(dep)?;
+                    found.extend(out.items().iter().filter_map(view));
+                    match out.last_evaluated_key {
+                        Some(key) if !key.is_empty() && found.len() < limit => start = Some(key),
+                        _ => break,
+                    }
+                }
+                if found.len() >= limit {
+                    break;
                 }
             }
             found.truncate(limit);
@@ -368,6 +405,23 @@ impl SessionStore for DynamoSessions {
     }
 }
 
+/// The revocation index's partition for a time: its UTC day.
+fn revocation_day(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// The revocation index's partitions from `since` to `now`, newest first.
+fn revocation_days(since: i64, now: i64) -> Vec<String> {
+    let day = |t: i64| t.div_euclid(86_400);
+    (day(since)..=day(now))
+        .rev()
+        .map(|d| revocation_day(d * 86_400))
+        .collect()
+}
+
 /// A session item as the API shows it; `None` for anything else.
 fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
@@ -391,6 +445,8 @@ fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
         issued_at: num("issued_at")?,
         expires_at: num("expires_at")?,
         source_identity: text("source_identity")?,
+        role_session_name: text("role_session_name"),
+        revoked_at: num("revoked_at"),
         // A status tvm did not write (edited by hand) reads as issued: such a
         // session stays listed and revocable rather than vanishing.
         status: text("status")

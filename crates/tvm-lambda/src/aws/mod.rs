@@ -248,14 +248,16 @@ pub trait SessionStore: Send + Sync {
         session: &'a SessionRecord,
         gates: Gates,
     ) -> BoxFut<'a, Result<(), AwsError>>;
-    /// Set a recorded session's status: `failed` (STS refused), `revoked`.
+    /// Set a recorded session's status: `failed` (STS refused), `revoked`
+    /// (at `at`, epoch seconds, kept with it).
     fn set_status<'a>(
         &'a self,
         session_id: &'a str,
         status: SessionStatus,
+        at: i64,
     ) -> BoxFut<'a, Result<(), AwsError>>;
     fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, AwsError>>;
-    /// Newest first, from the by-caller or by-profile index.
+    /// Newest first, from the by-caller, by-profile or by-revocation index.
     fn list<'a>(
         &'a self,
         query: &'a SessionQuery,
@@ -276,6 +278,13 @@ pub enum SessionQuery {
     },
     Profile {
         profile: String,
+        limit: usize,
+    },
+    /// Sessions revoked at or after `since` (at most 90 days before `now`:
+    /// one index partition per day), newest day first.
+    Revoked {
+        since: i64,
+        now: i64,
         limit: usize,
     },
 }

@@ -173,7 +173,9 @@ impl SessionStore for Memory {
             issued_at: r.issued_at.timestamp(),
             expires_at: r.expires_at.timestamp(),
             source_identity: r.source_identity.clone(),
+            role_session_name: Some(r.role_session_name.clone()),
             status: SessionStatus::Issued,
+            revoked_at: None,
         };
         s.sessions.insert(r.session_id.clone(), view);
         ready(Ok(()))
@@ -183,10 +185,14 @@ impl SessionStore for Memory {
         &'a self,
         id: &'a str,
         status: SessionStatus,
+        at: i64,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         self.step(format!("status {status}"));
         if let Some(v) = self.state().sessions.get_mut(id) {
             v.status = status;
+            if status == SessionStatus::Revoked {
+                v.revoked_at = Some(at);
+            }
         }
         ready(Ok(()))
     }
@@ -197,28 +203,19 @@ impl SessionStore for Memory {
 
     fn list<'a>(&'a self, q: &'a SessionQuery) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>> {
         let s = self.state();
-        let (by_caller, key, since, limit) = match q {
-            SessionQuery::Caller {
-                caller,
-                since,
-                limit,
-            } => (true, caller, *since, *limit),
-            SessionQuery::Profile { profile, limit } => (false, profile, None, *limit),
+        let (SessionQuery::Caller { limit, .. }
+        | SessionQuery::Profile { limit, .. }
+        | SessionQuery::Revoked { limit, .. }) = q;
+        let limit = *limit;
+        let keep = |v: &SessionView| match q {
+            SessionQuery::Caller { caller, since, .. } => {
+                &v.caller == caller && since.is_none_or(|t| v.issued_at >= t)
+            }
+            SessionQuery::Profile { profile, .. } => &v.profile == profile,
+            SessionQuery::Revoked { since, .. } => v.revoked_at.is_some_and(|t| t >= *since),
         };
-        let mut list: Vec<SessionView> = s
-            .sessions
-            .values()
-            .filter(|v| since.is_none_or(|t| v.issued_at >= t))
-            .filter(|v| {
-                if by_caller {
-                    &v.caller == key
-                } else {
-                    &v.profile == key
-                }
-            })
-            .cloned()
-            .collect();
-        list.sort_by_key(|v| std::cmp::Reverse(v.issued_at));
+        let mut list: Vec<SessionView> = s.sessions.values().filter(|v| keep(v)).cloned().collect();
+        list.sort_by_key(|v| std::cmp::Reverse(v.revoked_at.unwrap_or(v.issued_at)));
         list.truncate(limit);
         ready(Ok(list))
     }
@@ -310,8 +307,15 @@ pub fn app_with(memory: Arc<Memory>, docs: &[&str]) -> App {
             }
         })
         .collect();
-    let config = Config::from_lookup(|k| (k == "TVM_SESSIONS_TABLE").then(|| "s".to_string()))
-        .expect("config");
+    // The security team: the SSO-like SecAdmin roles.
+    let config = Config::from_lookup(|k| match k {
+        "TVM_SESSIONS_TABLE" => Some("s".to_string()),
+        "TVM_ADMIN_PRINCIPALS" => {
+            Some("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SecAdmin*/*".to_string())
+        }
+        _ => None,
+    })
+    .expect("config");
     App {
         policies: PolicyCache::new(
             Arc::new(StaticPolicies(params)),

@@ -153,7 +153,7 @@ impl App {
         let entry = Entry::grant(&via_tag(via.kind(), via.id()), now);
         self.deny(&set, &[entry], &live, (by, Adder::Opener), now)
             .await?;
-        self.mark_revoked(&live).await?;
+        self.mark_revoked(&live, now).await?;
         Ok(live.into_iter().map(|s| s.session_id).collect())
     }
 }

@@ -13,10 +13,19 @@ const EVENT: &str = include_str!("../../../../fixtures/events/http-api-v2-iam.js
 const DEV: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_1/jane";
 const DEV_AGAIN: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_1/other";
 const SEC: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Sec_1/bob";
+const ADMIN: &str = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SecAdmin_1/eve";
 const ONCALL: &str = "arn:aws:sts::123456789012:assumed-role/oncall/ann";
 
 async fn call(app: &App, method: &str, path: &str, caller: &str, body: Value) -> (u16, Value) {
     let mut e: Value = serde_json::from_str(EVENT).unwrap();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    e["rawQueryString"] = json!(query);
+    e["queryStringParameters"] = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     e["rawPath"] = json!(path);
     e["requestContext"]["http"]["path"] = json!(path);
     e["requestContext"]["http"]["method"] = json!(method);
@@ -200,4 +209,54 @@ async fn a_revoked_session_stops_its_caller_and_denies_its_credentials() {
     )
     .await;
     assert_eq!((code, body["code"].as_str()), (403, Some("SessionRevoked")));
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_listed_with_its_time_to_the_security_team_only() {
+    let memory = Arc::new(Memory::default());
+    let app = app(memory.clone());
+    let task = "arn:aws:sts::123456789012:assumed-role/orders-task/acme";
+    let (_, creds) = vend(&app, task).await;
+    let session = creds["SessionId"].as_str().unwrap().to_string();
+    let one = format!("/v1/sessions/{session}");
+    // Its caller and the security team see it; another caller does not.
+    let (code, seen) = call(&app, "GET", &one, task, json!(null)).await;
+    assert_eq!(
+        (code, seen["role_session_name"].as_str()),
+        (200, Some(format!("acme.{session}").as_str()))
+    );
+    assert_eq!(call(&app, "GET", &one, DEV, json!(null)).await.0, 404);
+    let (code, _) = call(
+        &app,
+        "POST",
+        &format!("{one}/revoke"),
+        SEC,
+        json!({"reason": "leaked"}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, seen) = call(&app, "GET", &one, SEC, json!(null)).await;
+    assert_eq!((code, seen["status"].as_str()), (200, Some("revoked")));
+    let at = seen["revoked_at"].as_i64().expect("the revocation's time");
+
+    let since = format!("/v1/sessions?revoked_since={}", at - 60);
+    let (code, list) = call(&app, "GET", &since, ADMIN, json!(null)).await;
+    assert_eq!(code, 200, "{list}");
+    let ids: Vec<&str> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [session.as_str()]);
+    let future = format!("/v1/sessions?revoked_since={}", at + 120);
+    assert_eq!(call(&app, "GET", &future, ADMIN, json!(null)).await.0, 400);
+    // Only the security team lists revocations (not an approver); within
+    // CloudTrail's 90 days.
+    assert_eq!(call(&app, "GET", &since, task, json!(null)).await.0, 403);
+    assert_eq!(call(&app, "GET", &since, SEC, json!(null)).await.0, 403);
+    let old = format!("/v1/sessions?revoked_since={}", at - 91 * 86_400);
+    assert_eq!(call(&app, "GET", &old, ADMIN, json!(null)).await.0, 400);
+    let both = format!("{since}&caller={task}");
+    assert_eq!(call(&app, "GET", &both, ADMIN, json!(null)).await.0, 400);
 }

@@ -118,11 +118,15 @@ impl App {
     }
 
     /// Step 3: mark these sessions revoked.
-    pub(super) async fn mark_revoked(&self, sessions: &[SessionView]) -> Result<(), ApiError> {
+    pub(super) async fn mark_revoked(
+        &self,
+        sessions: &[SessionView],
+        now: i64,
+    ) -> Result<(), ApiError> {
         let mut marks = futures_util::stream::iter(sessions)
             .map(|s| {
                 self.sessions
-                    .set_status(&s.session_id, SessionStatus::Revoked)
+                    .set_status(&s.session_id, SessionStatus::Revoked, now)
             })
             .buffer_unordered(MARKING_CONCURRENCY);
         while let Some(result) = marks.next().await {
@@ -199,7 +203,7 @@ impl App {
             .await
             .map_err(after_deny)
             .in_profile(&profile)?;
-        self.mark_revoked(std::slice::from_ref(&session))
+        self.mark_revoked(std::slice::from_ref(&session), now)
             .await
             .in_profile(&profile)?;
         let details = json!({"reason": terms.reason, "until": until, "role_arn": session.role_arn});
@@ -258,7 +262,7 @@ impl App {
             at: now,
         };
         self.sessions.revoke(&marker).await.map_err(after_deny)?;
-        self.mark_revoked(&live).await?;
+        self.mark_revoked(&live, now).await?;
         let details = json!({"reason": terms.reason, "until": until, "sessions": live.len()});
         let n = notification(
             "caller.revoked",

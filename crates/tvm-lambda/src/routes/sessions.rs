@@ -1,5 +1,6 @@
 //! `GET /v1/sessions`: a caller's own sessions; the security team's view of
-//! any caller's; an approver's view of its profile's.
+//! any caller's, and of every session revoked since a time (`tvm audit`);
+//! an approver's view of its profile's. `GET /v1/sessions/{id}`: one.
 
 use tvm_core::api::{SessionStatus, SessionsResponse};
 use tvm_core::approval::{is_admin, manages};
@@ -14,6 +15,8 @@ use crate::event::query;
 /// Sessions listed when the caller does not say, and at most.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
+/// How far back `revoked_since` may reach: CloudTrail's lookup window.
+const MAX_REVOKED_AGE_SECONDS: i64 = 90 * 86_400;
 
 impl App {
     pub(super) async fn list_sessions(&self, call: &Call<'_>) -> Handled {
@@ -28,7 +31,25 @@ impl App {
         };
         let active = query(call.req, "active") == Some("true");
         let admins = &self.config.admins;
+        let now = call.now.timestamp();
+        let revoked_since = query(call.req, "revoked_since")
+            .map(|t| revoked_since(t, now))
+            .transpose()?;
         let q = match (query(call.req, "caller"), query(call.req, "profile")) {
+            _ if revoked_since.is_some() && !is_admin(admins, caller) => {
+                return Err(Failure::denied(ApiError::AccessDenied, None))
+            }
+            (None, None) if revoked_since.is_some() => SessionQuery::Revoked {
+                since: revoked_since.unwrap_or(now),
+                now,
+                limit,
+            },
+            _ if revoked_since.is_some() => {
+                return Err(ApiError::BadRequest(
+                    "revoked_since lists every revoked session: not with caller or profile".into(),
+                )
+                .into())
+            }
             (Some(_), Some(_)) => {
                 return Err(
                     ApiError::BadRequest("filter by caller or by profile, not both".into()).into(),
@@ -66,7 +87,6 @@ impl App {
         // by), unless it is on the security team.
         let own = matches!(&q, SessionQuery::Caller { caller: who, .. } if *who == caller.stable_id())
             && !is_admin(admins, caller);
-        let now = call.now.timestamp();
         let sessions = self
             .sessions
             .list(&q)
@@ -81,6 +101,36 @@ impl App {
             Facts::default(),
         ))
     }
+}
+
+impl App {
+    /// One session, to its caller, its profile's approvers and the security
+    /// team; to anyone else like one that does not exist.
+    pub(super) async fn get_session(&self, call: &Call<'_>, id: &str) -> Handled {
+        let caller = &call.caller;
+        let not_found = || ApiError::Missing(format!("no session {id}"));
+        let session = self.sessions.get(id).await?.ok_or_else(not_found)?;
+        let own = session.caller_arn == caller.arn;
+        if !own {
+            let set = self.policies.get().await?;
+            if !manages(&set, &self.config.admins, caller, &session.profile) {
+                return Err(Failure::denied(not_found(), None));
+            }
+        }
+        Ok(Outcome::json(200, &session, Facts::default()))
+    }
+}
+
+/// `revoked_since`: epoch seconds, within CloudTrail's 90 days.
+fn revoked_since(t: &str, now: i64) -> Result<i64, ApiError> {
+    t.parse::<i64>()
+        .ok()
+        .filter(|t| (now - MAX_REVOKED_AGE_SECONDS..=now).contains(t))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "revoked_since must be epoch seconds within the last 90 days (CloudTrail's lookup window)".into(),
+            )
+        })
 }
 
 /// A principal a caller names (to list or revoke): its stable principal.

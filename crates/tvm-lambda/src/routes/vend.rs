@@ -159,7 +159,7 @@ impl App {
             Err(e) => {
                 if let Err(mark) = self
                     .sessions
-                    .set_status(&session_id, SessionStatus::Failed)
+                    .set_status(&session_id, SessionStatus::Failed, call.now.timestamp())
                     .await
                 {
                     tracing::warn!(session_id = %session_id, error = %error_chain(&mark), "could not mark the session as failed");

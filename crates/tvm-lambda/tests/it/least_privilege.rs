@@ -262,6 +262,27 @@ async fn walk(lambda: &tvm_devstack::runtime::Lambda) -> BTreeSet<(String, Strin
     )
     .await;
     step("POST", "/v1/sessions/{id}/revoke", &a, 200);
+    let a = get(lambda, ADMIN, &format!("/v1/sessions/{sid}")).await;
+    step("GET", "/v1/sessions/{id}", &a, 200);
+    assert_eq!(a.body["status"], "revoked");
+    // The sparse revocation index, as tvm audit reads it.
+    let since = chrono::Utc::now().timestamp() - 600;
+    let a = get(
+        lambda,
+        ADMIN,
+        &format!("/v1/sessions?revoked_since={since}"),
+    )
+    .await;
+    step("GET", "/v1/sessions", &a, 200);
+    assert!(
+        a.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["session_id"] == sid.as_str()),
+        "{:?}",
+        a.body
+    );
     let a = post(
         lambda,
         ADMIN,

@@ -21,6 +21,14 @@ resource "aws_dynamodb_table" "sessions" {
     name = "issued_at"
     type = "N"
   }
+  attribute {
+    name = "revoked_on"
+    type = "S"
+  }
+  attribute {
+    name = "revoked_at"
+    type = "N"
+  }
 
   global_secondary_index {
     name            = "by-caller"
@@ -32,6 +40,13 @@ resource "aws_dynamodb_table" "sessions" {
     name            = "by-profile"
     hash_key        = "profile"
     range_key       = "issued_at"
+    projection_type = "ALL"
+  }
+  # Sparse: only revoked sessions carry revoked_on (their UTC day); tvm audit reads it.
+  global_secondary_index {
+    name            = "by-revocation"
+    hash_key        = "revoked_on"
+    range_key       = "revoked_at"
     projection_type = "ALL"
   }
 
