@@ -17,7 +17,7 @@ VENV_LOCALSTACK := .venv-localstack
 PYTHON313 ?= $(or $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 stamp = $(1)/.installed-$(shell sha1sum $(2) | cut -c1-12)
 
-.PHONY: demo test help check venv venv-localstack browser bins lint-infra build package deploy layer release bench bench-smoke fuzz fmt clean
+.PHONY: demo test help check venv venv-localstack browser cdk bins lint-infra build package deploy layer release bench bench-smoke fuzz fmt clean
 
 FUZZ_CASES ?= 20000
 FUZZ_SECONDS ?= 60
@@ -62,6 +62,7 @@ lint-infra: venv $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt) $(call s
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra/terraform && echo "terraform fmt: clean"; \
 	  else echo "terraform not installed: skipping terraform fmt -check (the hcl2 cross-checks below still run)"; fi
 	$(VENV)/bin/python -m unittest discover -s infra/tests
+	$(MAKE) --no-print-directory cdk
 	bash -n localstack/init/ready.d/*.sh
 	$(VENV)/bin/shellcheck localstack/init/ready.d/*.sh layer/tvm-wrapper
 	$(VENV)/bin/python -c "import yaml; yaml.safe_load(open('localstack/docker-compose.yml'))"
@@ -144,6 +145,17 @@ browser: $(call stamp,browser/node_modules,browser/package-lock.json)
 	  echo "could not install chromium: the browser test will say SKIPPED"; fi
 	cd browser && npm run --silent build
 
+## cdk: the CDK construct (cdk/): npm ci from its lockfile, tsc, cdk synth offline of its
+## example app, and the check that it deploys the SAM template's resources and IAM
+cdk: $(call stamp,cdk/node_modules,cdk/package-lock.json) $(call stamp,$(VENV_SAM),scripts/requirements-sam.txt)
+	@# cdk synth's validation warns about SAM's Function.Alias (resolved by the transform at deploy): kept in cdk/synth.log.
+	cd cdk && npm run --silent build && { CDK_DISABLE_CLI_TELEMETRY=true npm run --silent synth > synth.log 2>&1 || { cat synth.log; exit 1; }; }
+	AWS_DEFAULT_REGION=eu-west-1 $(VENV_SAM)/bin/python infra/tests/cdk_check.py
+
+cdk/node_modules/.installed-%: cdk/package-lock.json
+	cd cdk && npm ci --no-audit --no-fund --loglevel=error
+	touch $(call stamp,cdk/node_modules,cdk/package-lock.json)
+
 browser/node_modules/.installed-%: browser/package-lock.json
 	cd browser && npm ci --no-audit --no-fund --loglevel=error
 	touch $(call stamp,browser/node_modules,browser/package-lock.json)
@@ -190,5 +202,5 @@ fmt:
 
 ## clean: remove the venvs, the local stack's state, SAM's build and cargo's target
 clean:
-	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) $(VENV_LOCALSTACK) .tvm .aws-sam $(DIST) browser/node_modules browser/dist
+	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA) $(VENV_LOCALSTACK) .tvm .aws-sam $(DIST) browser/node_modules browser/dist cdk/node_modules cdk/dist cdk/cdk.out
 	cargo clean
