@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::api::SessionView;
 use crate::render::{session_id_in, SOURCE_IDENTITY_PREFIX};
+use crate::status::SessionStatus;
 
 /// The STS calls that start a session of a role.
 pub const ASSUME_EVENTS: [&str; 3] = [
@@ -82,7 +83,7 @@ impl Event {
         })
     }
 
-    fn is_assume(&self) -> bool {
+    pub fn is_assume(&self) -> bool {
         self.source == "sts.amazonaws.com" && ASSUME_EVENTS.contains(&self.name.as_str())
     }
 
@@ -112,26 +113,44 @@ pub enum Outcome {
 }
 
 /// The roles whose assumption must come from tvm: the profiles' roles, any
-/// role under the `/tvm/` path, and any the auditor names. Compared without
-/// case: IAM role names are unique regardless of case.
+/// role under the `/tvm/` path, and any the auditor names. A role is known
+/// by its account and name, without case and without its path: IAM role
+/// names are unique in an account regardless of case, and STS finds a role
+/// by its name (an ARN that leaves the path out, or gets it wrong, assumes
+/// the same role).
 #[derive(Debug, Clone, Default)]
 pub struct Protected {
-    roles: HashSet<String>,
+    roles: HashSet<(String, String)>,
+}
+
+/// A role ARN's account, and its path and name (lowercase).
+fn role_parts(role_arn: &str) -> Option<(String, String)> {
+    let arn = role_arn.to_ascii_lowercase();
+    let (head, path) = arn.split_once(":role/")?;
+    let account = head.rsplit(':').next()?.to_string();
+    Some((account, path.to_string()))
+}
+
+fn name_of(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
 impl Protected {
     pub fn new(roles: impl IntoIterator<Item = String>) -> Self {
         Self {
-            roles: roles.into_iter().map(|r| r.to_ascii_lowercase()).collect(),
+            roles: roles
+                .into_iter()
+                .filter_map(|r| role_parts(&r))
+                .map(|(account, path)| (account, name_of(&path)))
+                .collect(),
         }
     }
 
     pub fn covers(&self, role_arn: &str) -> bool {
-        let arn = role_arn.to_ascii_lowercase();
-        self.roles.contains(&arn)
-            || arn
-                .split_once(":role/")
-                .is_some_and(|(_, path)| path.starts_with(&PROTECTED_PATH[1..]))
+        role_parts(role_arn).is_some_and(|(account, path)| {
+            path.starts_with(&PROTECTED_PATH[1..])
+                || self.roles.contains(&(account, name_of(&path)))
+        })
     }
 }
 
@@ -263,6 +282,9 @@ pub fn assumptions<'a>(
 /// What does not match between an assume event and the record its session
 /// name names; none when everything does.
 fn mismatch(e: &Event, r: &SessionView, source_identity: &str, role: &str) -> Option<String> {
+    if r.status == SessionStatus::Failed && e.error_code.is_none() {
+        return Some("the vend failed at STS: nothing should have been assumed under it".into());
+    }
     if e.name != "AssumeRole" {
         return Some(format!("tvm vends with AssumeRole, not {}", e.name));
     }

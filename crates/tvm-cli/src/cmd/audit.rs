@@ -9,8 +9,10 @@
 //! - calls by sessions tvm revoked, after their revocation.
 //!
 //! Session records come from tvm's API (`GET /v1/sessions/{id}` and
-//! `?revoked_since=`: the security team); the policies from SSM. Exit 0:
-//! nothing found; 2: findings; 1: the audit could not be completed.
+//! `?revoked_since=`: the security team); the policies from SSM; the roles
+//! under `/tvm/` from IAM. Exit 0: nothing found; 2: findings; 1: the audit
+//! could not be completed, or covered less than asked (the report says what
+//! was left out: never a clean result for what was not read).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -27,7 +29,7 @@ use tvm_client::api::Api;
 use tvm_core::api::SessionView;
 use tvm_core::audit::{
     after_revocation, assumptions, named_sessions, Bypass, Event, Finding, Outcome, Protected,
-    ASSUME_EVENTS,
+    ASSUME_EVENTS, ISSUE_SKEW_SECONDS,
 };
 use tvm_core::policy::parse_profile;
 use tvm_core::signature;
@@ -39,6 +41,8 @@ use crate::output::{output, table};
 
 /// CloudTrail keeps 90 days of management events for LookupEvents.
 const MAX_SINCE_SECONDS: i64 = 90 * 86_400;
+/// STS's longest credential lifetime (AssumeRole's 12 hours).
+const MAX_SESSION_SECONDS: i64 = 12 * 3600;
 /// The revoked sessions one audit checks (the API's page).
 const MAX_REVOKED: usize = 1000;
 /// Session records looked up at once.
@@ -58,6 +62,19 @@ pub struct Audit {
     /// LookupEvents calls a second (CloudTrail allows 2 per account and region).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
     lookups_per_second: u32,
+    /// Regions to read (comma-separated): STS records an assumption in the
+    /// region of the endpoint it was called at, IAM in us-east-1. Default:
+    /// the AWS config's region and us-east-1.
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Leave out the newest events, which CloudTrail may not have delivered
+    /// yet (typically within 15 minutes): the window ends this long ago.
+    #[arg(long, default_value = "15m", value_parser = lag_seconds)]
+    lag: i64,
+    /// At most this many LookupEvents calls (50 events each); past it the
+    /// audit is incomplete (exit 1): use CloudTrail Lake or Athena.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_lookups: u32,
 }
 
 /// `90m`, `24h`, `7d`, `3600s`: seconds, within CloudTrail's 90 days.
@@ -86,29 +103,61 @@ fn since_seconds(s: &str) -> Result<i64, String> {
     Ok(secs)
 }
 
+/// `--lag`: like `--since`, and 0 allowed, at most a day.
+fn lag_seconds(s: &str) -> Result<i64, String> {
+    if s == "0" || s == "0s" {
+        return Ok(0);
+    }
+    since_seconds(s).and_then(|t| {
+        if t <= 86_400 {
+            Ok(t)
+        } else {
+            Err(format!("{s}: at most a day"))
+        }
+    })
+}
+
 /// The report, as `--json` prints it.
 #[derive(Serialize)]
 struct Report {
     /// Epoch seconds: the window read.
     since: i64,
     until: i64,
+    regions: Vec<String>,
     protected_roles: Vec<String>,
     events_read: usize,
     lookups: usize,
     revoked_sessions: usize,
+    /// Everything asked for was read and checked.
+    complete: bool,
     /// What could not be checked, and why.
     warnings: Vec<String>,
     findings: Vec<Finding>,
 }
 
 /// LookupEvents, at most `per_second` calls a second, paged to the end.
-struct Trail {
+/// One region's CloudTrail, and when its next lookup may go (the quota is
+/// per account and region).
+struct Region {
+    name: String,
     client: aws_sdk_cloudtrail::Client,
-    interval: Duration,
     next: tokio::time::Instant,
-    lookups: usize,
-    unparsed: usize,
 }
+
+/// LookupEvents in every audited region, at most `per_second` calls a
+/// second in each, paged to the end.
+struct Trail {
+    regions: Vec<Region>,
+    interval: Duration,
+    lookups: usize,
+    max_lookups: usize,
+    unparsed: usize,
+    /// Successful assume events that name no role.
+    no_role: usize,
+}
+
+/// The lookups ran out before the events did.
+struct Exhausted;
 
 impl Trail {
     async fn events(
@@ -117,59 +166,80 @@ impl Trail {
         value: &str,
         since: i64,
         until: i64,
-    ) -> Result<Vec<Event>, CliError> {
+    ) -> Result<Result<Vec<Event>, Exhausted>, CliError> {
         let attr = LookupAttribute::builder()
             .attribute_key(key)
             .attribute_value(value)
             .build()
             .map_err(|e| CliError::Usage(e.to_string()))?;
         let mut events = Vec::new();
-        let mut token = None;
-        loop {
-            tokio::time::sleep_until(self.next).await;
-            self.next = tokio::time::Instant::now() + self.interval;
-            self.lookups += 1;
-            let out = self
-                .client
-                .lookup_events()
-                .lookup_attributes(attr.clone())
-                .start_time(AwsTime::from_secs(since))
-                .end_time(AwsTime::from_secs(until))
-                .max_results(50)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    CliError::Usage(format!(
-                        "CloudTrail LookupEvents failed: {}",
-                        aws_sdk_cloudtrail::error::DisplayErrorContext(e)
-                    ))
-                })?;
-            for e in out.events() {
-                match e.cloud_trail_event().map(Event::parse) {
-                    Some(Ok(event)) => events.push(event),
-                    _ => self.unparsed += 1,
+        for region in &mut self.regions {
+            let mut token = None;
+            loop {
+                if self.lookups >= self.max_lookups {
+                    return Ok(Err(Exhausted));
+                }
+                tokio::time::sleep_until(region.next).await;
+                region.next = tokio::time::Instant::now() + self.interval;
+                self.lookups += 1;
+                let out = region
+                    .client
+                    .lookup_events()
+                    .lookup_attributes(attr.clone())
+                    .start_time(AwsTime::from_secs(since))
+                    .end_time(AwsTime::from_secs(until))
+                    .max_results(50)
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        CliError::Usage(format!(
+                            "CloudTrail LookupEvents in {} failed: {}",
+                            region.name,
+                            aws_sdk_cloudtrail::error::DisplayErrorContext(e)
+                        ))
+                    })?;
+                for e in out.events() {
+                    match e.cloud_trail_event().map(Event::parse) {
+                        Some(Ok(event)) => {
+                            if event.is_assume()
+                                && event.role_arn.is_none()
+                                && event.error_code.is_none()
+                            {
+                                self.no_role += 1;
+                            }
+                            events.push(event);
+                        }
+                        _ => self.unparsed += 1,
+                    }
+                }
+                match out.next_token {
+                    Some(t) if !t.is_empty() => token = Some(t),
+                    _ => break,
                 }
             }
-            match out.next_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => break,
-            }
         }
-        Ok(events)
+        Ok(Ok(events))
     }
 }
 
 impl Audit {
     pub async fn run(self, global: &Global) -> Result<ExitCode, CliError> {
-        let until = Utc::now().timestamp();
+        let until = Utc::now().timestamp() - self.lag;
         let since = until - self.since;
         let mut warnings = Vec::new();
 
         // The protected roles: the stored profiles', the path's, the named.
         let store = Store::from_env(&self.prefix).await?;
         let mut roles = self.roles.clone();
-        for (profile, text) in store.list().await? {
+        let stored = store.list().await?;
+        if stored.is_empty() {
+            warnings.push(format!(
+                "no policy documents under {} in this account and region: the profiles' roles were not protected (run with the AWS region of tvm's deployment, or name them with --role)",
+                self.prefix
+            ));
+        }
+        for (profile, text) in stored {
             match parse_profile(&signature::unsigned(&text), None) {
                 Ok(p) => roles.push(p.role_arn.to_string()),
                 Err(_) => warnings.push(format!(
@@ -177,32 +247,72 @@ impl Audit {
                 )),
             }
         }
-        roles.sort();
-        roles.dedup();
-        let protected = Protected::new(roles.iter().cloned());
-
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .http_client(tvm_client::https_client())
             .load()
             .await;
+        match roles_under_tvm(&aws_sdk_iam::Client::new(&sdk)).await {
+            Ok(found) => roles.extend(found),
+            Err(e) => warnings.push(format!(
+                "the roles under /tvm/ could not be listed ({e}): only the profiles' and --role roles were protected"
+            )),
+        }
+        roles.sort();
+        roles.dedup();
+        let protected = Protected::new(roles.iter().cloned());
+        let mut names = self.regions.clone();
+        if names.is_empty() {
+            names.extend(sdk.region().map(|r| r.to_string()));
+            names.push("us-east-1".into());
+        }
+        names.sort();
+        names.dedup();
+        let regions = names
+            .iter()
+            .map(|name| Region {
+                name: name.clone(),
+                client: aws_sdk_cloudtrail::Client::from_conf(
+                    aws_sdk_cloudtrail::config::Builder::from(&sdk)
+                        .region(aws_config::Region::new(name.clone()))
+                        .build(),
+                ),
+                next: tokio::time::Instant::now(),
+            })
+            .collect();
         let mut trail = Trail {
-            client: aws_sdk_cloudtrail::Client::new(&sdk),
+            regions,
             interval: Duration::from_secs(1) / self.lookups_per_second,
-            next: tokio::time::Instant::now(),
             lookups: 0,
+            max_lookups: self.max_lookups as usize,
             unparsed: 0,
+            no_role: 0,
+        };
+        let out_of_lookups = |warnings: &mut Vec<String>, what: &str| {
+            warnings.push(format!(
+                "--max-lookups ({}) ran out while reading {what}: the rest was not read",
+                self.max_lookups
+            ))
         };
         let client = global.endpoint.client().await?;
         let api = Api(&client);
 
-        // 1. Assumptions of protected roles, and the records they name.
+        // 1. Assumptions of protected roles, and the records they name. From
+        // a little before the window: a replay early in it is a duplicate of
+        // the vend it copies only if that vend is read too.
         let mut assumed = Vec::new();
         for name in ASSUME_EVENTS {
-            assumed.extend(
-                trail
-                    .events(LookupAttributeKey::EventName, name, since, until)
-                    .await?,
-            );
+            match trail
+                .events(
+                    LookupAttributeKey::EventName,
+                    name,
+                    since - ISSUE_SKEW_SECONDS,
+                    until,
+                )
+                .await?
+            {
+                Ok(events) => assumed.extend(events),
+                Err(Exhausted) => out_of_lookups(&mut warnings, name),
+            }
         }
         let records: HashMap<String, SessionView> =
             stream::iter(named_sessions(&assumed, &protected))
@@ -215,16 +325,27 @@ impl Audit {
                 .map_ok(|s| (s.session_id.clone(), s))
                 .try_collect()
                 .await?;
-        let mut findings = assumptions(&assumed, &protected, |id| records.get(id));
+        let mut findings: Vec<Finding> = assumptions(&assumed, &protected, |id| records.get(id))
+            .into_iter()
+            .filter(|f| f.time() >= since)
+            .collect();
         let mut events_read = assumed.len();
 
         // 2. Calls by revoked sessions after their revocation.
-        let revoked = api
-            .revoked_sessions(since, MAX_REVOKED)
+        // Sessions revoked before the window whose credentials were still
+        // valid in it count too: back by the longest credential lifetime.
+        let reach = (since - MAX_SESSION_SECONDS).max(Utc::now().timestamp() - MAX_SINCE_SECONDS);
+        let revoked: Vec<SessionView> = api
+            .revoked_sessions(reach, MAX_REVOKED)
             .await
             .map_err(CliError::tvm(None))?
             .sessions;
-        if revoked.len() >= MAX_REVOKED {
+        let listed = revoked.len();
+        let revoked: Vec<SessionView> = revoked
+            .into_iter()
+            .filter(|s| s.expires_at >= since || s.revoked_at.is_some_and(|t| t >= since))
+            .collect();
+        if listed >= MAX_REVOKED {
             warnings.push(format!(
                 "{MAX_REVOKED} or more sessions were revoked in the window: only the newest {MAX_REVOKED} were checked; audit a shorter window"
             ));
@@ -237,11 +358,24 @@ impl Audit {
                 ));
                 continue;
             };
-            let calls = trail
+            let calls = match trail
                 .events(LookupAttributeKey::Username, name, at.max(since), until)
-                .await?;
+                .await?
+            {
+                Ok(calls) => calls,
+                Err(Exhausted) => {
+                    out_of_lookups(&mut warnings, &format!("session {}'s calls", s.session_id));
+                    break;
+                }
+            };
             events_read += calls.len();
             findings.extend(after_revocation(s, &calls));
+        }
+        if trail.no_role > 0 {
+            warnings.push(format!(
+                "{} successful assume events name no role: they were not checked",
+                trail.no_role
+            ));
         }
         if trail.unparsed > 0 {
             warnings.push(format!(
@@ -254,10 +388,12 @@ impl Audit {
         let report = Report {
             since,
             until,
+            regions: names,
             protected_roles: roles,
             events_read,
             lookups: trail.lookups,
             revoked_sessions: revoked.len(),
+            complete: warnings.is_empty(),
             warnings,
             findings,
         };
@@ -265,12 +401,38 @@ impl Audit {
             eprintln!("warning: {w}");
         }
         output(global.json, &report, show)?;
-        Ok(if report.findings.is_empty() {
+        Ok(if !report.complete {
+            ExitCode::from(1)
+        } else if report.findings.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(2)
         })
     }
+}
+
+/// Every role under `/tvm/` in the account (where the infra modules create
+/// the protected roles).
+async fn roles_under_tvm(iam: &aws_sdk_iam::Client) -> Result<Vec<String>, String> {
+    let mut roles = Vec::new();
+    let mut marker = None;
+    // Bounded: 1,000 pages of 1,000 is beyond IAM's role quota.
+    for _ in 0..1000 {
+        let out = iam
+            .list_roles()
+            .path_prefix(tvm_core::audit::PROTECTED_PATH)
+            .max_items(1000)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| aws_sdk_iam::error::DisplayErrorContext(e).to_string())?;
+        roles.extend(out.roles().iter().map(|r| r.arn().to_string()));
+        match out.marker {
+            Some(m) if out.is_truncated => marker = Some(m),
+            _ => return Ok(roles),
+        }
+    }
+    Ok(roles)
 }
 
 fn when(t: i64) -> String {
@@ -361,7 +523,7 @@ fn show(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::since_seconds;
+    use super::{lag_seconds, since_seconds};
 
     #[test]
     fn since_reads_like_people_say_it_within_cloudtrails_window() {
@@ -371,5 +533,8 @@ mod tests {
         for bad in ["", "h", "0h", "-1h", "10", "1w", "91d", "1.5h"] {
             assert!(since_seconds(bad).is_err(), "{bad}");
         }
+        assert_eq!(lag_seconds("0"), Ok(0));
+        assert_eq!(lag_seconds("15m"), Ok(900));
+        assert!(lag_seconds("2d").is_err());
     }
 }

@@ -28,7 +28,7 @@ def role(name, path, trust, **kw):
         pass
 role("AWSReservedSSO_SecAdmin_audit", "/", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": sys.argv[1]}, "Action": "sts:AssumeRole"}]})
 iam.put_role_policy(RoleName="AWSReservedSSO_SecAdmin_audit", PolicyName="audit", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["ssm:GetParametersByPath", "ssm:GetParameter", "cloudtrail:LookupEvents"], "Resource": "*"}]}))
+    {"Effect": "Allow", "Action": ["ssm:GetParametersByPath", "ssm:GetParameter", "cloudtrail:LookupEvents", "iam:ListRoles"], "Resource": "*"}]}))
 role("orders-audit", "/tvm/", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": sys.argv[2]}, "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]}]},
      Tags=[{"Key": "tvm-protected", "Value": "true"}])
 doc = open(sys.argv[3]).read().replace("profile: orders-tenant", "profile: orders-audit").replace("role/tvm/orders-tenant", "role/tvm/orders-audit")
@@ -59,15 +59,47 @@ fn describe_table(creds: &Credentials) {
     });
 }
 
-fn tvm_audit(url: &str, creds: &Credentials, trail: &CloudTrail) -> Output {
+fn tvm_audit(url: &str, creds: &Credentials, trail: &CloudTrail, extra: &[&str]) -> Output {
     let mut cmd = Command::new(tvm());
     clean(&mut cmd);
     with_creds(&mut cmd, creds)
         .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", trail.url())
-        .args(["audit", "--since", "1h", "--json", "--endpoint", url])
+        .args([
+            "audit",
+            "--since",
+            "1h",
+            "--lag",
+            "0",
+            "--json",
+            "--endpoint",
+            url,
+        ])
+        .args(extra)
         .output()
         .expect("run tvm")
+}
+
+/// The session record's `revoked_at`, read from DynamoDB.
+fn revoked_at(session_id: &str) -> i64 {
+    let sh = shared();
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(
+        &sh.stack.moto.url(),
+        sh.stack.ids.function.credentials(),
+    ));
+    let key = aws_sdk_dynamodb::types::AttributeValue::S(session_id.to_string());
+    block_on_spawned(async move {
+        let item = client
+            .get_item()
+            .table_name("tvm-sessions")
+            .key("session_id", key)
+            .send()
+            .await
+            .expect("get_item")
+            .item
+            .expect("the session's record");
+        item["revoked_at"].as_n().unwrap().parse().unwrap()
+    })
 }
 
 fn id(record: &Value) -> String {
@@ -205,12 +237,21 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
         ),
         // A role nobody protects.
         cloudtrail::assume_role(&mallory, now, &sh.stack.ids.task_role, "ci", None, None),
+        // The protected role by an ARN without its path (STS finds roles by name).
+        cloudtrail::assume_role(
+            &mallory,
+            now,
+            "arn:aws:iam::123456789012:role/orders-audit",
+            "pathless",
+            None,
+            None,
+        ),
     ];
     for a in &attacks {
         trail.record(a.clone());
     }
 
-    let out = tvm_audit(&url, &sec, &trail);
+    let out = tvm_audit(&url, &sec, &trail, &[]);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -249,6 +290,7 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     assert_eq!(why(&attacks[3]), "no_record");
     assert_eq!(why(&attacks[4]), "no_record");
     assert!(of(&attacks[5], "assumed-without-tvm").is_empty(), "{said}");
+    assert_eq!(why(&attacks[6]), "no_tvm_source_identity");
     // After the revocation: the session's call, with what AWS answered
     // (moto does not attach the revocation policy here: it succeeded), and
     // its chaining.
@@ -275,12 +317,14 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
         "{said}"
     );
     assert_eq!(used.len(), 2, "{said}");
+    assert_eq!(report["complete"], true, "{said}");
+    // The profiles' roles, and the roles under /tvm/ that no profile names.
+    let protected = report["protected_roles"].as_array().unwrap();
+    assert!(protected.iter().any(|r| r == ROLE), "{said}");
     assert!(
-        report["protected_roles"]
-            .as_array()
-            .unwrap()
+        protected
             .iter()
-            .any(|r| r == ROLE),
+            .any(|r| r == sh.stack.ids.chain_target.as_str()),
         "{said}"
     );
     // CloudTrail's documented rate was kept: the server never throttled
@@ -295,13 +339,49 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     assert_no_secret(&said, &session);
     assert_no_secret(&said, &sec);
 
+    // Out of lookups: what was read is reported, and the audit is not clean.
+    let short = tvm_audit(&url, &sec, &trail, &["--max-lookups", "1"]);
+    let cut: Value = serde_json::from_slice(&short.stdout).unwrap();
+    assert_eq!(
+        (short.status.code(), &cut["complete"]),
+        (Some(1), &Value::Bool(false))
+    );
+    assert!(String::from_utf8_lossy(&short.stderr).contains("--max-lookups (1) ran out"));
+
+    // Revoked again, later: the first revocation's time stays (the calls in
+    // between would vanish from the audit otherwise).
+    let first = revoked_at(&session_id);
+    let mut revoke = Command::new(tvm());
+    clean(&mut revoke);
+    let again = with_creds(&mut revoke, &sec)
+        .args([
+            "revoke",
+            &session_id,
+            "--reason",
+            "again",
+            "--endpoint",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        Utc::now().timestamp() > first,
+        "time has passed since the first revocation"
+    );
+    assert_eq!(revoked_at(&session_id), first);
+
     // The table for people says the same.
     let mut cmd = Command::new(tvm());
     clean(&mut cmd);
     let table = with_creds(&mut cmd, &sec)
         .env("AWS_ENDPOINT_URL", sh.stack.moto.url())
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", trail.url())
-        .args(["audit", "--since", "1h", "--endpoint", &url])
+        .args(["audit", "--since", "1h", "--lag", "0", "--endpoint", &url])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);

@@ -197,7 +197,20 @@ fn a_refused_retry_does_not_use_the_vend_up() {
     let mut throttled = assume("a", r.issued_at, ROLE, &name, Some(&si));
     throttled.error_code = Some("Throttling".into());
     let retried = assume("b", r.issued_at + 1, ROLE, &name, Some(&si));
-    assert!(audit(&[throttled, retried], &[r]).is_empty());
+    assert!(audit(
+        &[throttled.clone(), retried.clone()],
+        std::slice::from_ref(&r)
+    )
+    .is_empty());
+    // A vend that failed at STS assumed nothing: a success under its names
+    // is someone else's.
+    let mut failed = r;
+    failed.status = SessionStatus::Failed;
+    let found = whys(&audit(&[throttled, retried], &[failed]));
+    assert!(
+        matches!(&found[..], [(id, Bypass::Mismatch(_))] if id == "b"),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -208,6 +221,17 @@ fn only_protected_roles_and_only_assume_calls_are_audited() {
     assert_eq!(audit(std::slice::from_ref(&other), &[]).len(), 1);
     other.name = "GetRoleCredentials".into();
     assert!(audit(&[other], &[]).is_empty());
+    // Known by account and name: an ARN without the path, or with another
+    // path or case, is the same role to STS.
+    let ci = Protected::new(["arn:aws:iam::111122223333:role/ci/deploy".to_string()]);
+    for same in [
+        "arn:aws:iam::111122223333:role/deploy",
+        "arn:aws:iam::111122223333:role/other/path/DEPLOY",
+    ] {
+        assert!(ci.covers(same), "{same}");
+    }
+    assert!(!ci.covers("arn:aws:iam::444455556666:role/ci/deploy"));
+    assert!(!ci.covers("arn:aws:iam::111122223333:role/ci/deployer"));
     let mut web = assume("w", 0, ROLE, "x", None);
     web.name = "AssumeRoleWithWebIdentity".into();
     assert_eq!(whys(&audit(&[web], &[]))[0].1, Bypass::NoTvmSourceIdentity);

@@ -267,7 +267,11 @@ impl SessionStore for DynamoSessions {
             // and time), which `tvm audit` reads.
             let update = match status {
                 SessionStatus::Revoked => update
-                    .update_expression("SET #s = :status, revoked_at = :at, revoked_on = :day")
+                    // The first revocation's time stays: revoking again must
+                    // not hide the calls made in between from the audit.
+                    .update_expression(
+                        "SET #s = :status, revoked_at = if_not_exists(revoked_at, :at), revoked_on = if_not_exists(revoked_on, :day)",
+                    )
                     .expression_attribute_values(":at", n(at))
                     .expression_attribute_values(":day", s(&revocation_day(at))),
                 _ => update.update_expression("SET #s = :status"),

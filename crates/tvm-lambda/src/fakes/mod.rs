@@ -191,7 +191,7 @@ impl SessionStore for Memory {
         if let Some(v) = self.state().sessions.get_mut(id) {
             v.status = status;
             if status == SessionStatus::Revoked {
-                v.revoked_at = Some(at);
+                v.revoked_at = v.revoked_at.or(Some(at));
             }
         }
         ready(Ok(()))
