@@ -10,9 +10,10 @@
 //!
 //! Session records come from tvm's API (`GET /v1/sessions/{id}` and
 //! `?revoked_since=`: the security team); the policies from SSM; the roles
-//! under `/tvm/` from IAM. Exit 0: nothing found; 2: findings; 1: the audit
-//! could not be completed, or covered less than asked (the report says what
-//! was left out: never a clean result for what was not read).
+//! under `/tvm/` from IAM. Exit 2: findings (even if the audit is also
+//! incomplete); 1: an error, or nothing found but less covered than asked
+//! (the report says what was left out: never a clean result for what was
+//! not read); 0: nothing found in everything asked for.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -56,8 +57,8 @@ pub struct Audit {
     /// The policies' SSM prefix: their roles are protected.
     #[arg(long, default_value = "/tvm/policies/")]
     prefix: String,
-    /// Another protected role (exact ARN); repeatable.
-    #[arg(long = "role")]
+    /// Another protected role (its ARN); repeatable.
+    #[arg(long = "role", value_parser = role_arn)]
     roles: Vec<String>,
     /// LookupEvents calls a second (CloudTrail allows 2 per account and region).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
@@ -79,20 +80,22 @@ pub struct Audit {
 
 /// `90m`, `24h`, `7d`, `3600s`: seconds, within CloudTrail's 90 days.
 fn since_seconds(s: &str) -> Result<i64, String> {
-    let unit = |c: char| match c {
-        's' => Some(1),
-        'm' => Some(60),
-        'h' => Some(3600),
-        'd' => Some(86_400),
-        _ => None,
+    let unit = |c: char| -> Option<i64> {
+        match c {
+            's' => Some(1),
+            'm' => Some(60),
+            'h' => Some(3600),
+            'd' => Some(86_400),
+            _ => None,
+        }
     };
-    let (n, u) = s.split_at(s.len().saturating_sub(1));
+    let mut chars = s.chars();
+    let u = chars.next_back();
+    let n = chars.as_str();
     let secs = u
-        .chars()
-        .next()
         .and_then(unit)
         .zip(n.parse::<i64>().ok())
-        .map(|(u, n)| u * n)
+        .and_then(|(u, n)| u.checked_mul(n))
         .filter(|&t| t > 0)
         .ok_or_else(|| format!("{s:?}: a number and a unit, such as 90m, 24h or 7d"))?;
     if secs > MAX_SINCE_SECONDS {
@@ -101,6 +104,21 @@ fn since_seconds(s: &str) -> Result<i64, String> {
         ));
     }
     Ok(secs)
+}
+
+/// `--role`: a role ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+fn role_arn(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let ok = matches!(parts.as_slice(), ["arn", _, "iam", "", account, rest]
+        if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+            && rest.strip_prefix("role/").is_some_and(|n| !n.is_empty() && !n.ends_with('/')));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: a role ARN, such as arn:aws:iam::111122223333:role/legacy-admin"
+        ))
+    }
 }
 
 /// `--lag`: like `--since`, and 0 allowed, at most a day.
@@ -156,8 +174,12 @@ struct Trail {
     no_role: usize,
 }
 
-/// The lookups ran out before the events did.
-struct Exhausted;
+/// What one lookup read; `exhausted`: `--max-lookups` ran out before the
+/// events did (what was read is still checked).
+struct Read {
+    events: Vec<Event>,
+    exhausted: bool,
+}
 
 impl Trail {
     async fn events(
@@ -166,7 +188,7 @@ impl Trail {
         value: &str,
         since: i64,
         until: i64,
-    ) -> Result<Result<Vec<Event>, Exhausted>, CliError> {
+    ) -> Result<Read, CliError> {
         let attr = LookupAttribute::builder()
             .attribute_key(key)
             .attribute_value(value)
@@ -177,7 +199,10 @@ impl Trail {
             let mut token = None;
             loop {
                 if self.lookups >= self.max_lookups {
-                    return Ok(Err(Exhausted));
+                    return Ok(Read {
+                        events,
+                        exhausted: true,
+                    });
                 }
                 tokio::time::sleep_until(region.next).await;
                 region.next = tokio::time::Instant::now() + self.interval;
@@ -219,13 +244,17 @@ impl Trail {
                 }
             }
         }
-        Ok(Ok(events))
+        Ok(Read {
+            events,
+            exhausted: false,
+        })
     }
 }
 
 impl Audit {
     pub async fn run(self, global: &Global) -> Result<ExitCode, CliError> {
-        let until = Utc::now().timestamp() - self.lag;
+        let now = Utc::now().timestamp();
+        let until = now - self.lag;
         let since = until - self.since;
         let mut warnings = Vec::new();
 
@@ -261,12 +290,19 @@ impl Audit {
         roles.dedup();
         let protected = Protected::new(roles.iter().cloned());
         let mut names = self.regions.clone();
-        if names.is_empty() {
+        let defaulted = names.is_empty();
+        if defaulted {
             names.extend(sdk.region().map(|r| r.to_string()));
             names.push("us-east-1".into());
         }
         names.sort();
         names.dedup();
+        if defaulted {
+            eprintln!(
+                "note: reading CloudTrail in {} only: STS records an assumption in the region of the endpoint called; pass --regions with every enabled region, or deny STS elsewhere with an SCP on aws:RequestedRegion",
+                names.join(", ")
+            );
+        }
         let regions = names
             .iter()
             .map(|name| Region {
@@ -301,18 +337,18 @@ impl Audit {
         // the vend it copies only if that vend is read too.
         let mut assumed = Vec::new();
         for name in ASSUME_EVENTS {
-            match trail
+            let read = trail
                 .events(
                     LookupAttributeKey::EventName,
                     name,
                     since - ISSUE_SKEW_SECONDS,
                     until,
                 )
-                .await?
-            {
-                Ok(events) => assumed.extend(events),
-                Err(Exhausted) => out_of_lookups(&mut warnings, name),
+                .await?;
+            if read.exhausted {
+                out_of_lookups(&mut warnings, name);
             }
+            assumed.extend(read.events);
         }
         let records: HashMap<String, SessionView> =
             stream::iter(named_sessions(&assumed, &protected))
@@ -334,7 +370,8 @@ impl Audit {
         // 2. Calls by revoked sessions after their revocation.
         // Sessions revoked before the window whose credentials were still
         // valid in it count too: back by the longest credential lifetime.
-        let reach = (since - MAX_SESSION_SECONDS).max(Utc::now().timestamp() - MAX_SINCE_SECONDS);
+        // The API takes 90 days back from its own clock: a minute's margin.
+        let reach = (since - MAX_SESSION_SECONDS).max(now - MAX_SINCE_SECONDS + 60);
         let revoked: Vec<SessionView> = api
             .revoked_sessions(reach, MAX_REVOKED)
             .await
@@ -358,18 +395,19 @@ impl Audit {
                 ));
                 continue;
             };
-            let calls = match trail
+            // Revoked after the window's end: the next window covers it.
+            if at > until {
+                continue;
+            }
+            let read = trail
                 .events(LookupAttributeKey::Username, name, at.max(since), until)
-                .await?
-            {
-                Ok(calls) => calls,
-                Err(Exhausted) => {
-                    out_of_lookups(&mut warnings, &format!("session {}'s calls", s.session_id));
-                    break;
-                }
-            };
-            events_read += calls.len();
-            findings.extend(after_revocation(s, &calls));
+                .await?;
+            events_read += read.events.len();
+            findings.extend(after_revocation(s, &read.events));
+            if read.exhausted {
+                out_of_lookups(&mut warnings, &format!("session {}'s calls", s.session_id));
+                break;
+            }
         }
         if trail.no_role > 0 {
             warnings.push(format!(
@@ -401,12 +439,13 @@ impl Audit {
             eprintln!("warning: {w}");
         }
         output(global.json, &report, show)?;
-        Ok(if !report.complete {
-            ExitCode::from(1)
-        } else if report.findings.is_empty() {
-            ExitCode::SUCCESS
-        } else {
+        // Findings first (what alerting watches), even in an incomplete audit.
+        Ok(if !report.findings.is_empty() {
             ExitCode::from(2)
+        } else if !report.complete {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
         })
     }
 }
@@ -523,7 +562,22 @@ fn show(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{lag_seconds, since_seconds};
+    use super::{lag_seconds, role_arn, since_seconds};
+
+    #[test]
+    fn a_role_is_a_role_arn() {
+        assert!(role_arn("arn:aws:iam::111122223333:role/legacy-admin").is_ok());
+        assert!(role_arn("arn:aws:iam::111122223333:role/ops/legacy-admin").is_ok());
+        for bad in [
+            "legacy-admin",
+            "arn:aws:iam::111122223333:user/dev",
+            "arn:aws:iam::1111:role/x",
+            "arn:aws:iam::111122223333:role/",
+            "arn:aws:sts::111122223333:assumed-role/x/y",
+        ] {
+            assert!(role_arn(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn since_reads_like_people_say_it_within_cloudtrails_window() {
@@ -533,6 +587,7 @@ mod tests {
         for bad in ["", "h", "0h", "-1h", "10", "1w", "91d", "1.5h"] {
             assert!(since_seconds(bad).is_err(), "{bad}");
         }
+        assert!(since_seconds("1é").is_err() && since_seconds("999999999999999999d").is_err());
         assert_eq!(lag_seconds("0"), Ok(0));
         assert_eq!(lag_seconds("15m"), Ok(900));
         assert!(lag_seconds("2d").is_err());

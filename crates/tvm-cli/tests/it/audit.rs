@@ -65,16 +65,7 @@ fn tvm_audit(url: &str, creds: &Credentials, trail: &CloudTrail, extra: &[&str])
     with_creds(&mut cmd, creds)
         .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", trail.url())
-        .args([
-            "audit",
-            "--since",
-            "1h",
-            "--lag",
-            "0",
-            "--json",
-            "--endpoint",
-            url,
-        ])
+        .args(["audit", "--since", "1h", "--json", "--endpoint", url])
         .args(extra)
         .output()
         .expect("run tvm")
@@ -251,7 +242,7 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
         trail.record(a.clone());
     }
 
-    let out = tvm_audit(&url, &sec, &trail, &[]);
+    let out = tvm_audit(&url, &sec, &trail, &["--lag", "0"]);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -339,14 +330,38 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     assert_no_secret(&said, &session);
     assert_no_secret(&said, &sec);
 
-    // Out of lookups: what was read is reported, and the audit is not clean.
-    let short = tvm_audit(&url, &sec, &trail, &["--max-lookups", "1"]);
+    // Out of lookups: what was read is still checked and reported (the
+    // first page holds the attacks: exit 2), and the audit is not complete.
+    let short = tvm_audit(&url, &sec, &trail, &["--lag", "0", "--max-lookups", "1"]);
     let cut: Value = serde_json::from_slice(&short.stdout).unwrap();
     assert_eq!(
         (short.status.code(), &cut["complete"]),
-        (Some(1), &Value::Bool(false))
+        (Some(2), &Value::Bool(false))
+    );
+    let cut_ids: Vec<&Value> = cut["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["event_id"])
+        .collect();
+    assert!(cut_ids.contains(&&attacks[0]["eventID"]), "{cut}");
+    // With nothing found in what was read, an incomplete audit is exit 1.
+    // (A window a day back holds none of these events.)
+    let none = tvm_audit(&url, &sec, &trail, &["--lag", "1d", "--max-lookups", "1"]);
+    let empty: Value = serde_json::from_slice(&none.stdout).unwrap();
+    assert_eq!(
+        (none.status.code(), &empty["complete"], &empty["findings"]),
+        (Some(1), &Value::Bool(false), &serde_json::json!([]))
     );
     assert!(String::from_utf8_lossy(&short.stderr).contains("--max-lookups (1) ran out"));
+
+    // With CloudTrail's delivery lag (the default 15 minutes) the window
+    // ends before the revocation: nothing to read for it yet, and no error.
+    let lagged = tvm_audit(&url, &sec, &trail, &[]);
+    let lagged_report: Value = serde_json::from_slice(&lagged.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&lagged.stderr)));
+    assert_eq!(lagged.status.code(), Some(0), "{lagged_report}");
+    assert_eq!(lagged_report["complete"], true);
 
     // Revoked again, later: the first revocation's time stays (the calls in
     // between would vanish from the audit otherwise).

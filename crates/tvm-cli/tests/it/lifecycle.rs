@@ -191,6 +191,23 @@ fn push_validates_shows_the_diff_and_stores_pull_writes_back_and_diff_renders_be
     assert_eq!(kind, ParameterType::SecureString);
     assert_eq!(value, orders_doc("life-orders", ops));
 
+    // SecureString with the account's SSM key (no --kms-key-id).
+    let other = write(
+        &dir,
+        "default-key.yaml",
+        &orders_doc("life-default-key", ""),
+    );
+    let out = policy(&["push", "--prefix", prefix, "--secure", &other]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (value, kind) = stored(&format!("{prefix}life-default-key")).expect("stored");
+    assert_eq!(
+        (value, kind),
+        (
+            orders_doc("life-default-key", ""),
+            ParameterType::SecureString
+        )
+    );
+
     // SSM's sizes, which moto does not enforce: over 4 KB goes to the
     // advanced tier; over 8 KB is refused before anything is stored.
     let padding = |n: usize| format!("# {}\n", "x".repeat(n));

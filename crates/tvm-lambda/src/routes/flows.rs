@@ -260,3 +260,44 @@ async fn a_revoked_session_is_listed_with_its_time_to_the_security_team_only() {
     let both = format!("{since}&caller={task}");
     assert_eq!(call(&app, "GET", &both, ADMIN, json!(null)).await.0, 400);
 }
+
+#[tokio::test]
+async fn a_vend_that_failed_at_sts_stays_failed() {
+    let memory = Arc::new(Memory {
+        fail_assume: true,
+        ..Memory::default()
+    });
+    let app = app(memory.clone());
+    let task = "arn:aws:sts::123456789012:assumed-role/orders-task/acme";
+    let (code, _) = vend(&app, task).await;
+    assert_eq!(code, 503);
+    let session = memory
+        .state()
+        .sessions
+        .keys()
+        .next()
+        .expect("the record")
+        .clone();
+    let (code, body) = call(
+        &app,
+        "POST",
+        &format!("/v1/sessions/{session}/revoke"),
+        ADMIN,
+        json!({"reason": "tidy"}),
+    )
+    .await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (409, Some("Conflict")),
+        "{body}"
+    );
+    let (_, seen) = call(
+        &app,
+        "GET",
+        &format!("/v1/sessions/{session}"),
+        ADMIN,
+        json!(null),
+    )
+    .await;
+    assert_eq!(seen["status"], "failed");
+}

@@ -170,6 +170,14 @@ impl App {
         if !manages(&set, &self.config.admins, caller, &session.profile) {
             return Err(Failure::denied(not_found(), None));
         }
+        // A vend STS refused issued nothing; it stays `failed`, which the
+        // audit reads (a success under its names is someone else's).
+        if session.status == SessionStatus::Failed {
+            return Err(ApiError::Conflict(format!(
+                "session {id} failed at STS: no credentials were issued, so there is nothing to revoke; to stop its caller, revoke the caller"
+            ))
+            .into());
+        }
         let profile = session.profile.clone();
         let now = call.now.timestamp();
         let until = terms.until(now);
