@@ -258,71 +258,13 @@ impl Audit {
         let since = until - self.since;
         let mut warnings = Vec::new();
 
-        // The protected roles: the stored profiles', the path's, the named.
-        let store = Store::from_env(&self.prefix).await?;
-        let mut roles = self.roles.clone();
-        let stored = store.list().await?;
-        if stored.is_empty() {
-            warnings.push(format!(
-                "no policy documents under {} in this account and region: the profiles' roles were not protected (run with the AWS region of tvm's deployment, or name them with --role)",
-                self.prefix
-            ));
-        }
-        for (profile, text) in stored {
-            match parse_profile(&signature::unsigned(&text), None) {
-                Ok(p) => roles.push(p.role_arn.to_string()),
-                Err(_) => warnings.push(format!(
-                    "profile {profile} does not parse: its role is protected only if named with --role or under /tvm/"
-                )),
-            }
-        }
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .http_client(tvm_client::https_client())
             .load()
             .await;
-        match roles_under_tvm(&aws_sdk_iam::Client::new(&sdk)).await {
-            Ok(found) => roles.extend(found),
-            Err(e) => warnings.push(format!(
-                "the roles under /tvm/ could not be listed ({e}): only the profiles' and --role roles were protected"
-            )),
-        }
-        roles.sort();
-        roles.dedup();
+        let roles = self.protected_roles(&sdk, &mut warnings).await?;
         let protected = Protected::new(roles.iter().cloned());
-        let mut names = self.regions.clone();
-        let defaulted = names.is_empty();
-        if defaulted {
-            names.extend(sdk.region().map(|r| r.to_string()));
-            names.push("us-east-1".into());
-        }
-        names.sort();
-        names.dedup();
-        if defaulted {
-            eprintln!(
-                "note: reading CloudTrail in {} only: STS records an assumption in the region of the endpoint called; pass --regions with every enabled region, or deny STS elsewhere with an SCP on aws:RequestedRegion",
-                names.join(", ")
-            );
-        }
-        let regions = names
-            .iter()
-            .map(|name| Region {
-                name: name.clone(),
-                client: aws_sdk_cloudtrail::Client::from_conf(
-                    aws_sdk_cloudtrail::config::Builder::from(&sdk)
-                        .region(aws_config::Region::new(name.clone()))
-                        .build(),
-                ),
-                next: tokio::time::Instant::now(),
-            })
-            .collect();
-        let mut trail = Trail {
-            regions,
-            interval: Duration::from_secs(1) / self.lookups_per_second,
-            lookups: 0,
-            max_lookups: self.max_lookups as usize,
-            unparsed: 0,
-            no_role: 0,
-        };
+        let (names, mut trail) = self.trail(&sdk);
         let out_of_lookups = |warnings: &mut Vec<String>, what: &str| {
             warnings.push(format!(
                 "--max-lookups ({}) ran out while reading {what}: the rest was not read",
@@ -447,6 +389,81 @@ impl Audit {
         } else {
             ExitCode::SUCCESS
         })
+    }
+
+    /// The protected roles: the stored profiles', those under `/tvm/`, the
+    /// named; a warning for each source that could not be read.
+    async fn protected_roles(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<String>, CliError> {
+        let store = Store::from_env(&self.prefix).await?;
+        let mut roles = self.roles.clone();
+        let stored = store.list().await?;
+        if stored.is_empty() {
+            warnings.push(format!(
+                "no policy documents under {} in this account and region: the profiles' roles were not protected (run with the AWS region of tvm's deployment, or name them with --role)",
+                self.prefix
+            ));
+        }
+        for (profile, text) in stored {
+            match parse_profile(&signature::unsigned(&text), None) {
+                Ok(p) => roles.push(p.role_arn.to_string()),
+                Err(_) => warnings.push(format!(
+                    "profile {profile} does not parse: its role is protected only if named with --role or under /tvm/"
+                )),
+            }
+        }
+        match roles_under_tvm(&aws_sdk_iam::Client::new(sdk)).await {
+            Ok(found) => roles.extend(found),
+            Err(e) => warnings.push(format!(
+                "the roles under /tvm/ could not be listed ({e}): only the profiles' and --role roles were protected"
+            )),
+        }
+        roles.sort();
+        roles.dedup();
+        Ok(roles)
+    }
+
+    /// The regions to read (default: the configured one and us-east-1, said
+    /// on stderr) and their CloudTrail clients.
+    fn trail(&self, sdk: &aws_config::SdkConfig) -> (Vec<String>, Trail) {
+        let mut names = self.regions.clone();
+        let defaulted = names.is_empty();
+        if defaulted {
+            names.extend(sdk.region().map(|r| r.to_string()));
+            names.push("us-east-1".into());
+        }
+        names.sort();
+        names.dedup();
+        if defaulted {
+            eprintln!(
+                "note: reading CloudTrail in {} only: STS records an assumption in the region of the endpoint called; pass --regions with every enabled region, or deny STS elsewhere with an SCP on aws:RequestedRegion",
+                names.join(", ")
+            );
+        }
+        let regions = names
+            .iter()
+            .map(|name| Region {
+                name: name.clone(),
+                client: aws_sdk_cloudtrail::Client::from_conf(
+                    aws_sdk_cloudtrail::config::Builder::from(sdk)
+                        .region(aws_config::Region::new(name.clone()))
+                        .build(),
+                ),
+                next: tokio::time::Instant::now(),
+            })
+            .collect();
+        let trail = Trail {
+            regions,
+            interval: Duration::from_secs(1) / self.lookups_per_second,
+            lookups: 0,
+            max_lookups: self.max_lookups as usize,
+            unparsed: 0,
+            no_role: 0,
+        };
+        (names, trail)
     }
 }
 

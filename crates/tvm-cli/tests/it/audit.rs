@@ -11,7 +11,7 @@ use chrono::Utc;
 use tvm_devstack::cloudtrail::{self, Actor, CloudTrail};
 use tvm_devstack::stack::sdk_config;
 
-use super::people::{person, python};
+use super::people::{person, seed};
 use super::*;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/tvm/orders-audit";
@@ -36,13 +36,21 @@ boto3.client("ssm").put_parameter(Name="/tvm/policies/orders-audit", Value=doc, 
 "#;
 
 fn setup() {
-    let ids = &shared().stack.ids;
-    let f = &ids.function;
-    let policy = repo_root().join("examples/policies/orders-tenant.yaml");
-    python(
-        (&f.access_key_id, &f.secret_access_key),
-        SETUP,
-        &[&ids.caller.arn, &f.arn, policy.to_str().unwrap()],
+    seed(SETUP);
+}
+
+/// `tvm revoke SESSION` as `creds`.
+fn revoke(url: &str, creds: &Credentials, session_id: &str, reason: &str) {
+    let mut cmd = Command::new(tvm());
+    clean(&mut cmd);
+    let out = with_creds(&mut cmd, creds)
+        .args(["revoke", session_id, "--reason", reason, "--endpoint", url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -171,24 +179,7 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     assert_eq!(before.len(), 1);
     // CloudTrail's times are whole seconds: the revocation comes after.
     std::thread::sleep(Duration::from_millis(1100));
-    let mut revoke = Command::new(tvm());
-    clean(&mut revoke);
-    let revoked = with_creds(&mut revoke, &sec)
-        .args([
-            "revoke",
-            &session_id,
-            "--reason",
-            "audit exercise",
-            "--endpoint",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        revoked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&revoked.stderr)
-    );
+    revoke(&url, &sec, &session_id, "audit exercise");
     let mark = sh.stack.proxy.mark();
     describe_table(&session);
     let after = recorded(mark);
@@ -366,24 +357,7 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     // Revoked again, later: the first revocation's time stays (the calls in
     // between would vanish from the audit otherwise).
     let first = revoked_at(&session_id);
-    let mut revoke = Command::new(tvm());
-    clean(&mut revoke);
-    let again = with_creds(&mut revoke, &sec)
-        .args([
-            "revoke",
-            &session_id,
-            "--reason",
-            "again",
-            "--endpoint",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    revoke(&url, &sec, &session_id, "again");
     assert!(
         Utc::now().timestamp() > first,
         "time has passed since the first revocation"

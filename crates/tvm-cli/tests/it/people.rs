@@ -60,16 +60,22 @@ pub(super) fn python(keys: (&str, &str), script: &str, args: &[&str]) -> String 
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The SSO-like roles, and the orders-e2e role and profile.
-fn setup() {
+/// Run a seeding `script` as the stack's function user, with the demo
+/// caller's ARN, the function's ARN and the example policy as arguments.
+pub(super) fn seed(script: &str) {
     let ids = &shared().stack.ids;
     let f = &ids.function;
     let policy = repo_root().join("examples/policies/orders-tenant.yaml");
     python(
         (&f.access_key_id, &f.secret_access_key),
-        ROLES,
+        script,
         &[&ids.caller.arn, &f.arn, policy.to_str().unwrap()],
     );
+}
+
+/// The SSO-like roles, and the orders-e2e role and profile.
+fn setup() {
+    seed(ROLES);
 }
 
 pub(super) fn person(role: &str, session: &str) -> Credentials {
