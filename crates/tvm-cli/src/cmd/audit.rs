@@ -447,9 +447,15 @@ impl Audit {
             .iter()
             .map(|name| Region {
                 name: name.clone(),
+                // LookupEvents' quota (2 a second per account and region) is
+                // shared with whoever else reads it: more retries than the
+                // SDK's 3 before a throttled lookup fails the audit.
                 client: aws_sdk_cloudtrail::Client::from_conf(
                     aws_sdk_cloudtrail::config::Builder::from(sdk)
                         .region(aws_config::Region::new(name.clone()))
+                        .retry_config(
+                            aws_config::retry::RetryConfig::standard().with_max_attempts(8),
+                        )
                         .build(),
                 ),
                 next: tokio::time::Instant::now(),

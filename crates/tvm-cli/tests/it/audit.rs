@@ -324,7 +324,8 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     // Out of lookups: what was read is still checked and reported (the
     // first page holds the attacks: exit 2), and the audit is not complete.
     let short = tvm_audit(&url, &sec, &trail, &["--lag", "0", "--max-lookups", "1"]);
-    let cut: Value = serde_json::from_slice(&short.stdout).unwrap();
+    let cut: Value = serde_json::from_slice(&short.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&short.stderr)));
     assert_eq!(
         (short.status.code(), &cut["complete"]),
         (Some(2), &Value::Bool(false))
@@ -339,7 +340,8 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     // With nothing found in what was read, an incomplete audit is exit 1.
     // (A window a day back holds none of these events.)
     let none = tvm_audit(&url, &sec, &trail, &["--lag", "1d", "--max-lookups", "1"]);
-    let empty: Value = serde_json::from_slice(&none.stdout).unwrap();
+    let empty: Value = serde_json::from_slice(&none.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&none.stderr)));
     assert_eq!(
         (none.status.code(), &empty["complete"], &empty["findings"]),
         (Some(1), &Value::Bool(false), &serde_json::json!([]))
@@ -374,7 +376,12 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
-    assert_eq!(table.status.code(), Some(2));
+    assert_eq!(
+        table.status.code(),
+        Some(2),
+        "{text}{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
     assert!(
         text.contains("assumed-without-tvm") && text.contains("used-after-revocation"),
         "{text}"
