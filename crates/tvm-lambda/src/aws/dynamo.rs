@@ -273,7 +273,7 @@ impl SessionStore for DynamoSessions {
                         "SET #s = :status, revoked_at = if_not_exists(revoked_at, :at), revoked_on = if_not_exists(revoked_on, :day)",
                     )
                     .expression_attribute_values(":at", n(at))
-                    .expression_attribute_values(":day", s(&revocation_day(at))),
+                    .expression_attribute_values(":day", s(&revocation_partition(at, session_id))),
                 _ => update.update_expression("SET #s = :status"),
             };
             update.send().await.map_err(dep)?;
@@ -305,8 +305,9 @@ impl SessionStore for DynamoSessions {
         query: &'a SessionQuery,
     ) -> BoxFut<'a, Result<Vec<SessionView>, AwsError>> {
         Box::pin(async move {
-            // Each partition newest first, in order: one for a caller or a
-            // profile, one per day (newest first) for revocations.
+            // Groups of partitions, newest first: one for a caller or a
+            // profile; for revocations one group per day (newest first) of
+            // its shards, each group read whole (its shards interleave in time).
             let (index, attr, range, partitions, since, limit) = match query {
                 SessionQuery::Caller {
                     caller,
@@ -316,7 +317,7 @@ impl SessionStore for DynamoSessions {
                     "by-caller",
                     "caller",
                     "issued_at",
-                    vec![caller.clone()],
+                    vec![vec![caller.clone()]],
                     *since,
                     *limit,
                 ),
@@ -324,7 +325,7 @@ impl SessionStore for DynamoSessions {
                     "by-profile",
                     "profile",
                     "issued_at",
-                    vec![profile.clone()],
+                    vec![vec![profile.clone()]],
                     None,
                     *limit,
                 ),
@@ -338,39 +339,50 @@ impl SessionStore for DynamoSessions {
                 ),
             };
             // Pages of at most 1,000 until `limit` or the end: bounded by
-            // `limit / 1000 + 1` queries per partition.
+            // `limit / 1000 + 1` queries per partition, and partitions until
+            // a group fills `limit`.
             let mut found = Vec::new();
-            for value in &partitions {
-                let mut start = None;
-                loop {
-                    let page = (limit - found.len()).clamp(1, 1000) as i32;
-                    let mut q = self
-                        .client
-                        .query()
-                        .table_name(&self.table)
-                        .index_name(index)
-                        .expression_attribute_names("#k", attr)
-                        .expression_attribute_values(":v", s(value))
-                        .scan_index_forward(false)
-                        .limit(page)
-                        .set_exclusive_start_key(start.take());
-                    q = match since {
-                        Some(t) => q
-                            .key_condition_expression("#k = :v AND #r >= :since")
-                            .expression_attribute_names("#r", range)
-                            .expression_attribute_values(":since", n(t)),
-                        None => q.key_condition_expression("#k = :v"),
-                    };
-                    let out = q.send().await.map_err(dep)?;
-                    found.extend(out.items().iter().filter_map(view));
-                    match out.last_evaluated_key {
-                        Some(key) if !key.is_empty() && found.len() < limit => start = Some(key),
-                        _ => break,
+            for group in &partitions {
+                for value in group {
+                    // Each partition's newest `limit`: the union's newest
+                    // `limit` is then exact.
+                    let mut start = None;
+                    let mut read = 0;
+                    loop {
+                        let page = limit.saturating_sub(read).clamp(1, 1000) as i32;
+                        let mut q = self
+                            .client
+                            .query()
+                            .table_name(&self.table)
+                            .index_name(index)
+                            .expression_attribute_names("#k", attr)
+                            .expression_attribute_values(":v", s(value))
+                            .scan_index_forward(false)
+                            .limit(page)
+                            .set_exclusive_start_key(start.take());
+                        q = match since {
+                            Some(t) => q
+                                .key_condition_expression("#k = :v AND #r >= :since")
+                                .expression_attribute_names("#r", range)
+                                .expression_attribute_values(":since", n(t)),
+                            None => q.key_condition_expression("#k = :v"),
+                        };
+                        let out = q.send().await.map_err(dep)?;
+                        read += out.items().len();
+                        found.extend(out.items().iter().filter_map(view));
+                        match out.last_evaluated_key {
+                            Some(key) if !key.is_empty() && read < limit => start = Some(key),
+                            _ => break,
+                        }
                     }
                 }
                 if found.len() >= limit {
                     break;
                 }
+            }
+            // Shards interleave in time: the revocations in order.
+            if matches!(query, SessionQuery::Revoked { .. }) {
+                found.sort_by_key(|v| std::cmp::Reverse(v.revoked_at));
             }
             found.truncate(limit);
             Ok(found)
@@ -409,7 +421,11 @@ impl SessionStore for DynamoSessions {
     }
 }
 
-/// The revocation index's partition for a time: its UTC day.
+/// Shards of a day in the revocation index: a caller revocation marks up
+/// to 10,000 sessions, 16 at a time, faster than the 1,000 writes a second
+/// one index partition takes (and a throttled index throttles the table).
+const REVOCATION_SHARDS: u32 = 4;
+
 fn revocation_day(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0)
         .unwrap_or_default()
@@ -417,12 +433,30 @@ fn revocation_day(at: i64) -> String {
         .to_string()
 }
 
-/// The revocation index's partitions from `since` to `now`, newest first.
-fn revocation_days(since: i64, now: i64) -> Vec<String> {
+/// The revocation index's partition for a session revoked at `at`: its UTC
+/// day and a shard from its (random) session id, `2026-12-02#3`.
+fn revocation_partition(at: i64, session_id: &str) -> String {
+    let shard = session_id
+        .chars()
+        .next()
+        .and_then(|c| c.to_digit(16))
+        .unwrap_or(0)
+        % REVOCATION_SHARDS;
+    format!("{}#{shard}", revocation_day(at))
+}
+
+/// The revocation index's partitions from `since` to `now`: a group of
+/// shards per day, newest day first.
+fn revocation_days(since: i64, now: i64) -> Vec<Vec<String>> {
     let day = |t: i64| t.div_euclid(86_400);
     (day(since)..=day(now))
         .rev()
-        .map(|d| revocation_day(d * 86_400))
+        .map(|d| {
+            let day = revocation_day(d * 86_400);
+            (0..REVOCATION_SHARDS)
+                .map(|n| format!("{day}#{n}"))
+                .collect()
+        })
         .collect()
 }
 
@@ -460,4 +494,30 @@ fn view(item: &HashMap<String, AttributeValue>) -> Option<SessionView> {
                 SessionStatus::Issued
             }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_are_partitioned_by_day_and_shard() {
+        // 2026-12-02T10:00:00Z
+        let at = 1_796_205_600;
+        assert_eq!(revocation_partition(at, "f0"), "2026-12-02#3");
+        assert_eq!(revocation_partition(at, "40"), "2026-12-02#0");
+        let days = revocation_days(at - 86_400, at);
+        assert_eq!(days.len(), 2);
+        assert_eq!(
+            days[0],
+            [
+                "2026-12-02#0",
+                "2026-12-02#1",
+                "2026-12-02#2",
+                "2026-12-02#3"
+            ]
+        );
+        assert!(days[1][0].starts_with("2026-12-01#"));
+        assert!(revocation_days(at + 86_400, at).is_empty());
+    }
 }

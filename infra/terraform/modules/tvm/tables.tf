@@ -42,7 +42,7 @@ resource "aws_dynamodb_table" "sessions" {
     range_key       = "issued_at"
     projection_type = "ALL"
   }
-  # Sparse: only revoked sessions carry revoked_on (their UTC day); tvm audit reads it.
+  # Sparse: only revoked sessions carry revoked_on (their UTC day and a shard, 2026-12-02#3); tvm audit reads it.
   global_secondary_index {
     name            = "by-revocation"
     hash_key        = "revoked_on"
