@@ -204,9 +204,17 @@ pub async fn counted_lambda(extra: &[(&str, &str)]) -> (Lambda, tvm_devstack::pr
 pub async fn session_item(
     session_id: &str,
 ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    session_item_in("tvm-sessions", session_id).await
+}
+
+/// Read a session item of `table` (an isolated state's) from the emulator.
+pub async fn session_item_in(
+    table: &str,
+    session_id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
     let ddb = aws_sdk_dynamodb::Client::new(&sdk());
     ddb.get_item()
-        .table_name("tvm-sessions")
+        .table_name(table)
         .key(
             "session_id",
             aws_sdk_dynamodb::types::AttributeValue::S(session_id.into()),
