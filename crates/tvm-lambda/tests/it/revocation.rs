@@ -14,7 +14,7 @@ use tvm_devstack::runtime::Lambda;
 use tvm_devstack::stack::{ACCOUNT, OTHER_ACCOUNT};
 
 use crate::aws_rules::{beyond_aws_limits, denied_by, Context};
-use crate::gates::{post, ADMIN};
+use crate::gates::{get, post, ADMIN};
 use crate::harness::*;
 use crate::revocation_kit::{caller, isolated, lambda_in, sid, vended_context};
 
@@ -816,6 +816,67 @@ fn a_vend_by_a_vended_session_is_revoked_with_the_chain_it_came_from() {
         )
         .await;
         assert_eq!(again.status, 403, "{:?}", again.body);
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn a_session_is_read_by_its_caller_and_managers_only_and_revocations_by_the_security_team() {
+    run(async {
+        let (lambda, proxy) = rev_lambda(&[]).await;
+        let owner = caller("rev-reader", "alice");
+        let id = sid(&vend_rev(&lambda, &owner, "rev").await);
+        let one = format!("/v1/sessions/{id}");
+        assert_eq!(get(&lambda, &owner, &one).await.status, 200);
+        // Another person in the same role, another role, a session tvm
+        // vended: like a session that does not exist.
+        for other in [
+            caller("rev-reader", "mallory"),
+            caller("rev-other", "alice"),
+            caller("orders-tenant", &format!("alice.{id}")),
+        ] {
+            let a = get(&lambda, &other, &one).await;
+            assert!(matches!(a.status, 403 | 404), "{other}: {:?}", a.body);
+            assert!(a.body.get("session_id").is_none(), "{other}: {:?}", a.body);
+        }
+        // Every revocation, to the security team only.
+        let since = format!("/v1/sessions?revoked_since={}", now() - 600);
+        assert_eq!(get(&lambda, &owner, &since).await.status, 403);
+        assert_eq!(get(&lambda, ADMIN, &since).await.status, 200);
+        let old = format!("/v1/sessions?revoked_since={}", now() - 91 * 86_400);
+        assert_eq!(get(&lambda, ADMIN, &old).await.status, 400);
+
+        // A vend STS refused stays failed: it cannot be revoked.
+        proxy.set_fault_when("sts", "failing", Some(Fault::Refuse("AccessDenied")));
+        let failing = caller("rev-reader", "failing");
+        let refused = call(&lambda, vend_event(&failing, json!({"profile": "rev"}))).await;
+        proxy.set_fault_when("sts", "failing", None);
+        assert_ne!(refused.status, 200, "{:?}", refused.body);
+        let listed = get(
+            &lambda,
+            ADMIN,
+            "/v1/sessions?caller=arn:aws:iam::123456789012:role/rev-reader",
+        )
+        .await;
+        let failed = listed.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["caller_arn"] == failing.as_str())
+            .unwrap_or_else(|| panic!("{:?}", listed.body))["session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let a = post(
+            &lambda,
+            ADMIN,
+            &format!("/v1/sessions/{failed}/revoke"),
+            json!({"reason": "tidy up"}),
+        )
+        .await;
+        assert_eq!((a.status, a.code()), (409, "Conflict"), "{:?}", a.body);
+        let seen = get(&lambda, ADMIN, &format!("/v1/sessions/{failed}")).await;
+        assert_eq!(seen.body["status"], "failed");
         lambda.stop().await;
     });
 }
