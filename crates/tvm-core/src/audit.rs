@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::SessionView;
+use crate::principal::{Principal, PrincipalKind, RoleArn};
 use crate::render::{session_id_in, SOURCE_IDENTITY_PREFIX};
 use crate::status::SessionStatus;
 
@@ -123,16 +124,19 @@ pub struct Protected {
     roles: HashSet<(String, String)>,
 }
 
-/// A role ARN's account, and its path and name (lowercase).
-fn role_parts(role_arn: &str) -> Option<(String, String)> {
-    let arn = role_arn.to_ascii_lowercase();
-    let (head, path) = arn.split_once(":role/")?;
-    let account = head.rsplit(':').next()?.to_string();
-    Some((account, path.to_string()))
-}
-
-fn name_of(path: &str) -> String {
-    path.rsplit('/').next().unwrap_or(path).to_string()
+/// A role ARN's account and name, lowercase; `tvm/...` when under the
+/// protected path. None for what is not a role ARN (STS refuses those).
+fn role_key(role_arn: &str) -> Option<(String, String, bool)> {
+    let arn = RoleArn::parse(&role_arn.to_ascii_lowercase()).ok()?;
+    let protected_path = arn
+        .as_str()
+        .split_once(":role/")
+        .is_some_and(|(_, path)| path.starts_with(&PROTECTED_PATH[1..]));
+    Some((
+        arn.account().to_string(),
+        arn.name().to_string(),
+        protected_path,
+    ))
 }
 
 impl Protected {
@@ -140,16 +144,15 @@ impl Protected {
         Self {
             roles: roles
                 .into_iter()
-                .filter_map(|r| role_parts(&r))
-                .map(|(account, path)| (account, name_of(&path)))
+                .filter_map(|r| role_key(&r))
+                .map(|(account, name, _)| (account, name))
                 .collect(),
         }
     }
 
     pub fn covers(&self, role_arn: &str) -> bool {
-        role_parts(role_arn).is_some_and(|(account, path)| {
-            path.starts_with(&PROTECTED_PATH[1..])
-                || self.roles.contains(&(account, name_of(&path)))
+        role_key(role_arn).is_some_and(|(account, name, protected_path)| {
+            protected_path || self.roles.contains(&(account, name))
         })
     }
 }
@@ -311,18 +314,6 @@ fn mismatch(e: &Event, r: &SessionView, source_identity: &str, role: &str) -> Op
     None
 }
 
-/// The role name and session name of an assumed-role ARN
-/// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
-fn assumed_role(arn: &str) -> Option<(&str, &str)> {
-    let rest = arn.split_once(":assumed-role/")?.1;
-    rest.split_once('/')
-}
-
-/// A role ARN's name: its last path segment.
-fn role_name(role_arn: &str) -> &str {
-    role_arn.rsplit('/').next().unwrap_or(role_arn)
-}
-
 /// The calls a revoked session made after its revocation, among `events`
 /// (its session name's events, as LookupEvents finds them by user name).
 pub fn after_revocation(session: &SessionView, events: &[Event]) -> Vec<Finding> {
@@ -330,16 +321,22 @@ pub fn after_revocation(session: &SessionView, events: &[Event]) -> Vec<Finding>
     else {
         return Vec::new();
     };
-    let role = role_name(&session.role_arn);
+    let Ok(role) = RoleArn::parse(&session.role_arn) else {
+        return Vec::new();
+    };
+    // The session's own calls: its role (in its account) and its name.
+    let by_session = |arn: &str| {
+        Principal::parse(arn, None).is_ok_and(|p| {
+            p.kind == PrincipalKind::AssumedRole
+                && p.account == role.account()
+                && p.name.eq_ignore_ascii_case(role.name())
+                && p.session_name.as_deref() == Some(name)
+        })
+    };
     let mut findings: Vec<Finding> = events
         .iter()
         .filter(|e| e.time >= revoked_at)
-        .filter(|e| {
-            e.caller_arn
-                .as_deref()
-                .and_then(assumed_role)
-                .is_some_and(|(r, s)| r.eq_ignore_ascii_case(role) && s == name)
-        })
+        .filter(|e| e.caller_arn.as_deref().is_some_and(by_session))
         .map(|e| Finding::UsedAfterRevocation {
             event_id: e.id.clone(),
             time: e.time,

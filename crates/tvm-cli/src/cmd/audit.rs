@@ -108,17 +108,9 @@ fn since_seconds(s: &str) -> Result<i64, String> {
 
 /// `--role`: a role ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
 fn role_arn(s: &str) -> Result<String, String> {
-    let parts: Vec<&str> = s.splitn(6, ':').collect();
-    let ok = matches!(parts.as_slice(), ["arn", _, "iam", "", account, rest]
-        if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
-            && rest.strip_prefix("role/").is_some_and(|n| !n.is_empty() && !n.ends_with('/')));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "{s:?}: a role ARN, such as arn:aws:iam::111122223333:role/legacy-admin"
-        ))
-    }
+    tvm_core::principal::RoleArn::parse(s)
+        .map(|r| r.to_string())
+        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// `--lag`: like `--since`, and 0 allowed, at most a day.

@@ -11,7 +11,7 @@ use chrono::Utc;
 use tvm_devstack::cloudtrail::{self, Actor, CloudTrail};
 use tvm_devstack::stack::sdk_config;
 
-use super::people::{person, seed};
+use super::people::{person, seed, tvm_as};
 use super::*;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/tvm/orders-audit";
@@ -41,17 +41,8 @@ fn setup() {
 
 /// `tvm revoke SESSION` as `creds`.
 fn revoke(url: &str, creds: &Credentials, session_id: &str, reason: &str) {
-    let mut cmd = Command::new(tvm());
-    clean(&mut cmd);
-    let out = with_creds(&mut cmd, creds)
-        .args(["revoke", session_id, "--reason", reason, "--endpoint", url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = tvm_as(url, creds, &["revoke", session_id, "--reason", reason]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// One DynamoDB call with `creds`, through the recording proxy.
@@ -73,7 +64,7 @@ fn tvm_audit(url: &str, creds: &Credentials, trail: &CloudTrail, extra: &[&str])
     with_creds(&mut cmd, creds)
         .env("AWS_ENDPOINT_URL", shared().stack.moto.url())
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", trail.url())
-        .args(["audit", "--since", "1h", "--json", "--endpoint", url])
+        .args(["audit", "--since", "1h", "--endpoint", url])
         .args(extra)
         .output()
         .expect("run tvm")
@@ -123,11 +114,7 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
         "orders-audit",
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", text(&out));
     let vended: Value = serde_json::from_slice(&out.stdout).unwrap();
     let session = Credentials::new(
         vended["AccessKeyId"].as_str().unwrap(),
@@ -233,12 +220,8 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
         trail.record(a.clone());
     }
 
-    let out = tvm_audit(&url, &sec, &trail, &["--lag", "0"]);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = tvm_audit(&url, &sec, &trail, &["--json", "--lag", "0"]);
+    let said = text(&out);
     assert_eq!(out.status.code(), Some(2), "findings exit 2: {said}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{said}"));
     let findings = report["findings"].as_array().unwrap();
@@ -323,9 +306,14 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
 
     // Out of lookups: what was read is still checked and reported (the
     // first page holds the attacks: exit 2), and the audit is not complete.
-    let short = tvm_audit(&url, &sec, &trail, &["--lag", "0", "--max-lookups", "1"]);
-    let cut: Value = serde_json::from_slice(&short.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&short.stderr)));
+    let short = tvm_audit(
+        &url,
+        &sec,
+        &trail,
+        &["--json", "--lag", "0", "--max-lookups", "1"],
+    );
+    let cut: Value =
+        serde_json::from_slice(&short.stdout).unwrap_or_else(|_| panic!("{}", text(&short)));
     assert_eq!(
         (short.status.code(), &cut["complete"]),
         (Some(2), &Value::Bool(false))
@@ -339,9 +327,14 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     assert!(cut_ids.contains(&&attacks[0]["eventID"]), "{cut}");
     // With nothing found in what was read, an incomplete audit is exit 1.
     // (A window a day back holds none of these events.)
-    let none = tvm_audit(&url, &sec, &trail, &["--lag", "1d", "--max-lookups", "1"]);
-    let empty: Value = serde_json::from_slice(&none.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&none.stderr)));
+    let none = tvm_audit(
+        &url,
+        &sec,
+        &trail,
+        &["--json", "--lag", "1d", "--max-lookups", "1"],
+    );
+    let empty: Value =
+        serde_json::from_slice(&none.stdout).unwrap_or_else(|_| panic!("{}", text(&none)));
     assert_eq!(
         (none.status.code(), &empty["complete"], &empty["findings"]),
         (Some(1), &Value::Bool(false), &serde_json::json!([]))
@@ -350,9 +343,9 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
 
     // With CloudTrail's delivery lag (the default 15 minutes) the window
     // ends before the revocation: nothing to read for it yet, and no error.
-    let lagged = tvm_audit(&url, &sec, &trail, &[]);
-    let lagged_report: Value = serde_json::from_slice(&lagged.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&lagged.stderr)));
+    let lagged = tvm_audit(&url, &sec, &trail, &["--json"]);
+    let lagged_report: Value =
+        serde_json::from_slice(&lagged.stdout).unwrap_or_else(|_| panic!("{}", text(&lagged)));
     assert_eq!(lagged.status.code(), Some(0), "{lagged_report}");
     assert_eq!(lagged_report["complete"], true);
 
@@ -367,24 +360,12 @@ fn the_audit_finds_every_bypass_and_every_use_after_revocation_and_nothing_tvm_d
     assert_eq!(revoked_at(&session_id), first);
 
     // The table for people says the same.
-    let mut cmd = Command::new(tvm());
-    clean(&mut cmd);
-    let table = with_creds(&mut cmd, &sec)
-        .env("AWS_ENDPOINT_URL", sh.stack.moto.url())
-        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", trail.url())
-        .args(["audit", "--since", "1h", "--lag", "0", "--endpoint", &url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&table.stdout);
-    assert_eq!(
-        table.status.code(),
-        Some(2),
-        "{text}{}",
-        String::from_utf8_lossy(&table.stderr)
-    );
+    let table = tvm_audit(&url, &sec, &trail, &["--lag", "0"]);
+    let said = text(&table);
+    assert_eq!(table.status.code(), Some(2), "{said}");
     assert!(
-        text.contains("assumed-without-tvm") && text.contains("used-after-revocation"),
-        "{text}"
+        said.contains("assumed-without-tvm") && said.contains("used-after-revocation"),
+        "{said}"
     );
 
     gateway.stop();

@@ -31,14 +31,6 @@ fn policy(args: &[&str]) -> Output {
         .expect("run tvm")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn sdk() -> aws_config::SdkConfig {
     let sh = shared();
     sdk_config(&sh.stack.moto.url(), sh.stack.ids.function.credentials())

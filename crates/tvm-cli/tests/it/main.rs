@@ -154,6 +154,15 @@ fn credential_process_via(
         .expect("run tvm")
 }
 
+/// What a run printed, stdout then stderr.
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 fn assert_no_secret(text: &str, creds: &Credentials) {
     assert!(
         !text.contains(creds.secret_access_key()),

@@ -96,7 +96,7 @@ pub(super) fn person(role: &str, session: &str) -> Credentials {
     )
 }
 
-fn tvm_as(endpoint: &str, creds: &Credentials, args: &[&str]) -> Output {
+pub(super) fn tvm_as(endpoint: &str, creds: &Credentials, args: &[&str]) -> Output {
     let mut cmd = Command::new(tvm());
     clean(&mut cmd);
     with_creds(&mut cmd, creds)
@@ -104,14 +104,6 @@ fn tvm_as(endpoint: &str, creds: &Credentials, args: &[&str]) -> Output {
         .args(["--endpoint", endpoint])
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
