@@ -7,6 +7,7 @@
 //! - `policy`: documents, their validation, the profile model, time windows;
 //! - `decision`: may this caller have this profile now (a grant or a denial);
 //! - `vend`: a grant becomes a plan (the AssumeRole call and the session record);
+//! - `overlap`: what a container remembers to vend in one round trip;
 //! - `render`, `template`, `glob`: rendering session policies and tags;
 //! - `approval`: approval requests and break-glass events, their states and actors;
 //! - `revocation`: revocation terms and the revocation policy on protected roles;
@@ -24,6 +25,7 @@ pub mod decision;
 pub mod glob;
 pub mod limits;
 pub mod oidc;
+pub mod overlap;
 pub mod policy;
 pub mod principal;
 pub mod rate;

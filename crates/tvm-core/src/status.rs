@@ -7,12 +7,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A session's state: `issued`, `failed` (STS refused, no credentials left
-/// tvm) or `revoked`.
+/// tvm), `discarded` (STS issued them while the gates were checked, the
+/// gates refused or failed, and tvm dropped them unsent) or `revoked`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     Issued,
     Failed,
+    Discarded,
     Revoked,
 }
 
@@ -21,12 +23,13 @@ impl SessionStatus {
         match self {
             Self::Issued => "issued",
             Self::Failed => "failed",
+            Self::Discarded => "discarded",
             Self::Revoked => "revoked",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Issued, Self::Failed, Self::Revoked]
+        [Self::Issued, Self::Failed, Self::Discarded, Self::Revoked]
             .into_iter()
             .find(|v| v.as_str() == s)
     }

@@ -34,6 +34,24 @@ pub struct App {
     pub notifier: Option<Arc<dyn Notifier>>,
     /// Notifications started without waiting, finished before the answer.
     pub pending: Pending,
+    /// What this container remembers between vends to take them in one
+    /// round trip (`tvm_core::overlap`).
+    pub remembered: std::sync::Mutex<Remembered>,
+}
+
+/// Refused callers (sequential for a while) and the open gates vends were
+/// granted from.
+#[derive(Debug, Default)]
+pub struct Remembered {
+    pub refusals: tvm_core::overlap::Refusals,
+    pub open_gates: tvm_core::overlap::OpenGates,
+}
+
+impl App {
+    /// The container's memory, held only between awaits.
+    pub(crate) fn remembered(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        self.remembered.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Publishes a request started without waiting for them. Lambda freezes the

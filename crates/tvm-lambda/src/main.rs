@@ -152,6 +152,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(App {
         notifier,
         pending: Default::default(),
+        remembered: Default::default(),
         revocations: Arc::new(IamRevocations::new(
             dynamodb.clone(),
             sts.clone(),

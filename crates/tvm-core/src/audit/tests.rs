@@ -291,3 +291,24 @@ fn calls_after_a_revocation_are_found_with_what_aws_answered() {
     let fresh = record();
     assert!(after_revocation(&fresh, &events).is_empty());
 }
+
+#[test]
+fn a_discarded_session_is_accounted_for_and_any_use_of_it_is_found() {
+    // Minted beside a gate transaction that refused, dropped unsent: its
+    // AssumeRole leads back to its record, and it counts as revoked from
+    // when it was dropped.
+    let mut r = record();
+    r.status = SessionStatus::Discarded;
+    r.revoked_at = Some(at("2026-12-02T09:00:02Z"));
+    let events = fixture();
+    let tvm = events.iter().find(|e| e.id.starts_with("1111")).unwrap();
+    assert!(
+        audit(std::slice::from_ref(tvm), &[r.clone()]).is_empty(),
+        "its AssumeRole is tvm's"
+    );
+    let used = after_revocation(&r, &events);
+    assert!(!used.is_empty(), "every call with it is reported");
+    assert!(used
+        .iter()
+        .all(|f| matches!(f, Finding::UsedAfterRevocation { .. })));
+}

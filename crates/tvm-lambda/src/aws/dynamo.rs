@@ -101,6 +101,42 @@ impl DynamoSessions {
     }
 }
 
+/// A session record's item (attribute names as in `infra/tables.json`).
+fn session_item(r: &SessionRecord, status: SessionStatus) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("session_id".to_string(), s(&r.session_id)),
+        ("request_id".to_string(), s(&r.request_id)),
+        ("caller".to_string(), s(&r.caller)),
+        ("caller_arn".to_string(), s(&r.caller_arn)),
+        ("profile".to_string(), s(&r.profile)),
+        ("role_arn".to_string(), s(&r.role_arn)),
+        ("rule".to_string(), s(&r.rule)),
+        ("via".to_string(), s(r.via.kind())),
+        (
+            "duration_seconds".to_string(),
+            n(i64::from(r.duration_seconds)),
+        ),
+        ("issued_at".to_string(), n(r.issued_at.timestamp())),
+        ("expires_at".to_string(), n(r.expires_at.timestamp())),
+        ("source_identity".to_string(), s(&r.source_identity)),
+        ("role_session_name".to_string(), s(&r.role_session_name)),
+        ("status".to_string(), s(status.as_str())),
+        ("ttl".to_string(), n(r.delete_after.timestamp())),
+    ]);
+    if let Some(id) = r.via.id() {
+        item.insert("via_id".into(), s(id));
+    }
+    // An oidc caller has no account.
+    if !r.account.is_empty() {
+        item.insert("account".into(), s(&r.account));
+    }
+    if let Some(l) = &r.lineage {
+        item.insert("origin".into(), s(&l.caller));
+        item.insert("origin_via".into(), s(&l.via));
+    }
+    item
+}
+
 fn dep<E: std::error::Error + Send + Sync + 'static>(e: E) -> AwsError {
     AwsError::unavailable(Dependency::DynamoDb, e)
 }
@@ -112,37 +148,7 @@ impl SessionStore for DynamoSessions {
         gates: Gates,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            let mut item = HashMap::from([
-                ("session_id".to_string(), s(&r.session_id)),
-                ("request_id".to_string(), s(&r.request_id)),
-                ("caller".to_string(), s(&r.caller)),
-                ("caller_arn".to_string(), s(&r.caller_arn)),
-                ("profile".to_string(), s(&r.profile)),
-                ("role_arn".to_string(), s(&r.role_arn)),
-                ("rule".to_string(), s(&r.rule)),
-                ("via".to_string(), s(r.via.kind())),
-                (
-                    "duration_seconds".to_string(),
-                    n(i64::from(r.duration_seconds)),
-                ),
-                ("issued_at".to_string(), n(r.issued_at.timestamp())),
-                ("expires_at".to_string(), n(r.expires_at.timestamp())),
-                ("source_identity".to_string(), s(&r.source_identity)),
-                ("role_session_name".to_string(), s(&r.role_session_name)),
-                ("status".to_string(), s(SessionStatus::Issued.as_str())),
-                ("ttl".to_string(), n(r.delete_after.timestamp())),
-            ]);
-            if let Some(id) = r.via.id() {
-                item.insert("via_id".into(), s(id));
-            }
-            // An oidc caller has no account.
-            if !r.account.is_empty() {
-                item.insert("account".into(), s(&r.account));
-            }
-            if let Some(l) = &r.lineage {
-                item.insert("origin".into(), s(&l.caller));
-                item.insert("origin_via".into(), s(&l.via));
-            }
+            let item = session_item(r, SessionStatus::Issued);
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -278,6 +284,39 @@ impl SessionStore for DynamoSessions {
             };
             update.send().await.map_err(dep)?;
             Ok(())
+        })
+    }
+
+    fn discard<'a>(&'a self, r: &'a SessionRecord, at: i64) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let mut item = session_item(r, SessionStatus::Discarded);
+            item.insert("revoked_at".into(), n(at));
+            item.insert(
+                "revoked_on".into(),
+                s(&revocation_partition(at, &r.session_id)),
+            );
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(session_id) OR #s = :issued")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":issued", s(SessionStatus::Issued.as_str()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => Ok(()),
+                // Recorded already, and no longer issued (revoked meanwhile):
+                // accounted for.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(dep(e)),
+            }
         })
     }
 

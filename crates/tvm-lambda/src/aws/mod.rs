@@ -256,6 +256,17 @@ pub trait SessionStore: Send + Sync {
         status: SessionStatus,
         at: i64,
     ) -> BoxFut<'a, Result<(), AwsError>>;
+    /// Record a session whose credentials STS issued while its gates were
+    /// checked and tvm dropped unsent, because the gates refused or failed:
+    /// status `discarded`, in the revocation index from `at` (so that `tvm
+    /// audit` reports any use of them). Replaces the record only when the
+    /// gate transaction committed after all (it timed out) and it is still
+    /// `issued`.
+    fn discard<'a>(
+        &'a self,
+        session: &'a SessionRecord,
+        at: i64,
+    ) -> BoxFut<'a, Result<(), AwsError>>;
     fn get<'a>(&'a self, session_id: &'a str) -> BoxFut<'a, Result<Option<SessionView>, AwsError>>;
     /// Newest first, from the by-caller, by-profile or by-revocation index.
     fn list<'a>(

@@ -87,6 +87,29 @@ pub(crate) fn ready<'a, T: Send + 'a>(v: T) -> BoxFut<'a, T> {
     Box::pin(std::future::ready(v))
 }
 
+/// A record as the store returns it.
+fn view(r: &SessionRecord, status: SessionStatus) -> SessionView {
+    SessionView {
+        session_id: r.session_id.clone(),
+        caller: r.caller.clone(),
+        caller_arn: r.caller_arn.clone(),
+        profile: r.profile.clone(),
+        role_arn: r.role_arn.clone(),
+        rule: r.rule.clone(),
+        via: r.via.kind().to_string(),
+        via_id: r.via.id().map(str::to_string),
+        origin: r.lineage.as_ref().map(|l| l.caller.clone()),
+        origin_via: r.lineage.as_ref().map(|l| l.via.clone()),
+        duration_seconds: r.duration_seconds,
+        issued_at: r.issued_at.timestamp(),
+        expires_at: r.expires_at.timestamp(),
+        source_identity: r.source_identity.clone(),
+        role_session_name: Some(r.role_session_name.clone()),
+        status,
+        revoked_at: None,
+    }
+}
+
 impl SessionStore for Memory {
     fn record<'a>(&'a self, r: &'a SessionRecord, g: Gates) -> BoxFut<'a, Result<(), AwsError>> {
         self.step(format!("record {}", r.profile));
@@ -158,26 +181,8 @@ impl SessionStore for Memory {
             }));
         }
         *count += 1;
-        let view = SessionView {
-            session_id: r.session_id.clone(),
-            caller: r.caller.clone(),
-            caller_arn: r.caller_arn.clone(),
-            profile: r.profile.clone(),
-            role_arn: r.role_arn.clone(),
-            rule: r.rule.clone(),
-            via: r.via.kind().to_string(),
-            via_id: r.via.id().map(str::to_string),
-            origin: r.lineage.as_ref().map(|l| l.caller.clone()),
-            origin_via: r.lineage.as_ref().map(|l| l.via.clone()),
-            duration_seconds: r.duration_seconds,
-            issued_at: r.issued_at.timestamp(),
-            expires_at: r.expires_at.timestamp(),
-            source_identity: r.source_identity.clone(),
-            role_session_name: Some(r.role_session_name.clone()),
-            status: SessionStatus::Issued,
-            revoked_at: None,
-        };
-        s.sessions.insert(r.session_id.clone(), view);
+        s.sessions
+            .insert(r.session_id.clone(), view(r, SessionStatus::Issued));
         ready(Ok(()))
     }
 
@@ -193,6 +198,27 @@ impl SessionStore for Memory {
             if status == SessionStatus::Revoked {
                 v.revoked_at = v.revoked_at.or(Some(at));
             }
+        }
+        ready(Ok(()))
+    }
+
+    fn discard<'a>(&'a self, r: &'a SessionRecord, at: i64) -> BoxFut<'a, Result<(), AwsError>> {
+        self.step(format!("discard {}", r.profile));
+        if self.fail_record {
+            return ready(Err(AwsError::unavailable(
+                Dependency::DynamoDb,
+                "ProvisionedThroughputExceededException: details",
+            )));
+        }
+        let mut s = self.state();
+        let kept = s
+            .sessions
+            .get(&r.session_id)
+            .is_some_and(|v| v.status != SessionStatus::Issued);
+        if !kept {
+            let mut v = view(r, SessionStatus::Discarded);
+            v.revoked_at = Some(at);
+            s.sessions.insert(r.session_id.clone(), v);
         }
         ready(Ok(()))
     }
@@ -333,6 +359,7 @@ pub fn app_with(memory: Arc<Memory>, docs: &[&str]) -> App {
         revocations: memory,
         notifier: None,
         pending: Default::default(),
+        remembered: Default::default(),
         config,
     }
 }

@@ -167,6 +167,10 @@ pub struct Facts {
     pub duration_seconds: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// STS issued credentials while the gates were checked, and the gates
+    /// refused or failed: they were dropped unsent (`session_id` names them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<bool>,
 }
 
 impl Facts {

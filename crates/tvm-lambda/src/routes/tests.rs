@@ -27,7 +27,7 @@ async fn status(app: &App, e: Value) -> (u16, Value) {
 const TASK: &str = "arn:aws:sts::123456789012:assumed-role/orders-task/acme";
 
 #[tokio::test]
-async fn a_grant_records_the_session_before_it_assumes_the_role() {
+async fn a_grant_sends_its_record_and_assume_role_together() {
     let j = Arc::new(Memory::default());
     let (code, body) = status(
         &app(j.clone()),
@@ -64,7 +64,75 @@ async fn a_store_failure_issues_nothing_and_hides_the_cause() {
         (503, Some("DependencyFailed"))
     );
     assert!(!body.to_string().contains("Provisioned"));
+    let steps = j.steps.lock().unwrap().clone();
+    assert_eq!(steps[0], "record orders-tenant");
+    assert_eq!(steps.last().unwrap(), "discard orders-tenant", "{steps:?}");
+}
+
+/// The caller's stable principal, as the gates key it.
+const TASK_ROLE: &str = "arn:aws:iam::123456789012:role/orders-task";
+
+#[tokio::test]
+async fn credentials_minted_beside_a_refusal_are_discarded_and_the_caller_goes_sequential() {
+    let j = Arc::new(Memory::default());
+    j.state()
+        .until
+        .insert(crate::aws::keys::revoked_caller(TASK_ROLE), i64::MAX);
+    let app = app(j.clone());
+    let (code, body) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (403, Some("SessionRevoked")),
+        "{body}"
+    );
+    assert!(body.get("AccessKeyId").is_none());
+    assert_eq!(
+        *j.steps.lock().unwrap(),
+        [
+            "record orders-tenant",
+            "assume arn:aws:iam::123456789012:role/tvm/orders-tenant 900",
+            "discard orders-tenant",
+        ]
+    );
+    let sessions: Vec<_> = j.state().sessions.values().cloned().collect();
+    assert_eq!(sessions.len(), 1, "the minted session is on record");
+    assert_eq!(sessions[0].status, tvm_core::api::SessionStatus::Discarded);
+    assert!(sessions[0].revoked_at.is_some());
+    // Refused once: this container checks the gates before it mints for
+    // that caller again, while another caller still overlaps.
+    j.steps.lock().unwrap().clear();
+    let (code, _) = status(&app, event(TASK, r#"{"profile":"orders-tenant"}"#)).await;
+    assert_eq!(code, 403);
     assert_eq!(*j.steps.lock().unwrap(), ["record orders-tenant"]);
+}
+
+#[tokio::test]
+async fn failing_gates_send_every_caller_sequential_and_discard_what_was_minted() {
+    let j = Arc::new(Memory {
+        fail_record: true,
+        ..Default::default()
+    });
+    let app = app(j.clone());
+    let other = "arn:aws:sts::123456789012:assumed-role/orders-task/other";
+    for caller in [TASK, other] {
+        let (code, body) = status(&app, event(caller, r#"{"profile":"orders-tenant"}"#)).await;
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (503, Some("DependencyFailed"))
+        );
+        assert!(body.get("AccessKeyId").is_none());
+    }
+    let steps = j.steps.lock().unwrap().clone();
+    assert_eq!(
+        steps,
+        [
+            "record orders-tenant",
+            "assume arn:aws:iam::123456789012:role/tvm/orders-tenant 900",
+            "discard orders-tenant",
+            "record orders-tenant",
+        ],
+        "the second vend, another caller's, did not mint"
+    );
 }
 
 #[tokio::test]

@@ -7,17 +7,36 @@ use tvm_core::policy::valid_profile_name;
 use tvm_core::principal::{Principal, PrincipalKind, RoleArn};
 use tvm_core::render::vended_session_id;
 use tvm_core::revocation::{caller_tag, via_tag, Target};
-use tvm_core::vend::{plan, Lineage, SessionRecordView, VendContext};
+use tvm_core::vend::{plan, Lineage, SessionRecord, SessionRecordView, VendContext};
 
 use super::{new_id, Call, Facts, Failure, Handled, InProfile, Outcome};
 use crate::app::{notification, App};
 use crate::aws::error_chain;
-use crate::aws::{GateKind, Gates, ParentGate, StillOpen};
+use crate::aws::{AwsError, GateKind, Gates, ParentGate, StillOpen};
 use crate::error::ApiError;
 use crate::event::truncate;
 
+/// A caller the gates refused as revoked (or its gate closed) vends
+/// sequentially in this container this long; one rate limited, until its
+/// window ends. When the gates fail, every caller does, this long.
+const SEQUENTIAL_SECONDS: i64 = 60;
+
 impl App {
     pub(super) async fn vend(&self, call: &Call<'_>) -> Handled {
+        let mut stale = false;
+        let answer = self.vend_once(call, true, &mut stale).await;
+        if stale {
+            // The approval or break-glass event this container remembered
+            // closed meanwhile: nothing was issued; decide again on what
+            // the store holds now (a new request, another open gate).
+            return self.vend_once(call, false, &mut stale).await;
+        }
+        answer
+    }
+
+    /// One vend; `remember`: may it grant from a remembered open gate.
+    /// Sets `stale` when it did and the gates found that gate closed.
+    async fn vend_once(&self, call: &Call<'_>, remember: bool, stale: &mut bool) -> Handled {
         let caller = &call.caller;
         let ask: CredentialsRequest = serde_json::from_slice(call.req.body().as_ref()).map_err(|e| {
             ApiError::BadRequest(format!(
@@ -39,16 +58,31 @@ impl App {
             duration_seconds: ask.duration_seconds,
             attributes: ask.attributes,
         };
-        // Approval and break-glass state is read only when they could matter.
+        // Approval and break-glass state is read only when they could
+        // matter, and not again while the one a vend was granted from is
+        // open (the gate transaction checks it still is).
+        let mut from_memory = false;
         let state = match set.get(&name) {
             Some(profile) => {
                 let m = match_rules(&set, profile, caller, now);
                 let gated = m.approval.is_some() || m.break_glass.is_some();
                 if m.deny.is_none() && m.allow.is_none() && gated {
-                    self.gate_states
-                        .state(&caller.arn, &profile.name, now.timestamp())
-                        .await
-                        .in_profile(&name)?
+                    let remembered = remember
+                        .then(|| {
+                            self.remembered()
+                                .open_gates
+                                .get(&caller.arn, &name, now.timestamp())
+                        })
+                        .flatten();
+                    from_memory = remembered.is_some();
+                    match remembered {
+                        Some(state) => state,
+                        None => self
+                            .gate_states
+                            .state(&caller.arn, &profile.name, now.timestamp())
+                            .await
+                            .in_profile(&name)?,
+                    }
                 } else {
                     GateState::default()
                 }
@@ -132,16 +166,17 @@ impl App {
                 ApiError::PolicyInvalid(format!("profile {name}: {e}"))
             })
         })?;
-        // The record first, in one transaction with the revocation and rate
-        // gates: no credentials ever leave without a session item.
+        // The record, in one transaction with the revocation and rate gates;
+        // no credentials ever leave without it committed.
         let still_open = |gate, id: &str| StillOpen {
             gate,
             caller_arn: caller.arn.clone(),
             profile: name.clone(),
             id: id.to_string(),
         };
+        let rate_limit = grant.profile.rate_limit.unwrap_or(self.config.rate_limit);
         let gates = Gates {
-            rate_limit: grant.profile.rate_limit.unwrap_or(self.config.rate_limit),
+            rate_limit,
             now: now.timestamp(),
             still_open: match &grant.via {
                 Via::Rule => None,
@@ -150,11 +185,53 @@ impl App {
             },
             parent: parent.map(|(_, gate)| gate),
         };
-        self.sessions
-            .record(&planned.session, gates)
-            .await
-            .map_err(|e| failed(e.into()))?;
-        let issued = match self.issuer.assume(&planned.assume).await {
+        // AssumeRole needs nothing the transaction answers, so it is sent
+        // beside it, unless the gates refused this caller lately.
+        let overlap = self
+            .remembered()
+            .refusals
+            .may_overlap(&planned.session.caller, now.timestamp());
+        let (recorded, minted) = if overlap {
+            let (recorded, minted) = tokio::join!(
+                self.sessions.record(&planned.session, gates),
+                self.issuer.assume(&planned.assume)
+            );
+            (recorded, Some(minted))
+        } else {
+            (self.sessions.record(&planned.session, gates).await, None)
+        };
+        if let Err(e) = recorded {
+            {
+                let mut remembered = self.remembered();
+                remembered.open_gates.forget(&caller.arn, &name);
+                let t = now.timestamp();
+                let sequential_until = match e {
+                    AwsError::RateLimited { .. } => Some(rate_limit.window(t).end),
+                    AwsError::Revoked | AwsError::GateClosed => Some(t + SEQUENTIAL_SECONDS),
+                    _ => None,
+                };
+                match sequential_until {
+                    Some(until) => remembered
+                        .refusals
+                        .refused(&planned.session.caller, until, t),
+                    None => remembered.refusals.failed(t + SEQUENTIAL_SECONDS),
+                }
+            }
+            let closed = matches!(e, AwsError::GateClosed);
+            let mut failure = failed(e.into());
+            if let Some(minted) = minted {
+                self.discard(&planned.session, minted.is_ok(), call.now.timestamp())
+                    .await;
+                failure.facts.discarded = Some(true);
+            }
+            *stale = from_memory && closed;
+            return Err(failure);
+        }
+        let minted = match minted {
+            Some(minted) => minted,
+            None => self.issuer.assume(&planned.assume).await,
+        };
+        let issued = match minted {
             Ok(issued) => issued,
             Err(e) => {
                 if let Err(mark) = self
@@ -167,6 +244,11 @@ impl App {
                 return Err(failed(e.into()));
             }
         };
+        if !matches!(grant.via, Via::Rule) {
+            self.remembered()
+                .open_gates
+                .granted(&caller.arn, &name, &state, now.timestamp());
+        }
         if let Via::BreakGlass(event_id) = &grant.via {
             // Every vend under break-glass is announced, off the caller's path.
             let details = serde_json::json!({
@@ -203,6 +285,32 @@ impl App {
                 ..facts
             },
         ))
+    }
+
+    /// Account for credentials STS issued beside a gate transaction that
+    /// refused or failed: they are dropped here, unsent; the record says so
+    /// (`discarded`), or, when it cannot be written, this log line is the
+    /// record. Never fails the request further.
+    async fn discard(&self, session: &SessionRecord, minted: bool, at: i64) {
+        let written = self.sessions.discard(session, at).await;
+        match written {
+            Ok(()) => tracing::warn!(
+                session_id = %session.session_id,
+                source_identity = %session.source_identity,
+                minted,
+                "credentials issued while the gates were checked were discarded; recorded as discarded"
+            ),
+            Err(e) => tracing::error!(
+                session_id = %session.session_id,
+                source_identity = %session.source_identity,
+                role_session_name = %session.role_session_name,
+                role_arn = %session.role_arn,
+                caller = %session.caller,
+                minted,
+                error = %error_chain(&e),
+                "credentials issued while the gates were checked were discarded; the record could not be written, this line is its record"
+            ),
+        }
     }
 
     /// What a vend for a vended session inherits and must check: from the

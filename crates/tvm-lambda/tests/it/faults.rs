@@ -1,7 +1,9 @@
 //! Every dependency, every way it can fail: unreachable (connection reset),
 //! slow past the timeout, throttling, and 500. Each time: no credentials,
 //! 503 DependencyFailed, a log line naming the dependency, an answer within
-//! the configured bounds; and never credentials without a session record.
+//! the configured bounds; and never credentials without a session record
+//! (what STS minted beside a failing gate transaction is discarded and named
+//! in the log).
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,8 @@ use crate::harness::*;
 /// the suite fills the sessions table (seen at ~800 ms, which timed out the
 /// record before STS was ever reached).
 const TIMEOUT_MS: u64 = 2000;
-/// The answer comes within two operations (the record, then the faulted
-/// call) and a margin.
+/// The answer comes within two operations (the record beside AssumeRole,
+/// then marking the session failed or discarded) and a margin.
 const ANSWER_BOUND: Duration = Duration::from_millis(2 * TIMEOUT_MS + 1000);
 
 const FAULTS: [(&str, Fault); 4] = [
@@ -113,15 +115,55 @@ async fn warm_then_failing(service: &str, name: &str, fault: Fault) -> Vec<Call>
     proxy.calls_since(mark)
 }
 
+/// Credentials STS minted beside a gate transaction that failed are
+/// accounted for: a log line names their SourceIdentity as discarded (the
+/// record of it cannot be written while DynamoDB fails).
+async fn discarded_in_the_logs(lambda: &Lambda, assumed: &Call, what: &str) {
+    let si = assumed.param("SourceIdentity").expect("a SourceIdentity");
+    let mut logged = false;
+    for _ in 0..100 {
+        logged = lambda
+            .logs()
+            .iter()
+            .any(|l| l.contains(&si) && l.contains("discarded"));
+        if logged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        logged,
+        "{what}: no line accounts for {si}: {:?}",
+        lambda.logs()
+    );
+}
+
 #[test]
-fn dynamodb_failing_in_any_way_fails_closed_before_any_assume_role() {
+fn dynamodb_failing_in_any_way_fails_closed_and_what_was_minted_beside_it_is_discarded() {
     run(async {
         for (name, fault) in FAULTS {
-            let calls = warm_then_failing("dynamodb", name, fault).await;
+            let (lambda, proxy) = deployment().await;
+            assert_eq!(call(&lambda, vend()).await.status, 200, "{name}: warm-up");
+            proxy.set_fault("dynamodb", Some(fault));
+            let mark = proxy.mark();
+            fails_closed(&lambda, "dynamodb", name).await;
+            let assumed = assume_role_calls(&proxy.calls_since(mark));
             assert!(
-                !calls.iter().any(|c| c.action == "AssumeRole"),
-                "dynamodb {name}: no credentials are minted without a session record"
+                assumed.len() <= 1,
+                "dynamodb {name}: {} mints",
+                assumed.len()
             );
+            if let Some(a) = assumed.first() {
+                discarded_in_the_logs(&lambda, a, name).await;
+            }
+            // Failed once: this container checks the gates before minting.
+            let mark = proxy.mark();
+            fails_closed(&lambda, "dynamodb", name).await;
+            assert!(
+                assume_role_calls(&proxy.calls_since(mark)).is_empty(),
+                "dynamodb {name}: nothing minted while the gates fail"
+            );
+            lambda.stop().await;
         }
     });
 }
@@ -154,7 +196,7 @@ fn ssm_unreachable_fails_closed() {
 }
 
 #[test]
-fn dynamodb_failing_fails_closed_before_any_assume_role() {
+fn dynamodb_failing_at_cold_start_fails_closed_and_names_what_was_minted() {
     run(async {
         let (lambda, proxy) = counted_lambda(&[("TVM_AWS_TIMEOUT_MS", "1000")]).await;
         proxy.set_fault("dynamodb", Some(Fault::Status(500)));
@@ -169,10 +211,12 @@ fn dynamodb_failing_fails_closed_before_any_assume_role() {
             emf_metric(&d, &["service", "code"], "ServerErrors"),
             Some(1.0)
         );
-        assert!(
-            assume_role_calls(&proxy.calls()).is_empty(),
-            "no credentials are minted without a session record"
-        );
+        let assumed = assume_role_calls(&proxy.calls());
+        assert!(assumed.len() <= 1, "{} mints", assumed.len());
+        if let Some(a) = assumed.first() {
+            assert_eq!(d["discarded"], true, "{d}");
+            discarded_in_the_logs(&lambda, a, "500").await;
+        }
         lambda.stop().await;
     });
 }

@@ -11,6 +11,7 @@ mod harness;
 mod least_privilege;
 mod notify;
 mod oidc;
+mod overlap;
 mod presigned;
 mod refusals;
 mod revocation;
