@@ -408,6 +408,7 @@ SETTINGS = [
     ("TVM_JWT_AUDIENCES", "JwtAudiences", "jwt_audiences"),
     ("TVM_JWKS_MAX_AGE_SECONDS", "JwksMaxAgeSeconds", "jwks_max_age_seconds"),
     ("TVM_POLICY_SIGNING_KEY", "PolicySigningKey", "policy_signing_key"),
+    ("TVM_CA_BUNDLE", "CaBundle", "ca_bundle"),
     ("RUST_LOG", "LogLevel", "log_level"),
 ]
 

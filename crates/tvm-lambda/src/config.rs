@@ -69,6 +69,9 @@ pub struct Config {
     /// key id, key ARN, alias name or alias ARN). When set, a document whose
     /// signature does not verify is refused.
     pub policy_signing_key: Option<String>,
+    /// A PEM file of CA certificates trusted besides the compiled-in roots
+    /// (`TVM_CA_BUNDLE`; see the `tls` module).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -355,6 +358,7 @@ impl Config {
             jwt_audiences,
             jwks_max_age: secs("TVM_JWKS_MAX_AGE_SECONDS", 3600, 2..=86_400)?,
             policy_signing_key,
+            ca_bundle: var("TVM_CA_BUNDLE").map(|v| std::path::PathBuf::from(v.trim())),
         })
     }
 }

@@ -23,3 +23,4 @@ pub mod fakes;
 pub mod identity;
 pub mod policies;
 pub mod routes;
+pub mod tls;

@@ -88,8 +88,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %e, "invalid configuration; refusing to start");
         e
     })?;
+    // Compiled-in roots (and TVM_CA_BUNDLE's): no filesystem scan.
+    let roots = tvm_lambda::tls::Roots::load(config.ca_bundle.as_deref()).map_err(|e| {
+        tracing::error!(error = %e, "invalid TLS roots; refusing to start");
+        e
+    })?;
+    if roots.extra > 0 {
+        tracing::info!(
+            certificates = roots.extra,
+            "trusting TVM_CA_BUNDLE's certificates besides the compiled-in roots"
+        );
+    }
     let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(tvm_lambda::aws::https_client())
+        .http_client(tvm_lambda::aws::https_client(&roots)?)
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(config.aws_timeout)
@@ -123,7 +134,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }));
     }
     if config.identity_modes.sts {
-        let verifier = StsIdentity::new(&config.sts_endpoint, config.aws_timeout)?;
+        let verifier = StsIdentity::new(&config.sts_endpoint, config.aws_timeout, &roots)?;
         sources.push(Box::new(PresignedSource {
             server_id: config.server_id.clone().unwrap_or_default(),
             sts_authority: verifier.authority(),
@@ -131,7 +142,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }));
     }
     if config.identity_modes.jwt {
-        let keys = Jwks::new(&config.jwt_issuers, config.aws_timeout, config.jwks_max_age)?;
+        let keys = Jwks::new(
+            &config.jwt_issuers,
+            config.aws_timeout,
+            config.jwks_max_age,
+            &roots,
+        )?;
         keys.prime();
         sources.push(Box::new(JwtSource::new(
             keys,

@@ -27,12 +27,23 @@ use tvm_core::revocation::{Adder, Entry, Full};
 use tvm_core::vend::{AssumeRole, SessionRecord};
 
 /// The one HTTPS client every SDK client shares: rustls on ring, the
-/// system's roots, connections pooled for the life of the container.
-pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    aws_smithy_http_client::Builder::new()
+/// function's roots (`crate::tls`), connections pooled for the life of the
+/// container.
+pub fn https_client(
+    roots: &crate::tls::Roots,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, String> {
+    use aws_smithy_http_client::tls::{
+        rustls_provider::CryptoMode, Provider, TlsContext, TrustStore,
+    };
+    let trust = TrustStore::empty().with_pem_certificate(roots.pem.clone());
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    Ok(aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+        .tls_context(context)
+        .build_https())
 }
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -97,9 +97,10 @@ impl Jwks {
         issuers: &[String],
         timeout: Duration,
         max_age: Duration,
+        roots: &crate::tls::Roots,
     ) -> Result<Arc<Self>, String> {
         Ok(Arc::new(Self {
-            client: super::http_client()?,
+            client: super::http_client(roots)?,
             timeout,
             ttl: TTL.min(max_age / 4),
             max_age,

@@ -30,10 +30,12 @@ use tvm_core::principal::{Principal, PrincipalError};
 
 use crate::aws::{AwsError, BoxFut};
 
-/// The HTTPS client (native roots; plain HTTP for local endpoints) of the
-/// sources that call out themselves: the presigned replay to STS and the
-/// issuers' keys. Built once, at cold start.
-pub(crate) fn http_client<B>() -> Result<
+/// The HTTPS client (the function's roots, `crate::tls`; plain HTTP for
+/// local endpoints) of the sources that call out themselves: the presigned
+/// replay to STS and the issuers' keys. Built once, at cold start.
+pub(crate) fn http_client<B>(
+    roots: &crate::tls::Roots,
+) -> Result<
     hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         B,
@@ -45,8 +47,7 @@ where
     B::Data: Send,
 {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| format!("no TLS roots: {e}"))?
+        .with_tls_config(roots.client_config()?)
         .https_or_http()
         .enable_http1()
         .build();

@@ -29,12 +29,16 @@ pub struct StsIdentity {
 const MAX_RESPONSE: usize = 64 * 1024;
 
 impl StsIdentity {
-    pub fn new(endpoint: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        endpoint: &str,
+        timeout: Duration,
+        roots: &crate::tls::Roots,
+    ) -> Result<Self, String> {
         let endpoint: http::Uri = format!("{endpoint}/")
             .parse()
             .map_err(|_| format!("STS endpoint {endpoint:?} is not a URL"))?;
         Ok(Self {
-            client: super::http_client()?,
+            client: super::http_client(roots)?,
             endpoint,
             timeout,
         })

@@ -170,6 +170,7 @@ resource "aws_lambda_function" "tvm" {
       TVM_JWT_AUDIENCES            = join(",", var.jwt_audiences)
       TVM_JWKS_MAX_AGE_SECONDS     = tostring(var.jwks_max_age_seconds)
       TVM_POLICY_SIGNING_KEY       = var.policy_signing_key
+      TVM_CA_BUNDLE                = var.ca_bundle
       # Never "any account": the deploying account unless told otherwise.
       TVM_ALLOWED_ACCOUNTS    = length(var.allowed_accounts) > 0 ? join(",", var.allowed_accounts) : local.account_id
       TVM_ALLOWED_ORG_IDS     = join(",", var.allowed_org_ids)

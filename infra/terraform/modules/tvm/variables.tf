@@ -182,6 +182,16 @@ variable "policy_signing_key" {
   }
 }
 
+variable "ca_bundle" {
+  description = "Absolute path, inside the function (a layer's files are under /opt), of a PEM file of CA certificates to trust besides the compiled-in Mozilla roots (TVM_CA_BUNDLE), for a TLS-inspecting egress proxy or an OIDC issuer behind a private CA. Empty: the compiled-in roots only; the system's store is not read."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^(/[A-Za-z0-9._/-]{1,255})?$", var.ca_bundle))
+    error_message = "ca_bundle is an absolute path such as /opt/ca.pem, or empty."
+  }
+}
+
 variable "server_id" {
   description = "The x-tvm-server-id a presigned identity must be signed with (TVM_SERVER_ID); required by the sts identity mode, 8-128 characters."
   type        = string

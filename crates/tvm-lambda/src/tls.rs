@@ -1,0 +1,179 @@
+//! The roots the function's TLS connections trust, built once at cold start
+//! without reading the filesystem, and, only when `TVM_CA_BUNDLE` names one,
+//! the certificates of that one PEM file besides them (a private CA: a
+//! TLS-inspecting egress proxy, an OIDC issuer behind a corporate CA).
+//!
+//! - The AWS SDK's client trusts Amazon Trust Services' roots, the ones
+//!   every AWS endpoint's certificate chains to (Amazon Root CA 1-4 and the
+//!   Starfield Services root they are cross-signed by): a CA outside them
+//!   cannot stand in for STS or DynamoDB. The SDK takes roots as PEM and
+//!   parses them again for each client it builds, so five, not 150.
+//! - The identity sources' client (an OIDC issuer's keys can be anywhere on
+//!   the web) trusts Mozilla's roots (`webpki-roots`, the set rustls and
+//!   Firefox use), compiled in as trust anchors: nothing to parse.
+//!
+//! The system's store is not read: on Linux that is a bundle and a directory
+//! of about 150 files, scanned again by each TLS stack, which took half the
+//! init of a cold start (docs/performance.md). A deployment that needs the
+//! system's roots points `TVM_CA_BUNDLE` at its bundle file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+/// What the function's two TLS stacks trust: a rustls root store of
+/// Mozilla's roots (the identity sources' client) and Amazon Trust
+/// Services' roots as PEM (the AWS SDK's client), each with the bundle's.
+pub struct Roots {
+    pub store: Arc<rustls::RootCertStore>,
+    pub pem: Vec<u8>,
+    /// Certificates read from `TVM_CA_BUNDLE`.
+    pub extra: usize,
+}
+
+impl Roots {
+    /// The compiled-in roots, and the certificates of `bundle` when given.
+    /// A bundle that cannot be read, holds no certificate or one that does
+    /// not parse refuses the start: a deployment that asked for a CA must
+    /// not run without it.
+    pub fn load(bundle: Option<&Path>) -> Result<Self, String> {
+        let mut store = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut pem = Vec::with_capacity(AMAZON_TRUST_SERVICES.len() * 2048);
+        for cert in amazon_roots() {
+            push_pem(&mut pem, cert);
+        }
+        let mut extra = 0;
+        if let Some(path) = bundle {
+            let shown = path.display();
+            let text = std::fs::read(path)
+                .map_err(|e| format!("TVM_CA_BUNDLE {shown} could not be read: {e}"))?;
+            for cert in CertificateDer::pem_slice_iter(&text) {
+                let cert = cert.map_err(|e| {
+                    format!("TVM_CA_BUNDLE {shown} is not a PEM file of certificates: {e}")
+                })?;
+                store.add(cert.clone()).map_err(|e| {
+                    format!(
+                        "TVM_CA_BUNDLE {shown}: certificate {} does not parse: {e}",
+                        extra + 1
+                    )
+                })?;
+                push_pem(&mut pem, &cert);
+                extra += 1;
+            }
+            if extra == 0 {
+                return Err(format!("TVM_CA_BUNDLE {shown} holds no certificate"));
+            }
+        }
+        Ok(Self {
+            store: Arc::new(store),
+            pem,
+            extra,
+        })
+    }
+
+    /// A rustls client configuration over these roots (ring, TLS 1.2+).
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_root_certificates(self.store.clone())
+            .with_no_client_auth())
+    }
+}
+
+/// The common names of Amazon Trust Services' roots.
+const AMAZON_TRUST_SERVICES: [&str; 5] = [
+    "Amazon Root CA 1",
+    "Amazon Root CA 2",
+    "Amazon Root CA 3",
+    "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2",
+];
+
+/// Amazon Trust Services' roots among Mozilla's: the self-signed
+/// certificates whose DER carries one of those names (as its subject and
+/// issuer; no other root names them).
+fn amazon_roots() -> impl Iterator<Item = &'static CertificateDer<'static>> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().filter(|c| {
+        AMAZON_TRUST_SERVICES
+            .iter()
+            .any(|name| memchr::memmem::find(c.as_ref(), name.as_bytes()).is_some())
+    })
+}
+
+fn push_pem(out: &mut Vec<u8>, cert: &CertificateDer<'_>) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+    out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"-----END CERTIFICATE-----\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_trusts_amazon_trust_services_alone_and_the_identity_sources_mozillas_roots() {
+        let roots = Roots::load(None).unwrap();
+        let sdk: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&roots.pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(sdk.len(), AMAZON_TRUST_SERVICES.len(), "one root per name");
+        for name in AMAZON_TRUST_SERVICES {
+            let holding = sdk
+                .iter()
+                .filter(|c| memchr::memmem::find(c.as_ref(), name.as_bytes()).is_some())
+                .count();
+            assert_eq!(holding, 1, "{name}");
+        }
+        assert!(roots.store.roots.len() > 100, "Mozilla's roots");
+        assert_eq!(
+            roots.store.roots.len(),
+            webpki_roots::TLS_SERVER_ROOTS.len()
+        );
+        assert_eq!(roots.extra, 0);
+    }
+
+    #[test]
+    fn a_bundle_adds_its_certificates_and_a_bad_one_refuses_the_start() {
+        let dir = std::env::temp_dir().join(format!("tvm-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = Roots::load(None).unwrap();
+        // One of the compiled-in certificates, as a private CA would be.
+        let mut one = Vec::new();
+        push_pem(&mut one, &webpki_root_certs::TLS_SERVER_ROOT_CERTS[0]);
+        let good = dir.join("good.pem");
+        std::fs::write(&good, &one).unwrap();
+        let roots = Roots::load(Some(&good)).unwrap();
+        assert_eq!(roots.extra, 1);
+        assert_eq!(roots.store.roots.len(), base.store.roots.len() + 1);
+        assert!(roots.pem.ends_with(&one), "the SDK's client trusts it too");
+
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let garbled = dir.join("garbled.pem");
+        std::fs::write(
+            &garbled,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for (path, says) in [
+            (dir.join("missing.pem"), "could not be read"),
+            (empty, "holds no certificate"),
+            (garbled, "does not parse"),
+        ] {
+            let e = Roots::load(Some(&path)).err().unwrap();
+            assert!(e.contains(says), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
