@@ -8,7 +8,11 @@
 //! - the policy cache: SSM calls per minute at two request rates, and request
 //!   latency while a (slowed) refresh is in flight;
 //! - cold start: exec to the first runtime-API poll and to the first vend;
-//! - memory: RSS after 1,000 and 10,000 warm vends, and the peak.
+//! - memory: RSS after 1,000 and 10,000 warm vends, and the peak;
+//! - load: N function instances at once (N = 1, 2, 4), each vending one
+//!   request after another, on a fresh emulator: throughput, latency
+//!   percentiles, CPU (user + system) per vend from /proc, and the bytes the
+//!   function logs per vend.
 //!
 //! It writes one JSON document; `bench/report.py` turns it (with criterion's
 //! estimates and the binary sizes) into docs/performance.md.
@@ -66,6 +70,8 @@ struct Settings {
     cold_runs: usize,
     memory_vends: usize,
     load_seconds: u64,
+    /// Vends each instance makes at each load level.
+    load_vends: usize,
 }
 
 type Res<T> = Result<T, String>;
@@ -82,6 +88,7 @@ fn main() {
             cold_runs: 3,
             memory_vends: 1_000,
             load_seconds: 4,
+            load_vends: 40,
         }
     } else {
         Settings {
@@ -89,6 +96,7 @@ fn main() {
             cold_runs: 10,
             memory_vends: 10_000,
             load_seconds: 20,
+            load_vends: 400,
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -128,6 +136,12 @@ async fn run(bootstrap: &Path, s: &Settings) -> Res<Value> {
     let policy_cache = b.policy_cache(s).await?;
     step("memory");
     let memory = b.memory(s).await?;
+    drop(b);
+    // A fresh emulator: moto slows with every transaction it has kept.
+    step("load");
+    let stack = Stack::start().await?;
+    put_policy(&stack, "bench", BENCH).await?;
+    let load = Bench { stack, bootstrap }.load(s).await?;
     Ok(json!({
         "generated": unix_seconds(),
         "quick": s.samples < 25,
@@ -136,6 +150,7 @@ async fn run(bootstrap: &Path, s: &Settings) -> Res<Value> {
         "policy_cache": policy_cache,
         "cold_start": cold_start,
         "memory": memory,
+        "load": load,
     }))
 }
 
@@ -258,9 +273,20 @@ fn dynamodb_items(calls: &[Call]) -> Value {
             .unwrap_or_default();
         let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
         let mut largest = 0;
+        // The attributes the Put writes: which indexes its item lands in.
+        let mut put_attributes: Vec<String> = Vec::new();
         for item in &items {
             for (kind, op) in item.as_object().into_iter().flatten() {
                 *kinds.entry(kind.clone()).or_default() += 1;
+                if kind == "Put" {
+                    put_attributes.extend(
+                        op["Item"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .map(|(k, _)| k.clone()),
+                    );
+                }
                 let size = op
                     .get("Item")
                     .or_else(|| op.get("Key"))
@@ -270,7 +296,7 @@ fn dynamodb_items(calls: &[Call]) -> Value {
         }
         out.insert(
             "transact_write".into(),
-            json!({"items": kinds, "largest_item_json_bytes": largest}),
+            json!({"items": kinds, "largest_item_json_bytes": largest, "put_attributes": put_attributes}),
         );
     }
     if let Some(body) = first("BatchGetItem") {
@@ -664,6 +690,102 @@ impl Bench<'_> {
             "emulator_stalls": stalls,
         }))
     }
+}
+
+impl Bench<'_> {
+    /// N instances at once, each sending its next vend when the last is
+    /// answered (one invocation at a time, as Lambda runs an environment).
+    async fn load(&self, s: &Settings) -> Res<Value> {
+        let mut levels = Vec::new();
+        for n in LOAD_INSTANCES {
+            let mut lambdas = Vec::with_capacity(n);
+            for _ in 0..n {
+                let lambda = self.lambda(&[]).await?;
+                // Warm: policies loaded, connections open.
+                expect(&lambda, vend(&arn("orders-task", "load"), "bench"), 200).await?;
+                lambdas.push(lambda);
+            }
+            self.prune().await?;
+            let pids: Vec<u32> = lambdas.iter().filter_map(Lambda::pid).collect();
+            let cpu_before = cpu_ticks(&pids)?;
+            let logged_before: usize = lambdas.iter().map(log_bytes).sum();
+            let start = Instant::now();
+            let runs = lambdas.iter().enumerate().map(|(i, lambda)| async move {
+                let caller = arn("orders-task", &format!("load-{i}"));
+                let mut took = Vec::with_capacity(s.load_vends);
+                let mut failed = 0;
+                for _ in 0..s.load_vends {
+                    let (status, _, t) = call(lambda, vend(&caller, "bench")).await?;
+                    match status {
+                        200 => took.push(ms(t)),
+                        _ => failed += 1,
+                    }
+                }
+                Ok::<_, String>((took, failed))
+            });
+            let results = futures_util::future::join_all(runs).await;
+            let elapsed = start.elapsed().as_secs_f64();
+            let cpu = cpu_ticks(&pids)? - cpu_before;
+            let logged: usize = lambdas.iter().map(log_bytes).sum::<usize>() - logged_before;
+            let mut took = Vec::new();
+            let mut failed = 0;
+            for r in results {
+                let (t, f) = r?;
+                took.extend(t);
+                failed += f;
+            }
+            let vends = took.len() + failed;
+            for lambda in lambdas {
+                lambda.stop().await;
+            }
+            self.prune().await?;
+            took.sort_by(f64::total_cmp);
+            levels.push(json!({
+                "instances": n,
+                "vends": vends,
+                "failed": failed,
+                "seconds": (elapsed * 100.0).round() / 100.0,
+                "vends_per_second": (vends as f64 / elapsed * 10.0).round() / 10.0,
+                "latency_ms": {
+                    "p50": percentile(&took, 0.5),
+                    "p99": percentile(&took, 0.99),
+                    "max": took.last().copied().unwrap_or(0.0),
+                },
+                // USER_HZ is 100 on Linux: a tick is 10 ms.
+                "cpu_ms_per_vend": ((cpu as f64 * 10.0 / vends.max(1) as f64) * 100.0).round() / 100.0,
+                "log_bytes_per_vend": (logged as f64 / vends.max(1) as f64).round(),
+            }));
+        }
+        Ok(
+            json!({"levels": levels, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}),
+        )
+    }
+}
+
+/// Instance counts of the load run.
+const LOAD_INSTANCES: [usize; 3] = [1, 2, 4];
+
+/// User + system clock ticks of these processes (/proc/PID/stat).
+fn cpu_ticks(pids: &[u32]) -> Res<u64> {
+    let mut total = 0;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+        // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        total += tick(11)
+            .zip(tick(12))
+            .map(|(u, s)| u + s)
+            .ok_or("bad /proc stat")?;
+    }
+    Ok(total)
+}
+
+/// Bytes the function has written to its log so far, lines and newlines.
+fn log_bytes(lambda: &Lambda) -> usize {
+    lambda.logs().iter().map(|l| l.len() + 1).sum()
 }
 
 fn row(
