@@ -348,21 +348,22 @@ def main():
       "record, its rate count and its revocation check, as before;")
     w("- when the transaction refuses (revoked, rate limited, gate closed) or fails (unavailable, slow, "
       "throttled: a timeout of either call takes the same path as before), the minted credentials are dropped "
-      "unsent and accounted for: the session is recorded `discarded` (with `revoked_at`, so `tvm audit` reports "
-      "any use of it), or, if that write fails too, named with its `source_identity` in an error line: every tvm "
-      "SourceIdentity in CloudTrail leads back to a record or a log line;")
-    w("- a revoked caller's mint is dead on arrival besides: revoking a caller denies every session of it issued "
-      "before `now + 300 s` (its cutoff), so one minted in that time is denied by IAM; after it, that "
-      "container no longer mints for it (next point) and other containers' single mints are discarded unsent;")
+      "unsent and accounted for: the session is recorded `discarded`, or, if that write fails too or the Lambda "
+      "deadline cuts the request off between the two answers, named with its `source_identity` in an error line: "
+      "every tvm SourceIdentity in CloudTrail leads back to a record or a log line;")
+    w("- a revoked caller's mint within 300 s of its revocation is dead on arrival besides (the caller's deny "
+      "covers every session of it issued before `now + 300 s`); later ones, and those beside a session, pair, "
+      "rate or gate refusal, are valid at STS but never leave the function;")
     w("- a refused caller goes sequential in that container (gates first, `AssumeRole` only once they passed): "
-      "rate limited, until its window ends; revoked or its gate closed, for 60 s. When the gates fail, every "
-      "caller does, for 60 s. A flood of over-limit or revoked requests costs one discarded mint per caller, "
+      "rate limited, until its window ends; revoked, for 15 minutes; its gate closed, for 60 s. When the gates "
+      "fail, every caller does, for 60 s. A flood of over-limit or revoked requests costs one discarded mint per caller, "
       "container and window, not one per request (`overlap::*`, `faults::*` on the real bootstrap).")
     w("")
     w("Given up: STS issues (and CloudTrail records) credentials for some refused requests, at most the above; "
       "they count against the account's STS request rate, and each refused-and-discarded vend writes one more "
-      "item (1 WRU plus its index writes). A stale remembered gate (closed in another container) costs one "
-      "discarded mint, then the vend is decided again on what the store holds.")
+      "item (1 WRU plus its index writes). A remembered gate only ever grants: one closed in another container "
+      "costs one discarded mint, and any refusal decided on a remembered state is decided again on what the "
+      "store holds.")
     w("")
 
     w("## Policy cache")
@@ -474,7 +475,7 @@ def main():
     w(f"DynamoDB per warm vend, from the transaction the proxy recorded ({kinds}; largest item "
       f"{tw.get('largest_item_json_bytes', 0)} bytes of JSON, so under 1 KB): **{wru:g} WRU and {rru:g} RRU**: "
       "2 WRU per transactional write, 1 WRU per index the session item lands in "
-      f"({', '.join(idx)}; {', '.join(sparse) or 'none'} sparse: only revoked and discarded sessions carry its "
+      f"({', '.join(idx)}; {', '.join(sparse) or 'none'} sparse: only revoked sessions carry its "
       "key), 2 RRU per condition check. An earlier version of this page left the index writes out.")
     w("")
     w("Billed duration is the measured latency rounded up to the millisecond, at D = 0 (the local emulator, "
@@ -576,7 +577,7 @@ def main():
     gsi_storage = item_bytes * len(idx) * 1e6 / 1e9 * PRICE["ddb_storage_gb_month"] * SESSION_RETENTION_DAYS / 30
     keys_only = (64 + ITEM_OVERHEAD) * len(idx) * 1e6 / 1e9 * PRICE["ddb_storage_gb_month"] * SESSION_RETENTION_DAYS / 30
     w(table(["Lever", "Saves per million vends", "Done?"], [
-        ("The revocation index sparse (only revoked and discarded sessions carry `revoked_on`)",
+        ("The revocation index sparse (only revoked sessions carry `revoked_on`)",
          f"${1 * PRICE['ddb_wru'] * 1e6:.3f} of WRU and ${item_bytes * 1e6 / 1e9 * PRICE['ddb_storage_gb_month']:.2f} "
          "of storage against an index on every session", "yes (was already)"),
         ("Index projections: `by-caller` and `by-profile` KEYS_ONLY instead of ALL",

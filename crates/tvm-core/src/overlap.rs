@@ -32,6 +32,10 @@ use crate::decision::GateState;
 /// Entries each map holds at most (a few hundred kB at the longest ARNs).
 pub const MAX_ENTRIES: usize = 4096;
 
+/// How long a full map of live refusals sends every caller sequential:
+/// short, as filling it takes only many callers, not a window's end.
+pub const FULL_SECONDS: i64 = 60;
+
 /// The callers (stable principals) refused by the gates, with when their
 /// refusal stops counting (epoch seconds).
 #[derive(Debug, Default)]
@@ -55,6 +59,7 @@ impl Refusals {
         if self.until.len() >= MAX_ENTRIES && !self.until.contains_key(caller) {
             self.until.retain(|_, u| *u > now);
             if self.until.len() >= MAX_ENTRIES {
+                let until = until.min(now + FULL_SECONDS);
                 self.everyone_until = self.everyone_until.max(until);
                 return;
             }
@@ -157,10 +162,12 @@ mod tests {
         for i in 0..MAX_ENTRIES {
             r.refused(&format!("caller-{i}"), 200, 100);
         }
-        r.refused("one-more", 300, 100);
-        assert!(!r.may_overlap("one-more", 250));
-        assert!(!r.may_overlap("never-refused", 250), "the map was full");
-        assert!(r.may_overlap("never-refused", 300));
+        // A refusal for a day, when the map is full, sends everyone
+        // sequential for a minute only.
+        r.refused("one-more", 86_500, 100);
+        assert!(!r.may_overlap("one-more", 150));
+        assert!(!r.may_overlap("never-refused", 150), "the map was full");
+        assert!(r.may_overlap("never-refused", 100 + FULL_SECONDS));
         // Once the old entries are over they make room again.
         r.refused("later", 500, 400);
         assert!(!r.may_overlap("later", 450));

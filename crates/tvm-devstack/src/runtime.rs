@@ -225,6 +225,12 @@ impl Lambda {
         self.runtime.invoke(event, Duration::from_secs(30)).await
     }
 
+    /// Invoke with a Lambda deadline `timeout` from now (the function
+    /// answers before it, or the wait ends then).
+    pub async fn invoke_within(&self, event: Value, timeout: Duration) -> Result<Outcome, String> {
+        self.runtime.invoke(event, timeout).await
+    }
+
     /// Every line logged so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()

@@ -89,10 +89,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         e
     })?;
     // Compiled-in roots (and TVM_CA_BUNDLE's): no filesystem scan.
-    let roots = tvm_lambda::tls::Roots::load(config.ca_bundle.as_deref()).map_err(|e| {
-        tracing::error!(error = %e, "invalid TLS roots; refusing to start");
-        e
-    })?;
+    let roots = tvm_lambda::tls::Roots::load(config.ca_bundle.as_deref(), &config.partition)
+        .map_err(|e| {
+            tracing::error!(error = %e, "invalid TLS roots; refusing to start");
+            e
+        })?;
     if roots.extra > 0 {
         tracing::info!(
             certificates = roots.extra,

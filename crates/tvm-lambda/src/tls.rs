@@ -3,14 +3,16 @@
 //! the certificates of that one PEM file besides them (a private CA: a
 //! TLS-inspecting egress proxy, an OIDC issuer behind a corporate CA).
 //!
-//! - The AWS SDK's client trusts Amazon Trust Services' roots, the ones
-//!   every AWS endpoint's certificate chains to (Amazon Root CA 1-4 and the
-//!   Starfield Services root they are cross-signed by): a CA outside them
-//!   cannot stand in for STS or DynamoDB. The SDK takes roots as PEM and
-//!   parses them again for each client it builds, so five, not 150.
-//! - The identity sources' client (an OIDC issuer's keys can be anywhere on
-//!   the web) trusts Mozilla's roots (`webpki-roots`, the set rustls and
-//!   Firefox use), compiled in as trust anchors: nothing to parse.
+//! - The AWS SDK's clients and the presigned identity's replay to STS trust
+//!   Amazon Trust Services' roots, the ones every AWS endpoint's
+//!   certificate chains to (Amazon Root CA 1-4 and the Starfield Services
+//!   root they are cross-signed by): a CA outside them cannot stand in for
+//!   STS or DynamoDB. The SDK takes roots as PEM and parses them again for
+//!   each client it builds, so five, not 150. In the China partition, whose
+//!   endpoints chain elsewhere, they trust Mozilla's roots.
+//! - OIDC issuers' keys can be anywhere on the web: that client trusts
+//!   Mozilla's roots (`webpki-roots`, the set rustls and Firefox use),
+//!   compiled in as trust anchors, nothing to parse.
 //!
 //! The system's store is not read: on Linux that is a bundle and a directory
 //! of about 150 files, scanned again by each TLS stack, which took half the
@@ -24,27 +26,37 @@ use base64::Engine;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-/// What the function's two TLS stacks trust: a rustls root store of
-/// Mozilla's roots (the identity sources' client) and Amazon Trust
-/// Services' roots as PEM (the AWS SDK's client), each with the bundle's.
+/// What the function's TLS clients trust, each with the bundle's
+/// certificates: Mozilla's roots (`web`, OIDC issuers), and the AWS
+/// endpoints' roots as a store (`aws`, the presigned replay) and as PEM
+/// (`pem`, the SDK's clients).
 pub struct Roots {
-    pub store: Arc<rustls::RootCertStore>,
+    pub web: Arc<rustls::RootCertStore>,
+    pub aws: Arc<rustls::RootCertStore>,
     pub pem: Vec<u8>,
     /// Certificates read from `TVM_CA_BUNDLE`.
     pub extra: usize,
 }
 
 impl Roots {
-    /// The compiled-in roots, and the certificates of `bundle` when given.
-    /// A bundle that cannot be read, holds no certificate or one that does
-    /// not parse refuses the start: a deployment that asked for a CA must
-    /// not run without it.
-    pub fn load(bundle: Option<&Path>) -> Result<Self, String> {
-        let mut store = rustls::RootCertStore {
+    /// The compiled-in roots for `partition`, and the certificates of
+    /// `bundle` when given. A bundle that cannot be read, holds no
+    /// certificate or one that does not parse refuses the start: a
+    /// deployment that asked for a CA must not run without it.
+    pub fn load(bundle: Option<&Path>, partition: &str) -> Result<Self, String> {
+        let mut web = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        let mut pem = Vec::with_capacity(AMAZON_TRUST_SERVICES.len() * 2048);
-        for cert in amazon_roots() {
+        let aws_roots: Vec<&CertificateDer<'static>> = if partition == "aws-cn" {
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().collect()
+        } else {
+            amazon_roots().collect()
+        };
+        let mut aws = rustls::RootCertStore::empty();
+        let mut pem = Vec::with_capacity(aws_roots.len() * 2048);
+        for cert in aws_roots {
+            aws.add(cert.clone())
+                .map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
             push_pem(&mut pem, cert);
         }
         let mut extra = 0;
@@ -56,12 +68,14 @@ impl Roots {
                 let cert = cert.map_err(|e| {
                     format!("TVM_CA_BUNDLE {shown} is not a PEM file of certificates: {e}")
                 })?;
-                store.add(cert.clone()).map_err(|e| {
+                let unparsed = |e: rustls::Error| {
                     format!(
                         "TVM_CA_BUNDLE {shown}: certificate {} does not parse: {e}",
                         extra + 1
                     )
-                })?;
+                };
+                web.add(cert.clone()).map_err(unparsed)?;
+                aws.add(cert.clone()).map_err(unparsed)?;
                 push_pem(&mut pem, &cert);
                 extra += 1;
             }
@@ -70,21 +84,31 @@ impl Roots {
             }
         }
         Ok(Self {
-            store: Arc::new(store),
+            web: Arc::new(web),
+            aws: Arc::new(aws),
             pem,
             extra,
         })
     }
 
-    /// A rustls client configuration over these roots (ring, TLS 1.2+).
-    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Ok(rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .with_root_certificates(self.store.clone())
-            .with_no_client_auth())
+    /// A rustls client configuration (ring, TLS 1.2+) over the web's roots.
+    pub fn web_client(&self) -> Result<rustls::ClientConfig, String> {
+        client_config(&self.web)
     }
+
+    /// A rustls client configuration over the AWS endpoints' roots.
+    pub fn aws_client(&self) -> Result<rustls::ClientConfig, String> {
+        client_config(&self.aws)
+    }
+}
+
+fn client_config(roots: &Arc<rustls::RootCertStore>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth())
 }
 
 /// The common names of Amazon Trust Services' roots.
@@ -123,7 +147,7 @@ mod tests {
 
     #[test]
     fn the_sdk_trusts_amazon_trust_services_alone_and_the_identity_sources_mozillas_roots() {
-        let roots = Roots::load(None).unwrap();
+        let roots = Roots::load(None, "aws").unwrap();
         let sdk: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&roots.pem)
             .collect::<Result<_, _>>()
             .unwrap();
@@ -135,27 +159,32 @@ mod tests {
                 .count();
             assert_eq!(holding, 1, "{name}");
         }
-        assert!(roots.store.roots.len() > 100, "Mozilla's roots");
-        assert_eq!(
-            roots.store.roots.len(),
-            webpki_roots::TLS_SERVER_ROOTS.len()
-        );
+        assert_eq!(roots.aws.roots.len(), AMAZON_TRUST_SERVICES.len());
+        assert!(roots.web.roots.len() > 100, "Mozilla's roots");
+        assert_eq!(roots.web.roots.len(), webpki_roots::TLS_SERVER_ROOTS.len());
         assert_eq!(roots.extra, 0);
+        // China's endpoints chain elsewhere: Mozilla's roots there.
+        let cn = Roots::load(None, "aws-cn").unwrap();
+        assert_eq!(
+            cn.aws.roots.len(),
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
+        );
     }
 
     #[test]
     fn a_bundle_adds_its_certificates_and_a_bad_one_refuses_the_start() {
         let dir = std::env::temp_dir().join(format!("tvm-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let base = Roots::load(None).unwrap();
+        let base = Roots::load(None, "aws").unwrap();
         // One of the compiled-in certificates, as a private CA would be.
         let mut one = Vec::new();
         push_pem(&mut one, &webpki_root_certs::TLS_SERVER_ROOT_CERTS[0]);
         let good = dir.join("good.pem");
         std::fs::write(&good, &one).unwrap();
-        let roots = Roots::load(Some(&good)).unwrap();
+        let roots = Roots::load(Some(&good), "aws").unwrap();
         assert_eq!(roots.extra, 1);
-        assert_eq!(roots.store.roots.len(), base.store.roots.len() + 1);
+        assert_eq!(roots.web.roots.len(), base.web.roots.len() + 1);
+        assert_eq!(roots.aws.roots.len(), base.aws.roots.len() + 1);
         assert!(roots.pem.ends_with(&one), "the SDK's client trusts it too");
 
         let empty = dir.join("empty.pem");
@@ -171,7 +200,7 @@ mod tests {
             (empty, "holds no certificate"),
             (garbled, "does not parse"),
         ] {
-            let e = Roots::load(Some(&path)).err().unwrap();
+            let e = Roots::load(Some(&path), "aws").err().unwrap();
             assert!(e.contains(says), "{e}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -293,22 +293,22 @@ fn calls_after_a_revocation_are_found_with_what_aws_answered() {
 }
 
 #[test]
-fn a_discarded_session_is_accounted_for_and_any_use_of_it_is_found() {
+fn a_discarded_session_accounts_for_its_assume_role() {
     // Minted beside a gate transaction that refused, dropped unsent: its
-    // AssumeRole leads back to its record, and it counts as revoked from
-    // when it was dropped.
+    // AssumeRole leads back to its record, like any vend's.
     let mut r = record();
     r.status = SessionStatus::Discarded;
-    r.revoked_at = Some(at("2026-12-02T09:00:02Z"));
     let events = fixture();
     let tvm = events.iter().find(|e| e.id.starts_with("1111")).unwrap();
     assert!(
         audit(std::slice::from_ref(tvm), &[r.clone()]).is_empty(),
         "its AssumeRole is tvm's"
     );
-    let used = after_revocation(&r, &events);
-    assert!(!used.is_empty(), "every call with it is reported");
-    assert!(used
-        .iter()
-        .all(|f| matches!(f, Finding::UsedAfterRevocation { .. })));
+    let mut failed = r.clone();
+    failed.status = SessionStatus::Failed;
+    assert_eq!(
+        whys(&audit(std::slice::from_ref(tvm), &[failed])).len(),
+        1,
+        "unlike a vend STS refused"
+    );
 }

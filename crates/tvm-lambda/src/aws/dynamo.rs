@@ -289,12 +289,11 @@ impl SessionStore for DynamoSessions {
 
     fn discard<'a>(&'a self, r: &'a SessionRecord, at: i64) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
+            // Not in the revocation index: callers make discards (a flood
+            // of them must not push real revocations out of what `tvm
+            // audit` reads); `discarded_at` says when.
             let mut item = session_item(r, SessionStatus::Discarded);
-            item.insert("revoked_at".into(), n(at));
-            item.insert(
-                "revoked_on".into(),
-                s(&revocation_partition(at, &r.session_id)),
-            );
+            item.insert("discarded_at".into(), n(at));
             let put = self
                 .client
                 .put_item()

@@ -269,10 +269,11 @@ pub trait SessionStore: Send + Sync {
     ) -> BoxFut<'a, Result<(), AwsError>>;
     /// Record a session whose credentials STS issued while its gates were
     /// checked and tvm dropped unsent, because the gates refused or failed:
-    /// status `discarded`, in the revocation index from `at` (so that `tvm
-    /// audit` reports any use of them). Replaces the record only when the
-    /// gate transaction committed after all (it timed out) and it is still
-    /// `issued`.
+    /// status `discarded` (and `discarded_at`), so that its AssumeRole in
+    /// CloudTrail leads to a record. Not in the revocation index, which
+    /// only the security team's revocations write. Replaces the record only
+    /// when the gate transaction committed after all (it timed out) and it
+    /// is still `issued`.
     fn discard<'a>(
         &'a self,
         session: &'a SessionRecord,

@@ -100,7 +100,7 @@ impl Jwks {
         roots: &crate::tls::Roots,
     ) -> Result<Arc<Self>, String> {
         Ok(Arc::new(Self {
-            client: super::http_client(roots)?,
+            client: super::http_client(roots.web_client()?)?,
             timeout,
             ttl: TTL.min(max_age / 4),
             max_age,

@@ -30,11 +30,12 @@ use tvm_core::principal::{Principal, PrincipalError};
 
 use crate::aws::{AwsError, BoxFut};
 
-/// The HTTPS client (the function's roots, `crate::tls`; plain HTTP for
-/// local endpoints) of the sources that call out themselves: the presigned
-/// replay to STS and the issuers' keys. Built once, at cold start.
+/// The HTTPS client (over `tls`: the AWS roots for the presigned replay to
+/// STS, the web's for issuers' keys, `crate::tls`; plain HTTP for local
+/// endpoints) of the sources that call out themselves. Built once, at cold
+/// start.
 pub(crate) fn http_client<B>(
-    roots: &crate::tls::Roots,
+    tls: rustls::ClientConfig,
 ) -> Result<
     hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -47,7 +48,7 @@ where
     B::Data: Send,
 {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(roots.client_config()?)
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .build();

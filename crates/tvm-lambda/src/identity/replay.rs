@@ -38,7 +38,7 @@ impl StsIdentity {
             .parse()
             .map_err(|_| format!("STS endpoint {endpoint:?} is not a URL"))?;
         Ok(Self {
-            client: super::http_client(roots)?,
+            client: super::http_client(roots.aws_client()?)?,
             endpoint,
             timeout,
         })

@@ -301,3 +301,32 @@ async fn a_vend_that_failed_at_sts_stays_failed() {
     .await;
     assert_eq!(seen["status"], "failed");
 }
+
+#[tokio::test]
+async fn a_refusal_decided_on_a_remembered_gate_is_decided_again_on_the_store() {
+    let memory = Arc::new(Memory::default());
+    let app = app_with(memory.clone(), &[BREAK_GLASS]);
+    let ask = json!({"profile": "orders-tenant", "reason": "incident", "justification": "the orders table is on fire"});
+    let (code, event) = call(&app, "POST", "/v1/breakglass", ONCALL, ask).await;
+    assert_eq!(code, 201, "{event}");
+    let (code, _) = vend(&app, ONCALL).await;
+    assert_eq!(code, 200);
+    // This container remembers an event about to end (as one closed and
+    // reopened elsewhere would leave it): on it alone the vend is refused
+    // (less than 900 s left), while the store holds an open event.
+    let now = chrono::Utc::now();
+    let ending = tvm_core::decision::GateState {
+        approval: None,
+        break_glass: Some(tvm_core::decision::ActiveBreakGlass {
+            id: "an-older-event".into(),
+            ends_at: now + chrono::Duration::seconds(120),
+        }),
+    };
+    app.remembered()
+        .open_gates
+        .granted(ONCALL, "orders-tenant", &ending, now.timestamp());
+    let (code, creds) = vend(&app, ONCALL).await;
+    assert_eq!(code, 200, "decided again on the store: {creds}");
+    let session = memory.state().sessions[creds["SessionId"].as_str().unwrap()].clone();
+    assert_eq!(session.via_id.as_deref(), event["id"].as_str());
+}

@@ -310,7 +310,7 @@ impl App {
             Some(budget) => match tokio::time::timeout(budget, work).await {
                 Ok(reply) => reply,
                 Err(_) => {
-                    tracing::error!(request_id = %request_id, dependency = "aws", "the Lambda deadline came before AWS answered; no credentials issued");
+                    tracing::error!(request_id = %request_id, dependency = "aws", "the Lambda deadline came before AWS answered; no credentials returned");
                     DecisionLog::failed(
                         &self.config.service,
                         &request_id,

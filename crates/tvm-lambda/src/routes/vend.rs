@@ -16,10 +16,41 @@ use crate::aws::{AwsError, GateKind, Gates, ParentGate, StillOpen};
 use crate::error::ApiError;
 use crate::event::truncate;
 
-/// A caller the gates refused as revoked (or its gate closed) vends
-/// sequentially in this container this long; one rate limited, until its
-/// window ends. When the gates fail, every caller does, this long.
+/// A caller whose gate closed vends sequentially in this container this
+/// long; one rate limited, until its window ends. When the gates fail,
+/// every caller does, this long.
 const SEQUENTIAL_SECONDS: i64 = 60;
+
+/// A revoked caller vends sequentially in this container this long: a
+/// revocation outlasts the 300 s its deny covers new sessions for
+/// (`tvm_core::revocation::MARGIN_SECONDS`), so a revoked caller's retries
+/// mint once per container per quarter hour, and those mints never leave.
+const REVOKED_SEQUENTIAL_SECONDS: i64 = 900;
+
+/// A session STS may have issued beside its gate transaction, not yet
+/// accounted for (recorded, or discarded and logged). Dropped armed, when the
+/// request is dropped before both answered (the Lambda deadline), it logs
+/// the session's names: nothing was sent, and this line is its record.
+struct Unaccounted<'a> {
+    session: &'a SessionRecord,
+    armed: bool,
+}
+
+impl Drop for Unaccounted<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let s = self.session;
+            tracing::error!(
+                session_id = %s.session_id,
+                source_identity = %s.source_identity,
+                role_session_name = %s.role_session_name,
+                role_arn = %s.role_arn,
+                caller = %s.caller,
+                "the request ended before its gate transaction and AssumeRole both answered: STS may have issued this session; nothing was sent (discarded), and this line is its record"
+            );
+        }
+    }
+}
 
 impl App {
     pub(super) async fn vend(&self, call: &Call<'_>) -> Handled {
@@ -91,6 +122,13 @@ impl App {
         };
         let grant = match decide(&set, caller, &request, &state, now) {
             Ok(grant) => grant,
+            // A remembered state only ever grants (the transaction checks
+            // it): any refusal is decided again on what the store holds (an
+            // event reopened elsewhere, a rule that changed with the hour).
+            Err(_) if from_memory => {
+                *stale = true;
+                return Err(ApiError::AccessDenied.into());
+            }
             Err(d) => {
                 let mut refused = Failure::denied(ApiError::AccessDenied, d.to_string());
                 refused.facts.rule = d.rule().map(str::to_string);
@@ -191,6 +229,12 @@ impl App {
             .remembered()
             .refusals
             .may_overlap(&planned.session.caller, now.timestamp());
+        // Until the session is accounted for, a request dropped midway (the
+        // Lambda deadline) names it in the log as it goes.
+        let mut unaccounted = Unaccounted {
+            session: &planned.session,
+            armed: overlap,
+        };
         let (recorded, minted) = if overlap {
             let (recorded, minted) = tokio::join!(
                 self.sessions.record(&planned.session, gates),
@@ -207,7 +251,8 @@ impl App {
                 let t = now.timestamp();
                 let sequential_until = match e {
                     AwsError::RateLimited { .. } => Some(rate_limit.window(t).end),
-                    AwsError::Revoked | AwsError::GateClosed => Some(t + SEQUENTIAL_SECONDS),
+                    AwsError::Revoked => Some(t + REVOKED_SEQUENTIAL_SECONDS),
+                    AwsError::GateClosed => Some(t + SEQUENTIAL_SECONDS),
                     _ => None,
                 };
                 match sequential_until {
@@ -224,9 +269,13 @@ impl App {
                     .await;
                 failure.facts.discarded = Some(true);
             }
+            unaccounted.armed = false;
             *stale = from_memory && closed;
             return Err(failure);
         }
+        // Recorded: the session item accounts for whatever STS answers.
+        unaccounted.armed = false;
+        drop(unaccounted);
         let minted = match minted {
             Some(minted) => minted,
             None => self.issuer.assume(&planned.assume).await,

@@ -68,7 +68,11 @@ async fn minted_and_discarded(lambda: &Lambda, caller: &str, assumed: &Call) {
         assumed.param("SourceIdentity"),
         "the record leads to the AssumeRole CloudTrail shows"
     );
-    assert!(item.contains_key("revoked_at"), "the audit reads its use");
+    assert!(item.contains_key("discarded_at"));
+    assert!(
+        !item.contains_key("revoked_on"),
+        "callers' discards stay out of the revocation index the audit reads"
+    );
 }
 
 #[test]
@@ -262,6 +266,54 @@ fn a_break_glass_event_closed_and_reopened_on_another_instance_vends_from_the_ne
         let item = session_item(sid["session_id"].as_str().unwrap()).await;
         assert_eq!(s(&item, "status"), "discarded");
         other.stop().await;
+        lambda.stop().await;
+    });
+}
+
+#[test]
+fn a_vend_cut_off_by_its_deadline_between_the_two_answers_names_its_session() {
+    run(async {
+        put_gates_policy().await;
+        let (lambda, proxy) = counted_lambda(&[("TVM_AWS_TIMEOUT_MS", "5000")]).await;
+        let caller = gate("gate-ovl-deadline", "x1");
+        assert_eq!(vend(&lambda, &caller).await.status, 200, "warm");
+        // The transaction waits at the proxy past the invocation's deadline;
+        // AssumeRole, sent beside it, is answered.
+        proxy.set_fault_when(
+            "dynamodb",
+            "TransactItems",
+            Some(Fault::Delay(Duration::from_secs(3))),
+        );
+        let mark = proxy.mark();
+        let event = vend_event(&caller, json!({"profile": "gates"}));
+        let out = lambda
+            .invoke_within(event, Duration::from_millis(1500))
+            .await
+            .expect("an answer before the deadline");
+        proxy.set_fault_when("dynamodb", "TransactItems", None);
+        let tvm_devstack::runtime::Outcome::Response(out) = out else {
+            panic!("the function failed the invocation")
+        };
+        assert_eq!(out["statusCode"], 503, "{out}");
+        assert!(!out["body"].as_str().unwrap().contains("AccessKeyId"));
+        let assumed = only(&proxy.calls_since(mark), "AssumeRole");
+        let si = assumed.param("SourceIdentity").unwrap();
+        let mut line = None;
+        for _ in 0..100 {
+            line = lambda
+                .logs()
+                .into_iter()
+                .find(|l| l.contains(&si) && l.contains("nothing was sent"));
+            if line.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let line = line.unwrap_or_else(|| panic!("no line names {si}: {:?}", lambda.logs()));
+        assert!(
+            !line.contains("ASIA") && !line.contains("SecretAccessKey"),
+            "{line}"
+        );
         lambda.stop().await;
     });
 }

@@ -183,7 +183,7 @@ variable "policy_signing_key" {
 }
 
 variable "ca_bundle" {
-  description = "Absolute path, inside the function (a layer's files are under /opt), of a PEM file of CA certificates to trust besides the compiled-in Mozilla roots (TVM_CA_BUNDLE), for a TLS-inspecting egress proxy or an OIDC issuer behind a private CA. Empty: the compiled-in roots only; the system's store is not read."
+  description = "Absolute path, inside the function (a layer's files are under /opt), of a PEM file of CA certificates to trust besides the compiled-in roots (TVM_CA_BUNDLE; Amazon Trust Services for AWS endpoints, Mozilla for OIDC issuers), for a TLS-inspecting egress proxy or an OIDC issuer behind a private CA. Empty: the compiled-in roots only; the system's store is not read."
   type        = string
   default     = ""
   validation {
