@@ -17,7 +17,8 @@
 //! It writes one JSON document; `bench/report.py` turns it (with criterion's
 //! estimates and the binary sizes) into docs/performance.md.
 //!
-//! Usage: tvm-bench BOOTSTRAP OUT.json [--quick]
+//! Usage: tvm-bench BOOTSTRAP OUT.json [--quick] [--update]
+//! (`--update`: measure the cold start and the load run again into OUT.json)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,7 @@ struct Settings {
     cold_runs: usize,
     memory_vends: usize,
     load_seconds: u64,
-    /// Vends each instance makes at each load level.
+    /// Vends at each load level, shared among its instances.
     load_vends: usize,
 }
 
@@ -88,7 +89,7 @@ fn main() {
             cold_runs: 3,
             memory_vends: 1_000,
             load_seconds: 4,
-            load_vends: 40,
+            load_vends: 60,
         }
     } else {
         Settings {
@@ -105,7 +106,18 @@ fn main() {
         .build()
         .expect("runtime");
     let bootstrap = PathBuf::from(bootstrap);
-    match rt.block_on(run(&bootstrap, &settings)) {
+    let measured = if args.iter().any(|a| a == "--update") {
+        match std::fs::read_to_string(out)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(results) => rt.block_on(update(&bootstrap, &settings, results)),
+            Err(e) => Err(format!("--update needs {out}: {e}")),
+        }
+    } else {
+        rt.block_on(run(&bootstrap, &settings))
+    };
+    match measured {
         Ok(results) => {
             let text = serde_json::to_string_pretty(&results).expect("json");
             if let Err(e) = std::fs::write(out, text + "\n") {
@@ -121,27 +133,77 @@ fn main() {
     }
 }
 
-async fn run(bootstrap: &Path, s: &Settings) -> Res<Value> {
+async fn stack() -> Res<Stack> {
     let stack = Stack::start().await?;
     put_policy(&stack, "bench", BENCH).await?;
     put_policy(&stack, "bench-limited", LIMITED).await?;
-    let b = Bench { stack, bootstrap };
+    Ok(stack)
+}
+
+/// `--update`: the cold start (and its round-trip row) and the load run
+/// measured again into an existing results file, the rest kept.
+async fn update(bootstrap: &Path, s: &Settings, mut results: Value) -> Res<Value> {
+    let b = Bench {
+        stack: stack().await?,
+        bootstrap,
+    };
+    step("cold starts");
+    let (row, cold) = b.cold_round_trips(s).await?;
+    let paths = results["round_trips"]["paths"]
+        .as_array_mut()
+        .ok_or("no round trips in the results")?;
+    let at = paths
+        .iter()
+        .position(|p| p["path"] == row["path"])
+        .ok_or("no cold-start row in the results")?;
+    paths[at] = row;
+    let warm_ms = results["round_trips"]["paths"][0]["latency_ms"]["0"]
+        .as_f64()
+        .ok_or("no warm latency")?;
+    let mut cold_start = cold_start(&cold, warm_ms);
+    cold_start["harness_floor_ms"] = json!(b.poll_floor(s.cold_runs).await?);
+    results["cold_start"] = cold_start;
+    drop(b);
+    step("load");
+    results["load"] = load(bootstrap, s).await?;
+    results["generated"] = json!(unix_seconds());
+    Ok(results)
+}
+
+/// The load run, each level on a fresh emulator: moto slows with every
+/// transaction it has kept.
+async fn load(bootstrap: &Path, s: &Settings) -> Res<Value> {
+    let mut levels = Vec::new();
+    for n in LOAD_INSTANCES {
+        let b = Bench {
+            stack: stack().await?,
+            bootstrap,
+        };
+        levels.push(b.load_level(n, s).await?);
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    Ok(json!({"levels": levels, "cpus": cpus}))
+}
+
+async fn run(bootstrap: &Path, s: &Settings) -> Res<Value> {
+    let b = Bench {
+        stack: stack().await?,
+        bootstrap,
+    };
     step("round trips and cold starts");
     let (round_trips, cold) = b.round_trips(s).await?;
     let warm_ms = round_trips["paths"][0]["latency_ms"]["0"]
         .as_f64()
         .ok_or("no warm latency")?;
-    let cold_start = cold_start(&cold, warm_ms);
+    let mut cold_start = cold_start(&cold, warm_ms);
+    cold_start["harness_floor_ms"] = json!(b.poll_floor(s.cold_runs).await?);
     step("policy cache");
     let policy_cache = b.policy_cache(s).await?;
     step("memory");
     let memory = b.memory(s).await?;
     drop(b);
-    // A fresh emulator: moto slows with every transaction it has kept.
     step("load");
-    let stack = Stack::start().await?;
-    put_policy(&stack, "bench", BENCH).await?;
-    let load = Bench { stack, bootstrap }.load(s).await?;
+    let load = load(bootstrap, s).await?;
     Ok(json!({
         "generated": unix_seconds(),
         "quick": s.samples < 25,
@@ -376,6 +438,20 @@ impl Bench<'_> {
     }
 
     async fn lambda(&self, extra: &[(&str, &str)]) -> Res<Lambda> {
+        let env = self.env(extra);
+        Lambda::start(self.bootstrap, &env)
+            .await
+            .map_err(|e| format!("starting bootstrap: {e}"))
+    }
+
+    /// An instance spawned as Lambda execs it (see `Lambda::start_measured`).
+    async fn measured_lambda(&self, program: &Path) -> Res<Lambda> {
+        Lambda::start_measured(program, &self.env(&[]))
+            .await
+            .map_err(|e| format!("starting {}: {e}", program.display()))
+    }
+
+    fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = self.stack.function_env();
         // moto pauses for over a second now and then (garbage collection on
         // a growing heap). With the default 1.5 s attempt timeout the SDK
@@ -386,9 +462,37 @@ impl Bench<'_> {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v.to_string()));
         }
-        Lambda::start(self.bootstrap, &env)
-            .await
-            .map_err(|e| format!("starting bootstrap: {e}"))
+        env
+    }
+
+    /// The harness's own exec to first poll: a shell that polls at once.
+    async fn poll_floor(&self, runs: usize) -> Res<f64> {
+        let stub = std::env::temp_dir().join(format!("tvm-bench-stub-{}", std::process::id()));
+        std::fs::write(
+            &stub,
+            "#!/bin/bash\nexec 3<>/dev/tcp/${AWS_LAMBDA_RUNTIME_API%:*}/${AWS_LAMBDA_RUNTIME_API#*:}\nprintf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: runtime\\r\\n\\r\\n' >&3\nsleep 10\n",
+        )
+        .map_err(|e| format!("writing the stub: {e}"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        let mut polls = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let lambda = self.measured_lambda(&stub).await?;
+            let mut polled = None;
+            for _ in 0..500 {
+                polled = lambda.runtime.first_poll();
+                if polled.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let polled = polled.ok_or("the stub never polled")?;
+            polls.push(ms(polled - lambda.spawned));
+            lambda.stop().await;
+        }
+        let _ = std::fs::remove_file(&stub);
+        Ok(median(polls))
     }
 
     fn delay(&self, d: Duration) {
@@ -542,7 +646,7 @@ impl Bench<'_> {
         let mut out = Vec::with_capacity(runs);
         for _ in 0..runs {
             let mark = self.stack.proxy.mark();
-            let lambda = self.lambda(&[]).await?;
+            let lambda = self.measured_lambda(self.bootstrap).await?;
             expect(&lambda, vend(&arn("orders-task", "cold"), "bench"), 200).await?;
             let first_ms = ms(lambda.spawned.elapsed());
             let polled = lambda.runtime.first_poll().ok_or("never polled")?;
@@ -694,10 +798,11 @@ impl Bench<'_> {
 
 impl Bench<'_> {
     /// N instances at once, each sending its next vend when the last is
-    /// answered (one invocation at a time, as Lambda runs an environment).
-    async fn load(&self, s: &Settings) -> Res<Value> {
-        let mut levels = Vec::new();
-        for n in LOAD_INSTANCES {
+    /// answered (one invocation at a time, as Lambda runs an environment),
+    /// `load_vends` in all.
+    async fn load_level(&self, n: usize, s: &Settings) -> Res<Value> {
+        let per_instance = s.load_vends / n;
+        {
             let mut lambdas = Vec::with_capacity(n);
             for _ in 0..n {
                 let lambda = self.lambda(&[]).await?;
@@ -712,9 +817,9 @@ impl Bench<'_> {
             let start = Instant::now();
             let runs = lambdas.iter().enumerate().map(|(i, lambda)| async move {
                 let caller = arn("orders-task", &format!("load-{i}"));
-                let mut took = Vec::with_capacity(s.load_vends);
+                let mut took = Vec::with_capacity(per_instance);
                 let mut failed = 0;
-                for _ in 0..s.load_vends {
+                for _ in 0..per_instance {
                     let (status, _, t) = call(lambda, vend(&caller, "bench")).await?;
                     match status {
                         200 => took.push(ms(t)),
@@ -740,7 +845,7 @@ impl Bench<'_> {
             }
             self.prune().await?;
             took.sort_by(f64::total_cmp);
-            levels.push(json!({
+            Ok(json!({
                 "instances": n,
                 "vends": vends,
                 "failed": failed,
@@ -754,11 +859,8 @@ impl Bench<'_> {
                 // USER_HZ is 100 on Linux: a tick is 10 ms.
                 "cpu_ms_per_vend": ((cpu as f64 * 10.0 / vends.max(1) as f64) * 100.0).round() / 100.0,
                 "log_bytes_per_vend": (logged as f64 / vends.max(1) as f64).round(),
-            }));
+            }))
         }
-        Ok(
-            json!({"levels": levels, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}),
-        )
     }
 }
 

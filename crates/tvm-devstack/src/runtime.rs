@@ -188,9 +188,30 @@ pub struct Lambda {
 impl Lambda {
     /// Start `bootstrap` with a clean environment: only what Lambda sets and `env`.
     pub async fn start(bootstrap: &Path, env: &[(String, String)]) -> std::io::Result<Self> {
+        Self::start_with(bootstrap, env, true).await
+    }
+
+    /// Start it as Lambda does, an exec with nothing run before it: no
+    /// parent-death signal (set between fork and exec, it makes the spawn
+    /// fork this whole process first, which is the harness's time, not the
+    /// function's cold start). Dropping it still kills it.
+    pub async fn start_measured(
+        bootstrap: &Path,
+        env: &[(String, String)],
+    ) -> std::io::Result<Self> {
+        Self::start_with(bootstrap, env, false).await
+    }
+
+    async fn start_with(
+        bootstrap: &Path,
+        env: &[(String, String)],
+        die_with_parent: bool,
+    ) -> std::io::Result<Self> {
         let runtime = RuntimeApi::start().await?;
         let mut std_cmd = std::process::Command::new(bootstrap);
-        crate::stack::die_with_parent(&mut std_cmd);
+        if die_with_parent {
+            crate::stack::die_with_parent(&mut std_cmd);
+        }
         let mut cmd = tokio::process::Command::from(std_cmd);
         cmd.env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", runtime.addr().to_string())
