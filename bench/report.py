@@ -193,12 +193,24 @@ def capacity_section(w, rt, load):
       "credentials before they expire (`tvm` does 5 minutes before: every 600 s on 900 s sessions), so 1,000 "
       "vends/s is about 600,000 consumers on 900 s sessions, or 3.3 million on one-hour ones.")
     w("")
+    # An environment's time per vend at 128 MB: the round trip or its CPU at
+    # a fourteenth of a vCPU, whichever is longer.
+    busy_s = max(0.02, cpu * 14 / 1000)
+    w(f"At 128 MB an environment has about a fourteenth of a vCPU, so the {cpu:.2f} ms of CPU take about "
+      f"{cpu * 14:.0f} ms there: a vend holds its environment about {busy_s * 1000:.0f} ms, longer than its round "
+      "trip. At 512 MB (a quarter of a vCPU) it is the round trip again, and duration costs about the same: "
+      "four times the memory for about a quarter of the time. (The cost table bills the latency measured here; "
+      f"billed at {busy_s * 1000:.0f} ms, its Lambda line is "
+      f"${(lambda_cost(busy_s * 1000) - lambda_cost(20)) * 1e6:.2f} per million higher.)")
+    w("")
     rows = []
     for rate in (100, 1000, 10000):
-        concurrency = rate * 0.02  # environments busy at once at 20 ms a vend
+        concurrency = rate * busy_s
         rows.append((
             f"{rate:,}",
-            f"{concurrency:,.0f} environments busy (at 20 ms a vend): far under {QUOTA['lambda_concurrency']:,}",
+            f"{concurrency:,.0f} environments busy at 128 MB: "
+            + ("over" if concurrency > QUOTA["lambda_concurrency"] else "under")
+            + f" the default {QUOTA['lambda_concurrency']:,}",
             f"{rate * wru:,.0f} WRU/s, {rate * rru:,.0f} RRU/s"
             + (" — over a new on-demand table's 4,000 WRU/s until it has seen the load: pre-warm it"
                if rate * wru > QUOTA["ddb_new_table_wru"] else "")
@@ -236,8 +248,9 @@ def capacity_section(w, rt, load):
       f"it is {10000 * wru:,.0f} WRU/s, over the default on-demand table maximum "
       f"({QUOTA['ddb_table_wru']:,}): raise it, or provision capacity.")
     w(f"5. **API Gateway and Lambda.** The HTTP API's account throttle ({QUOTA['http_api_rps']:,} requests/s, "
-      "adjustable) binds at 10,000 vends/s: raise it first. Lambda is furthest: at 20 ms a vend, 10,000 "
-      "vends/s keeps about 200 environments busy, a fifth of the default concurrency, and a cold burst grows "
+      f"adjustable) binds at 10,000 vends/s: raise it first. Lambda: at 128 MB, 10,000 vends/s keeps about "
+      f"{10000 * busy_s:,.0f} environments busy, of the default {QUOTA['lambda_concurrency']:,} concurrency "
+      "(512 MB brings it to about 200); a cold burst grows "
       f"by {QUOTA['lambda_scaling']:,} environments every 10 s. Reserved concurrency on the function keeps "
       "other functions from starving tvm (and tvm from starving them).")
     w("")
