@@ -116,6 +116,13 @@ export interface TokenVendingMachineProps {
    */
   readonly policySigningKey?: string;
   /**
+   * Absolute path, inside the function (a layer's files are under /opt), of a PEM file of CA
+   * certificates to trust besides the compiled-in roots (TVM_CA_BUNDLE; Amazon Trust Services
+   * for AWS endpoints, Mozilla for OIDC issuers). Empty = the compiled-in roots only; the
+   * system's store is not read. (`CaBundle`; default: '')
+   */
+  readonly caBundle?: string;
+  /**
    * The x-tvm-server-id a presigned identity must be signed with (TVM_SERVER_ID); required
    * by the sts identity mode, at least 8 characters. (`ServerId`; default: '')
    */
@@ -219,6 +226,7 @@ const PARAMETERS: Record<string, string> = {
   jwtAudiences: "JwtAudiences",
   jwksMaxAgeSeconds: "JwksMaxAgeSeconds",
   policySigningKey: "PolicySigningKey",
+  caBundle: "CaBundle",
   serverId: "ServerId",
   rateLimit: "RateLimit",
   policyTtlSeconds: "PolicyTtlSeconds",

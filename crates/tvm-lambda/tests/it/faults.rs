@@ -68,16 +68,8 @@ async fn fails_closed(lambda: &Lambda, dependency: &str, fault: &str) {
     // The function's output is read from its pipe as it comes: the answer can
     // arrive before the log line is collected, so poll for it (bounded).
     let needle = format!("\"dependency\":\"{dependency}\"");
-    let mut logged = false;
-    for _ in 0..100 {
-        logged = lambda.logs().iter().any(|l| l.contains(&needle));
-        if logged {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert!(
-        logged,
+        logged(lambda, |l| l.contains(&needle)).await.is_some(),
         "{dependency} {fault}: no log line names the dependency: {:?}",
         lambda.logs()
     );
@@ -120,19 +112,9 @@ async fn warm_then_failing(service: &str, name: &str, fault: Fault) -> Vec<Call>
 /// record of it cannot be written while DynamoDB fails).
 async fn discarded_in_the_logs(lambda: &Lambda, assumed: &Call, what: &str) {
     let si = assumed.param("SourceIdentity").expect("a SourceIdentity");
-    let mut logged = false;
-    for _ in 0..100 {
-        logged = lambda
-            .logs()
-            .iter()
-            .any(|l| l.contains(&si) && l.contains("discarded"));
-        if logged {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let line = logged(lambda, |l| l.contains(&si) && l.contains("discarded")).await;
     assert!(
-        logged,
+        line.is_some(),
         "{what}: no line accounts for {si}: {:?}",
         lambda.logs()
     );

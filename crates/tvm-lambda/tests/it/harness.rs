@@ -169,6 +169,18 @@ pub fn decisions(lambda: &Lambda) -> Vec<Value> {
         .collect()
 }
 
+/// The first line the function logged that `wanted` accepts; waits
+/// (bounded, 2 s) for the log pipe, which can lag behind the answer.
+pub async fn logged(lambda: &Lambda, wanted: impl Fn(&str) -> bool) -> Option<String> {
+    for _ in 0..100 {
+        if let Some(line) = lambda.logs().into_iter().find(|l| wanted(l)) {
+            return Some(line);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
+}
+
 /// The decision line of one request; waits (bounded) for the log pipe.
 pub async fn decision_for(lambda: &Lambda, request_id: &str) -> Value {
     for _ in 0..200 {

@@ -257,12 +257,10 @@ fn a_break_glass_event_closed_and_reopened_on_another_instance_vends_from_the_ne
             .find(|c| c.param("SourceIdentity") != Some(s(&returned, "source_identity")))
             .expect("the stale attempt's mint");
         let si = stale.param("SourceIdentity").unwrap();
-        let logged = lambda
-            .logs()
-            .into_iter()
-            .find(|l| l.contains(&si) && l.contains("discarded"))
+        let line = logged(&lambda, |l| l.contains(&si) && l.contains("discarded"))
+            .await
             .expect("the discard is logged");
-        let sid: serde_json::Value = serde_json::from_str(&logged).unwrap();
+        let sid: serde_json::Value = serde_json::from_str(&line).unwrap();
         let item = session_item(sid["session_id"].as_str().unwrap()).await;
         assert_eq!(s(&item, "status"), "discarded");
         other.stop().await;
@@ -298,18 +296,11 @@ fn a_vend_cut_off_by_its_deadline_between_the_two_answers_names_its_session() {
         assert!(!out["body"].as_str().unwrap().contains("AccessKeyId"));
         let assumed = only(&proxy.calls_since(mark), "AssumeRole");
         let si = assumed.param("SourceIdentity").unwrap();
-        let mut line = None;
-        for _ in 0..100 {
-            line = lambda
-                .logs()
-                .into_iter()
-                .find(|l| l.contains(&si) && l.contains("nothing was sent"));
-            if line.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let line = line.unwrap_or_else(|| panic!("no line names {si}: {:?}", lambda.logs()));
+        let line = logged(&lambda, |l| {
+            l.contains(&si) && l.contains("nothing was sent")
+        })
+        .await
+        .unwrap_or_else(|| panic!("no line names {si}: {:?}", lambda.logs()));
         assert!(
             !line.contains("ASIA") && !line.contains("SecretAccessKey"),
             "{line}"
