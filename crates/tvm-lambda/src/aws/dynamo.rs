@@ -137,6 +137,29 @@ fn session_item(r: &SessionRecord, status: SessionStatus) -> HashMap<String, Att
     item
 }
 
+/// A conditional put whose condition failed left what is stored, which is
+/// what the caller wanted kept: done.
+fn kept_if_condition_failed<R, R2>(
+    put: Result<
+        R,
+        aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R2>,
+    >,
+) -> Result<(), AwsError>
+where
+    R2: std::fmt::Debug + Send + Sync + 'static,
+{
+    match put {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(dep(e)),
+    }
+}
+
 fn dep<E: std::error::Error + Send + Sync + 'static>(e: E) -> AwsError {
     AwsError::unavailable(Dependency::DynamoDb, e)
 }
@@ -304,18 +327,9 @@ impl SessionStore for DynamoSessions {
                 .expression_attribute_values(":issued", s(SessionStatus::Issued.as_str()))
                 .send()
                 .await;
-            match put {
-                Ok(_) => Ok(()),
-                // Recorded already, and no longer issued (revoked meanwhile):
-                // accounted for.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(dep(e)),
-            }
+            // Recorded already, and no longer issued (revoked meanwhile):
+            // accounted for.
+            kept_if_condition_failed(put)
         })
     }
 
@@ -444,17 +458,8 @@ impl SessionStore for DynamoSessions {
                 .expression_attribute_values(":until", n(m.until))
                 .send()
                 .await;
-            match put {
-                Ok(_) => Ok(()),
-                // A revocation lasting longer is already in place: keep it.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(dep(e)),
-            }
+            // A revocation lasting longer is already in place: keep it.
+            kept_if_condition_failed(put)
         })
     }
 }

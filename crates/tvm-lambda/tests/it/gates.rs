@@ -78,6 +78,17 @@ pub async fn get(lambda: &Lambda, caller: &str, path_and_query: &str) -> Answer 
     call(lambda, e).await
 }
 
+/// Wait (bounded, 6 s) for the first 300 ms of a 5 s rate window, so that
+/// the next few vends fall in one window.
+pub async fn at_window_start() {
+    for _ in 0..60 {
+        if chrono::Utc::now().timestamp_millis() % 5000 < 300 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The revocation policy of the function's own account.
 pub async fn revocation_policy() -> String {
     revocation_policy_in(tvm_devstack::stack::ACCOUNT)
@@ -182,12 +193,7 @@ fn the_rate_limit_answers_429_with_retry_after_then_the_next_window_vends() {
         let lambda = gates_lambda().await;
         let caller = gate("gate-rate", "x1");
         // Start at the beginning of a 5 s window, so that four vends fall in one.
-        for _ in 0..60 {
-            if chrono::Utc::now().timestamp_millis() % 5000 < 300 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        at_window_start().await;
         for i in 0..3 {
             assert_eq!(
                 vend(&lambda, &caller).await.status,

@@ -13,7 +13,7 @@ use serde_json::json;
 use tvm_devstack::proxy::{Call, Fault, Proxy, ANY};
 use tvm_devstack::runtime::Lambda;
 
-use crate::gates::{gate, post, put_gates_policy, vend, ADMIN};
+use crate::gates::{at_window_start, gate, post, put_gates_policy, vend, ADMIN};
 use crate::harness::*;
 
 /// Long enough that two calls sent together overlap at the proxy, however
@@ -44,6 +44,24 @@ async fn vend_counted(lambda: &Lambda, proxy: &Proxy, caller: &str) -> (Answer, 
     let mark = proxy.mark();
     let a = vend(lambda, caller).await;
     (a, proxy.calls_since(mark))
+}
+
+/// A vend with every AWS call delayed, so that two sent together overlap at
+/// the proxy: it vends in one round trip (its transaction and AssumeRole
+/// overlapped), and these were its calls.
+async fn in_one_round_trip(lambda: &Lambda, proxy: &Proxy, caller: &str) -> Vec<Call> {
+    proxy.set_fault(ANY, Some(Fault::Delay(DELAY)));
+    let (a, calls) = vend_counted(lambda, proxy, caller).await;
+    proxy.set_fault(ANY, None);
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert!(
+        overlapped(
+            &only(&calls, "TransactWriteItems"),
+            &only(&calls, "AssumeRole")
+        ),
+        "{caller}: one round trip"
+    );
+    calls
 }
 
 /// The decision line of `caller`'s last request.
@@ -134,12 +152,7 @@ fn over_the_rate_limit_one_mint_is_discarded_then_none_until_the_window_ends() {
         let (lambda, proxy) = counted_gates_lambda().await;
         let caller = gate("gate-ovl-rate", "x1");
         // The start of a 5 s window (the profile allows 3 vends in one).
-        for _ in 0..60 {
-            if chrono::Utc::now().timestamp_millis() % 5000 < 300 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        at_window_start().await;
         for i in 0..3 {
             assert_eq!(vend(&lambda, &caller).await.status, 200, "vend {i}");
         }
@@ -154,14 +167,7 @@ fn over_the_rate_limit_one_mint_is_discarded_then_none_until_the_window_ends() {
             assert_eq!(actions(&calls), ["TransactWriteItems"], "flood {i}");
         }
         // Another caller still takes one round trip.
-        proxy.set_fault(ANY, Some(Fault::Delay(DELAY)));
-        let (a, calls) = vend_counted(&lambda, &proxy, &gate("gate-ovl-rate-2", "x1")).await;
-        assert_eq!(a.status, 200);
-        assert!(overlapped(
-            &only(&calls, "TransactWriteItems"),
-            &only(&calls, "AssumeRole")
-        ));
-        proxy.set_fault(ANY, None);
+        in_one_round_trip(&lambda, &proxy, &gate("gate-ovl-rate-2", "x1")).await;
         // The next window: the caller vends, and overlaps again.
         let retry: u64 = limited.headers["retry-after"]
             .as_str()
@@ -169,14 +175,7 @@ fn over_the_rate_limit_one_mint_is_discarded_then_none_until_the_window_ends() {
             .parse()
             .unwrap();
         tokio::time::sleep(Duration::from_millis(retry * 1000 + 200)).await;
-        proxy.set_fault(ANY, Some(Fault::Delay(DELAY)));
-        let (a, calls) = vend_counted(&lambda, &proxy, &caller).await;
-        proxy.set_fault(ANY, None);
-        assert_eq!(a.status, 200, "{:?}", a.body);
-        assert!(overlapped(
-            &only(&calls, "TransactWriteItems"),
-            &only(&calls, "AssumeRole")
-        ));
+        in_one_round_trip(&lambda, &proxy, &caller).await;
         lambda.stop().await;
     });
 }
@@ -204,15 +203,8 @@ fn an_approved_caller_vends_again_in_one_round_trip() {
             200,
             "granted, state read"
         );
-        proxy.set_fault(ANY, Some(Fault::Delay(DELAY)));
-        let (a, calls) = vend_counted(&lambda, &proxy, &jane).await;
-        proxy.set_fault(ANY, None);
-        assert_eq!(a.status, 200, "{:?}", a.body);
+        let calls = in_one_round_trip(&lambda, &proxy, &jane).await;
         assert_eq!(calls.len(), 2, "no gate state read: {:?}", actions(&calls));
-        assert!(overlapped(
-            &only(&calls, "TransactWriteItems"),
-            &only(&calls, "AssumeRole")
-        ));
         lambda.stop().await;
     });
 }
