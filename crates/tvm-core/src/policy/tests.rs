@@ -140,6 +140,43 @@ fn time_windows_respect_the_timezone_and_overnight_ranges() {
 }
 
 #[test]
+fn time_windows_follow_daylight_saving_and_half_hour_zones() {
+    // Berlin moves to CEST at 01:00 UTC on Sunday 2027-03-28.
+    let sunday = window("sun", "02:30-03:30", "Europe/Berlin");
+    let utc = |mo, d, h, m| Utc.with_ymd_and_hms(2027, mo, d, h, m, 0).unwrap();
+    assert!(!sunday.contains(utc(3, 28, 0, 59))); // 01:59 CET
+    assert!(sunday.contains(utc(3, 28, 1, 0))); // 03:00 CEST
+    assert!(!sunday.contains(utc(3, 28, 1, 30))); // 03:30 CEST
+    assert!(sunday.contains(utc(3, 21, 1, 30))); // a week before: 02:30 CET
+    let kolkata = window("mon", "09:00-17:00", "Asia/Kolkata");
+    assert!(!kolkata.contains(utc(3, 1, 3, 29))); // Mon 08:59 IST (+05:30)
+    assert!(kolkata.contains(utc(3, 1, 3, 30))); // Mon 09:00 IST
+                                                 // Links from the database's backward file are names too.
+    assert!(window("mon", "09:00-17:00", "US/Eastern").contains(utc(3, 1, 14, 0)));
+}
+
+#[test]
+fn a_timezone_is_named_as_the_database_spells_it() {
+    for tz in [
+        "europe/berlin",
+        "EUROPE/BERLIN",
+        "utc",
+        "Europe/Berlin ",
+        "/etc/localtime",
+        "../../etc/passwd",
+        "Local",
+        "",
+    ] {
+        let doc = format!("{BASE}rules: [{{name: a, effect: deny, time: {{days: [mon], timezone: '{tz}'}}}}, {{name: b, effect: allow, accounts: ['111122223333']}}]\n");
+        let e = errors(&doc);
+        assert!(
+            e.iter().any(|m| m.contains("is not an IANA timezone")),
+            "{tz:?}: {e:?}"
+        );
+    }
+}
+
+#[test]
 fn tvm_s_own_tags_are_not_a_profiles_to_set() {
     let rule = "rules: [{name: a, effect: allow, accounts: ['111122223333']}]\n";
     for key in ["tvm-caller", "TVM-Caller", "tvm-anything"] {
