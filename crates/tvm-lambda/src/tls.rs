@@ -47,17 +47,21 @@ impl Roots {
         let mut web = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        let aws_roots: Vec<&CertificateDer<'static>> = if partition == "aws-cn" {
-            webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().collect()
-        } else {
-            amazon_roots().collect()
-        };
         let mut aws = rustls::RootCertStore::empty();
-        let mut pem = Vec::with_capacity(aws_roots.len() * 2048);
-        for cert in aws_roots {
-            aws.add(cert.clone())
-                .map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
-            push_pem(&mut pem, cert);
+        let mut pem = Vec::new();
+        if partition == "aws-cn" {
+            for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+                aws.add(cert.clone())
+                    .map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
+                push_pem(&mut pem, cert);
+            }
+        } else {
+            for cert in CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_PEM) {
+                let cert = cert.map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
+                aws.add(cert)
+                    .map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
+            }
+            pem.extend_from_slice(AMAZON_TRUST_SERVICES_PEM);
         }
         let mut extra = 0;
         if let Some(path) = bundle {
@@ -111,25 +115,10 @@ fn client_config(roots: &Arc<rustls::RootCertStore>) -> Result<rustls::ClientCon
         .with_no_client_auth())
 }
 
-/// The common names of Amazon Trust Services' roots.
-const AMAZON_TRUST_SERVICES: [&str; 5] = [
-    "Amazon Root CA 1",
-    "Amazon Root CA 2",
-    "Amazon Root CA 3",
-    "Amazon Root CA 4",
-    "Starfield Services Root Certificate Authority - G2",
-];
-
-/// Amazon Trust Services' roots among Mozilla's: the self-signed
-/// certificates whose DER carries one of those names (as its subject and
-/// issuer; no other root names them).
-fn amazon_roots() -> impl Iterator<Item = &'static CertificateDer<'static>> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().filter(|c| {
-        AMAZON_TRUST_SERVICES
-            .iter()
-            .any(|name| memchr::memmem::find(c.as_ref(), name.as_bytes()).is_some())
-    })
-}
+/// Amazon Trust Services' roots, compiled in: reading them out of Mozilla's
+/// 150 at each start (every certificate's pages faulted in) was a tenth of a
+/// millisecond of the cold start. The tests check the file against the crate.
+const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
 fn push_pem(out: &mut Vec<u8>, cert: &CertificateDer<'_>) {
     let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
@@ -144,6 +133,48 @@ fn push_pem(out: &mut Vec<u8>, cert: &CertificateDer<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The common names of Amazon Trust Services' roots.
+    const AMAZON_TRUST_SERVICES: [&str; 5] = [
+        "Amazon Root CA 1",
+        "Amazon Root CA 2",
+        "Amazon Root CA 3",
+        "Amazon Root CA 4",
+        "Starfield Services Root Certificate Authority - G2",
+    ];
+
+    /// Among Mozilla's roots, the self-signed certificates whose DER carries
+    /// one of those names (as subject and issuer; no other root names them).
+    fn amazon_roots() -> Vec<&'static CertificateDer<'static>> {
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter(|c| {
+                AMAZON_TRUST_SERVICES
+                    .iter()
+                    .any(|name| memchr::memmem::find(c.as_ref(), name.as_bytes()).is_some())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_compiled_in_amazon_roots_are_mozillas_amazon_trust_services_roots() {
+        let file: Vec<CertificateDer> = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_PEM)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mozilla = amazon_roots();
+        assert_eq!(
+            mozilla.len(),
+            AMAZON_TRUST_SERVICES.len(),
+            "one root per name"
+        );
+        assert_eq!(file.len(), mozilla.len());
+        for cert in mozilla {
+            assert!(
+                file.contains(cert),
+                "certs/amazon-trust-services.pem lacks a root webpki-root-certs has: regenerate it"
+            );
+        }
+    }
 
     #[test]
     fn the_sdk_trusts_amazon_trust_services_alone_and_the_identity_sources_mozillas_roots() {
