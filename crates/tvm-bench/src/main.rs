@@ -94,7 +94,7 @@ fn main() {
     } else {
         Settings {
             samples: 25,
-            cold_runs: 10,
+            cold_runs: 30,
             memory_vends: 10_000,
             load_seconds: 20,
             load_vends: 400,
