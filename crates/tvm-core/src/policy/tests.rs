@@ -165,6 +165,8 @@ fn a_timezone_is_named_as_the_database_spells_it() {
         "/etc/localtime",
         "../../etc/passwd",
         "Local",
+        "Factory",
+        "posixrules",
         "",
     ] {
         let doc = format!("{BASE}rules: [{{name: a, effect: deny, time: {{days: [mon], timezone: '{tz}'}}}}, {{name: b, effect: allow, accounts: ['111122223333']}}]\n");

