@@ -90,17 +90,12 @@ fn first_poll(bootstrap: &str) -> Result<Duration, String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(runs), bins) = (
-        args.first().and_then(|n| n.parse::<usize>().ok()),
-        &args[1.min(args.len())..],
-    ) else {
+    let runs = args.first().and_then(|n| n.parse::<usize>().ok());
+    let bins = args.get(1..).unwrap_or_default();
+    let (Some(runs @ 1..), false) = (runs, bins.is_empty()) else {
         eprintln!("usage: spawn-ab RUNS BOOTSTRAP...");
         std::process::exit(2);
     };
-    if bins.is_empty() || runs == 0 {
-        eprintln!("usage: spawn-ab RUNS BOOTSTRAP...");
-        std::process::exit(2);
-    }
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); bins.len()];
     for _ in 0..runs {
         for (bin, out) in bins.iter().zip(times.iter_mut()) {

@@ -47,19 +47,19 @@ impl Roots {
         let mut web = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        let compiled_in =
+            |e: &dyn std::fmt::Display| format!("a compiled-in root does not parse: {e}");
         let mut aws = rustls::RootCertStore::empty();
         let mut pem = Vec::new();
         if partition == "aws-cn" {
             for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-                aws.add(cert.clone())
-                    .map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
+                aws.add(cert.clone()).map_err(|e| compiled_in(&e))?;
                 push_pem(&mut pem, cert);
             }
         } else {
             for cert in CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_PEM) {
-                let cert = cert.map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
-                aws.add(cert)
-                    .map_err(|e| format!("a compiled-in root does not parse: {e}"))?;
+                aws.add(cert.map_err(|e| compiled_in(&e))?)
+                    .map_err(|e| compiled_in(&e))?;
             }
             pem.extend_from_slice(AMAZON_TRUST_SERVICES_PEM);
         }

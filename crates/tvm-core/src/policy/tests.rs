@@ -151,7 +151,8 @@ fn time_windows_follow_daylight_saving_and_half_hour_zones() {
     let kolkata = window("mon", "09:00-17:00", "Asia/Kolkata");
     assert!(!kolkata.contains(utc(3, 1, 3, 29))); // Mon 08:59 IST (+05:30)
     assert!(kolkata.contains(utc(3, 1, 3, 30))); // Mon 09:00 IST
-                                                 // Links from the database's backward file are names too.
+
+    // Links from the database's backward file are names too.
     assert!(window("mon", "09:00-17:00", "US/Eastern").contains(utc(3, 1, 14, 0)));
 }
 

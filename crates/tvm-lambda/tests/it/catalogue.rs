@@ -98,6 +98,51 @@ fn broken_policies_of_every_kind_are_never_served() {
 }
 
 #[test]
+fn a_time_window_is_read_on_its_own_zones_clock_not_utcs() {
+    // Kathmandu is UTC+05:45 all year: a window read on UTC's clock, or
+    // rounded to whole hours, lands elsewhere.
+    run(async {
+        let offset = chrono::TimeDelta::minutes(5 * 60 + 45);
+        let hours = |clock: chrono::DateTime<chrono::Utc>| {
+            let half = chrono::TimeDelta::minutes(30);
+            format!(
+                "{}-{}",
+                (clock - half).format("%H:%M"),
+                (clock + half).format("%H:%M")
+            )
+        };
+        let now = chrono::Utc::now();
+        let cases = [
+            ("tz-local-now", hours(now + offset), 403),
+            ("tz-utc-now", hours(now), 200),
+        ];
+        for (profile, window, _) in &cases {
+            put(
+                profile,
+                &format!("profile: {profile}\nrole_arn: arn:aws:iam::123456789012:role/tvm/orders-tenant\nrules:\n  - {{name: closed, effect: deny, time: {{hours: '{window}', timezone: Asia/Kathmandu}}}}\n  - {{name: a, effect: allow, principals: ['{TASK}*']}}\n"),
+            )
+            .await;
+        }
+        let lambda = own_lambda(&[]).await;
+        for (profile, _, status) in &cases {
+            let a = call(
+                &lambda,
+                vend_event(&format!("{TASK}acme"), json!({"profile": profile})),
+            )
+            .await;
+            assert_eq!(a.status, *status, "{profile}: {:?}", a.body);
+        }
+        assert!(
+            decisions(&lambda)
+                .iter()
+                .any(|d| d["profile"] == "tz-local-now" && d["rule"] == "closed"),
+            "the deny window is the reason"
+        );
+        lambda.stop().await;
+    });
+}
+
+#[test]
 fn template_values_that_could_change_meaning_are_refused_not_escaped() {
     run(async {
         put(
